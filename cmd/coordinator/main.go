@@ -1,0 +1,199 @@
+// Command coordinator runs the ringmesh control plane on a voter: an
+// embedded NATS JetStream server (or a connection to an existing one), the
+// registry, the meshctl API and the HTTP endpoints. With --dev it also runs
+// an agent for this machine in the same process.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/ringmesh/ringmesh/pkg/agent"
+	"github.com/ringmesh/ringmesh/pkg/bus"
+	"github.com/ringmesh/ringmesh/pkg/cli"
+	"github.com/ringmesh/ringmesh/pkg/config"
+	"github.com/ringmesh/ringmesh/pkg/coordinator"
+	"github.com/ringmesh/ringmesh/pkg/logging"
+	"github.com/ringmesh/ringmesh/pkg/registry"
+	"github.com/ringmesh/ringmesh/pkg/version"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "coordinator:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	fs := flag.NewFlagSet("coordinator", flag.ContinueOnError)
+	var (
+		dev          = fs.Bool("dev", false, "development mode: embedded NATS on 127.0.0.1, data under ./ringmesh-data, plus an agent for this machine")
+		name         = fs.String("name", "", "this coordinator's node ID (default: the host name)")
+		dataDir      = fs.String("data-dir", "", "state directory (JetStream store, dev agent state); default ./ringmesh-data with --dev, else /var/lib/ringmesh")
+		inventory    = fs.String("inventory", "", "path to distributed_hosts.yaml (optional)")
+		natsURL      = fs.String("nats-url", "", "connect to an existing NATS server/cluster (comma-separated URLs) instead of embedding one")
+		natsListen   = fs.String("nats-listen", "127.0.0.1:4222", "embedded NATS client listen address host:port")
+		natsMonitor  = fs.Int("nats-monitor-port", 0, "embedded NATS HTTP monitoring port (0 = off)")
+		httpAddr     = fs.String("http", "127.0.0.1:8077", "HTTP listen address for /healthz, /readyz, /metrics and the status page (empty = off)")
+		suspectAfter = fs.Duration("suspect-after", 15*time.Second, "no heartbeat for this long makes a node suspect")
+		deadAfter    = fs.Duration("dead-after", 45*time.Second, "no heartbeat for this long makes a node dead (or bus-partitioned if gossip still sees it)")
+		heartbeat    = fs.Duration("agent-heartbeat", 5*time.Second, "with --dev: heartbeat interval of the local agent")
+		logLevel     = fs.String("log-level", "info", "log level: trace, debug, info, warn, error")
+		logFormat    = fs.String("log-format", "console", "log format: console or json")
+		showVersion  = fs.Bool("version", false, "print the version and exit")
+	)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := cli.ApplyEnv(fs, "RINGMESH"); err != nil {
+		return err
+	}
+	if *showVersion {
+		fmt.Println(version.String())
+		return nil
+	}
+	log, err := logging.Stderr(*logFormat, *logLevel)
+	if err != nil {
+		return err
+	}
+	if *name == "" {
+		*name = cli.DefaultNodeID()
+	}
+	if *dataDir == "" {
+		*dataDir = "/var/lib/ringmesh"
+		if *dev {
+			*dataDir = "ringmesh-data"
+		}
+	}
+	var inv *config.Inventory
+	if *inventory != "" {
+		if inv, err = config.LoadFile(*inventory); err != nil {
+			return err
+		}
+		for _, w := range inv.Warnings {
+			log.Warn().Str("where", w.Where).Str("field", w.Field).Msg(w.Msg)
+		}
+	}
+	host, port, err := splitHostPort(*natsListen)
+	if err != nil {
+		return fmt.Errorf("--nats-listen: %w", err)
+	}
+	cfg := coordinator.Config{
+		Name:     *name,
+		NATSURLs: cli.SplitList(*natsURL),
+		Embedded: bus.ServerConfig{
+			Name: "ringmesh-" + *name, Host: host, Port: port, StoreDir: filepath.Join(*dataDir, "nats"), MonitorPort: *natsMonitor,
+		},
+		HTTPAddr:   *httpAddr,
+		Inventory:  inv,
+		Thresholds: registry.Thresholds{SuspectAfter: *suspectAfter, DeadAfter: *deadAfter},
+	}
+	coord, err := coordinator.New(cfg, log)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	coordErr, agentErr := make(chan error, 1), make(chan error, 1)
+	cctx, cancelCoord := context.WithCancel(context.Background())
+	defer cancelCoord()
+	go func() { coordErr <- coord.Run(cctx) }()
+	coordDone, agentRunning := false, false
+	var runErr error
+
+	actx, cancelAgent := context.WithCancel(context.Background())
+	defer cancelAgent()
+	if *dev {
+		select {
+		case <-coord.Started():
+		case runErr = <-coordErr:
+			return runErr
+		case <-ctx.Done():
+			cancelCoord()
+			return <-coordErr
+		}
+		a, err := devAgent(coord, inv, *name, *dataDir, *heartbeat, log)
+		if err != nil {
+			cancelCoord()
+			<-coordErr
+			return err
+		}
+		agentRunning = true
+		go func() { agentErr <- a.Run(actx) }()
+		log.Info().Str("nats", coord.ClientURL()).Str("http", "http://"+coord.HTTPAddr()).
+			Msg("dev mode: try `go run ./cmd/meshctl status --nats-url " + coord.ClientURL() + "`")
+	}
+	select {
+	case <-ctx.Done():
+	case runErr = <-coordErr:
+		coordDone = true
+	case runErr = <-agentErr:
+		agentRunning = false
+	}
+	// Stop the agent first so that its bye reaches the coordinator.
+	cancelAgent()
+	if agentRunning {
+		select {
+		case err := <-agentErr:
+			if runErr == nil {
+				runErr = err
+			}
+		case <-time.After(10 * time.Second):
+			log.Warn().Msg("dev agent did not stop within 10s")
+		}
+	}
+	cancelCoord()
+	if !coordDone {
+		if err := <-coordErr; runErr == nil {
+			runErr = err
+		}
+	}
+	if errors.Is(runErr, context.Canceled) {
+		runErr = nil
+	}
+	return runErr
+}
+
+func devAgent(coord *coordinator.Coordinator, inv *config.Inventory, name, dataDir string, hb time.Duration, log zerolog.Logger) (*agent.Agent, error) {
+	cfg := agent.Config{
+		NodeID:            name,
+		NATSURLs:          []string{coord.ClientURL()},
+		StateDir:          filepath.Join(dataDir, "agent"),
+		HeartbeatInterval: hb,
+		Version:           version.String(),
+		Dev:               true,
+		Role:              "coordinator",
+	}
+	if inv != nil {
+		cfg.Host = inv.Hosts[name]
+	}
+	return agent.New(cfg, log)
+}
+
+func splitHostPort(s string) (string, int, error) {
+	var host string
+	var port int
+	i := len(s) - 1
+	for i >= 0 && s[i] != ':' {
+		i--
+	}
+	if i < 0 {
+		return "", 0, fmt.Errorf("%q: want host:port", s)
+	}
+	host = s[:i]
+	if _, err := fmt.Sscanf(s[i+1:], "%d", &port); err != nil || port < -1 || port > 65535 {
+		return "", 0, fmt.Errorf("%q: bad port", s)
+	}
+	return host, port, nil
+}

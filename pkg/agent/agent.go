@@ -1,0 +1,392 @@
+// Package agent is the process that runs on every node (DESIGN §4): it
+// identifies the node, samples its health without blocking, and publishes
+// hello, heartbeats, health changes and bye over JetStream through a
+// disk-backed outbox, so nothing it has to say is lost while the bus is
+// unreachable or across a restart.
+package agent
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/ringmesh/ringmesh/pkg/bus"
+	"github.com/ringmesh/ringmesh/pkg/config"
+	"github.com/ringmesh/ringmesh/pkg/detect"
+	"github.com/ringmesh/ringmesh/pkg/events"
+	"github.com/ringmesh/ringmesh/pkg/health"
+	"github.com/ringmesh/ringmesh/pkg/mesh"
+	"github.com/ringmesh/ringmesh/pkg/outbox"
+	"github.com/ringmesh/ringmesh/pkg/paths"
+)
+
+// Config configures an agent. Values from flags and the inventory are
+// merged by the caller; a set field always wins over detection.
+type Config struct {
+	// NodeID is the node's ID (the host key in distributed_hosts.yaml).
+	NodeID string
+	// Provider, InstanceID and Role override detection when set.
+	Provider   string
+	InstanceID string
+	Role       string
+	// Host is the node's inventory entry, if any (paths, SSH, ephemeral flag).
+	Host *config.Host
+	// NATSURLs are the servers to publish to (all voters in a cluster).
+	NATSURLs []string
+	// StateDir holds the outbox (and later the sync manifest).
+	StateDir string
+	// HeartbeatInterval between heartbeats (default 5 s).
+	HeartbeatInterval time.Duration
+	// Version is the agent version reported in hello and heartbeats.
+	Version string
+	// Detect configures provider self-detection (endpoints, timeouts).
+	Detect detect.Options
+	// Paths maps host paths onto the local filesystem (tests use a fixture root).
+	Paths paths.Resolver
+	// ProcessPatterns are watched processes, name → regexp on the command line.
+	ProcessPatterns map[string]string
+	// HealthThresholds decide healthy vs degraded.
+	HealthThresholds health.Thresholds
+	// HealthExec replaces command execution of the health sampler (tests).
+	HealthExec health.ExecFunc
+	// Dev reports provider "local" when detection finds nothing.
+	Dev bool
+	// ByeTimeout bounds the wait for the outbox to drain at shutdown (default 3 s).
+	ByeTimeout time.Duration
+	// OutboxMaxBytes bounds queued non-heartbeat events (default 64 MiB).
+	OutboxMaxBytes int64
+}
+
+// Agent is one node's agent.
+type Agent struct {
+	cfg  Config
+	log  zerolog.Logger
+	boot string
+	seq  atomic.Uint64
+
+	box     *outbox.Outbox
+	sampler *health.Sampler
+	nc      *nats.Conn
+	js      jetstream.JetStream
+
+	connected atomic.Bool
+	paused    atomic.Bool
+	ready     chan struct{}
+	readyOnce sync.Once
+
+	mu         sync.Mutex
+	lastStatus string
+	identity   events.Hello
+}
+
+// New validates cfg.
+func New(cfg Config, log zerolog.Logger) (*Agent, error) {
+	if err := mesh.ValidateNodeID(cfg.NodeID); err != nil {
+		return nil, fmt.Errorf("agent node ID: %w", err)
+	}
+	if len(cfg.NATSURLs) == 0 {
+		return nil, errors.New("agent: no NATS URL given (--nats-url)")
+	}
+	if cfg.StateDir == "" {
+		return nil, errors.New("agent: state directory is required (--state-dir)")
+	}
+	if cfg.Provider != "" && !mesh.KnownProvider(cfg.Provider) {
+		return nil, fmt.Errorf("agent: unknown provider %q (want one of %v, local, unknown)", cfg.Provider, mesh.Providers)
+	}
+	if cfg.HeartbeatInterval <= 0 {
+		cfg.HeartbeatInterval = 5 * time.Second
+	}
+	if cfg.ByeTimeout <= 0 {
+		cfg.ByeTimeout = 3 * time.Second
+	}
+	if cfg.Version == "" {
+		cfg.Version = "dev"
+	}
+	return &Agent{cfg: cfg, log: log.With().Str("component", "agent").Str("node", cfg.NodeID).Logger(), boot: newBoot(), ready: make(chan struct{})}, nil
+}
+
+func newBoot() string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return strconv.FormatInt(time.Now().Unix(), 36) + hex.EncodeToString(b)
+}
+
+// Boot returns this run's boot ID.
+func (a *Agent) Boot() string { return a.boot }
+
+// Ready is closed once hello is queued and heartbeats run.
+func (a *Agent) Ready() <-chan struct{} { return a.ready }
+
+// Identity returns the hello body (after Ready).
+func (a *Agent) Identity() events.Hello {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.identity
+}
+
+// PauseHeartbeats stops (true) or resumes (false) heartbeats without
+// leaving: the node then looks silent to the coordinator. For tests and
+// drills.
+func (a *Agent) PauseHeartbeats(p bool) { a.paused.Store(p) }
+
+// Outbox exposes the queue length (count, bytes) for status and tests.
+func (a *Agent) Outbox() (int, int64) {
+	if a.box == nil {
+		return 0, 0
+	}
+	return a.box.Len()
+}
+
+// Run identifies the node, connects and publishes until ctx ends, then
+// publishes bye and waits up to ByeTimeout for the outbox to drain.
+func (a *Agent) Run(ctx context.Context) error {
+	if err := os.MkdirAll(a.cfg.StateDir, 0o700); err != nil {
+		return fmt.Errorf("agent state dir: %w", err)
+	}
+	box, err := outbox.Open(filepath.Join(a.cfg.StateDir, "outbox.db"), a.cfg.OutboxMaxBytes)
+	if err != nil {
+		return err
+	}
+	a.box = box
+	defer box.Close()
+	if n, b := box.Len(); n > 0 {
+		a.log.Info().Int("messages", n).Int64("bytes", b).Msg("outbox holds messages from a previous run; draining them first")
+	}
+
+	hello := a.identify(ctx)
+	a.mu.Lock()
+	a.identity = hello
+	a.mu.Unlock()
+
+	diskPaths := a.diskPaths(hello.Paths)
+	sampler, err := health.New(health.Options{DiskPaths: diskPaths, ProcessPatterns: a.cfg.ProcessPatterns, AgentVersion: a.cfg.Version, Exec: a.cfg.HealthExec})
+	if err != nil {
+		return err
+	}
+	a.sampler = sampler
+
+	nc, err := bus.Connect(bus.ConnConfig{URLs: a.cfg.NATSURLs, Name: a.cfg.NodeID, OnStatus: a.connected.Store}, a.log)
+	if err != nil {
+		return err
+	}
+	a.nc = nc
+	defer nc.Close()
+	a.connected.Store(nc.IsConnected())
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	a.js = js
+
+	runCtx, stopBackground := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); _ = sampler.Run(runCtx, a.cfg.HeartbeatInterval, nil) }()
+	go func() {
+		defer wg.Done()
+		if err := box.Drain(runCtx, a.publish, 2*time.Second); err != nil {
+			a.log.Error().Err(err).Msg("outbox drain stopped")
+		}
+	}()
+	defer func() { stopBackground(); wg.Wait() }()
+
+	if err := a.emit(bus.KindHello, hello, false); err != nil {
+		return err
+	}
+	a.log.Info().Str("provider", hello.Provider).Str("source", hello.ProviderSource).Str("instance", hello.InstanceID).
+		Str("ringrift_path", hello.Paths.Ringrift).Str("boot", a.boot).Msg("agent started")
+
+	a.waitFirstSample(ctx)
+	a.readyOnce.Do(func() { close(a.ready) })
+	t := time.NewTicker(a.cfg.HeartbeatInterval)
+	defer t.Stop()
+	a.heartbeat()
+	for {
+		select {
+		case <-ctx.Done():
+			return a.shutdown(box)
+		case <-t.C:
+			a.heartbeat()
+		}
+	}
+}
+
+func (a *Agent) shutdown(box *outbox.Outbox) error {
+	if err := a.emit(bus.KindBye, events.Bye{Reason: "agent stopped"}, false); err != nil {
+		a.log.Error().Err(err).Msg("queue bye")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.ByeTimeout)
+	defer cancel()
+	if err := box.WaitEmpty(ctx); err != nil {
+		n, _ := box.Len()
+		a.log.Warn().Int("queued", n).Msg("bus unreachable at shutdown; queued events stay in the outbox for the next start")
+	}
+	a.log.Info().Msg("agent stopped")
+	return nil
+}
+
+func (a *Agent) waitFirstSample(ctx context.Context) {
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if _, ok := a.sampler.Latest(); ok {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// publish sends one outbox message and waits for the JetStream ack.
+func (a *Agent) publish(ctx context.Context, m outbox.Message) error {
+	if !a.nc.IsConnected() {
+		return nats.ErrDisconnected
+	}
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	ack, err := a.js.Publish(pctx, m.Subject, m.Data, jetstream.WithMsgID(m.ID))
+	if err != nil {
+		return err
+	}
+	if ack.Duplicate {
+		a.log.Debug().Str("id", m.ID).Msg("publish was a duplicate (earlier ack lost)")
+	}
+	return nil
+}
+
+// emit queues one event in the outbox.
+func (a *Agent) emit(kind string, body any, coalesce bool) error {
+	subj, err := bus.EventSubject(a.cfg.NodeID, kind)
+	if err != nil {
+		return err
+	}
+	id := bus.MessageID(a.cfg.NodeID, a.boot, a.seq.Add(1))
+	env, err := bus.NewEnvelope(kind, id, a.cfg.NodeID, time.Now(), body)
+	if err != nil {
+		return err
+	}
+	data, err := json.Marshal(env)
+	if err != nil {
+		return err
+	}
+	if err := a.box.Put(outbox.Message{Subject: subj, ID: id, Data: data, Coalesce: coalesce}); err != nil {
+		a.log.Error().Err(err).Str("kind", kind).Msg("outbox refused event")
+		return err
+	}
+	return nil
+}
+
+func (a *Agent) heartbeat() {
+	if a.paused.Load() {
+		return
+	}
+	s, ok := a.sampler.Latest()
+	if !ok {
+		return
+	}
+	status, reasons := health.State(s, a.cfg.HealthThresholds)
+	a.mu.Lock()
+	prev := a.lastStatus
+	a.lastStatus = status
+	a.mu.Unlock()
+	if prev != "" && prev != status {
+		_ = a.emit(bus.KindHealth, events.Health{Status: status, Previous: prev, Reasons: reasons}, false)
+	}
+	hb := events.Heartbeat{Status: status, Reasons: reasons, Health: s, IntervalSeconds: a.cfg.HeartbeatInterval.Seconds(), BusConnected: a.connected.Load()}
+	_ = a.emit(bus.KindHeartbeat, hb, true)
+}
+
+// identify builds the hello body: configuration wins, detection fills in.
+func (a *Agent) identify(ctx context.Context) events.Hello {
+	h := a.cfg.Host
+	ov := detect.Result{Provider: a.cfg.Provider, InstanceID: a.cfg.InstanceID}
+	if h != nil {
+		if ov.Provider == "" && h.ProviderExplicit {
+			ov.Provider = h.Provider
+		}
+		if ov.InstanceID == "" {
+			ov.InstanceID = h.InstanceID()
+		}
+	}
+	dopts := a.cfg.Detect
+	dopts.Override = ov
+	res := detect.Detect(ctx, dopts)
+	provider, source := res.Provider, res.Source
+	if provider == "" || provider == mesh.ProviderUnknown {
+		switch {
+		case h != nil && h.Provider != mesh.ProviderUnknown:
+			provider, source = h.Provider, "config:name-prefix"
+		case a.cfg.Dev:
+			provider, source = mesh.ProviderLocal, "dev"
+		default:
+			provider = mesh.ProviderUnknown
+		}
+	}
+	role := a.cfg.Role
+	override := ""
+	var overrides map[paths.Kind]string
+	ephemeral := mesh.EphemeralByDefault(provider)
+	var ssh []events.Endpoint
+	var gossip string
+	if h != nil {
+		if role == "" {
+			role = h.Role
+		}
+		override = h.RingriftPath
+		overrides = storageOverrides(h.StoragePaths)
+		ephemeral = h.Ephemeral()
+		if h.SSHHost != "" {
+			host, port, user := h.SSHEndpoint()
+			ssh = append(ssh, events.Endpoint{Kind: "config", Host: host, Port: port, User: user})
+		}
+		gossip = h.GossipAddr
+	}
+	for _, e := range res.SSH {
+		ssh = append(ssh, events.Endpoint{Kind: e.Kind, Host: e.Host, Port: e.Port, User: e.User})
+	}
+	fp, _ := detect.SSHHostKeyFingerprint()
+	hostname, _ := os.Hostname()
+	return events.Hello{
+		AgentVersion: a.cfg.Version, Boot: a.boot, Hostname: hostname,
+		Provider: provider, ProviderSource: source, InstanceID: res.InstanceID, Role: role, Ephemeral: ephemeral,
+		Paths: a.cfg.Paths.Layout(provider, override, overrides), SSH: ssh, HostKeyFingerprint: fp, GossipAddr: gossip,
+		HeartbeatIntervalSeconds: a.cfg.HeartbeatInterval.Seconds(), GoVersion: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH,
+	}
+}
+
+func storageOverrides(s config.StoragePaths) map[paths.Kind]string {
+	return map[paths.Kind]string{
+		paths.Games: s.Games, paths.Models: s.Models, paths.TrainingData: s.TrainingData,
+		paths.Checkpoints: s.Checkpoints, paths.Logs: s.Logs, paths.SyncIncoming: s.SyncIncoming,
+	}
+}
+
+// diskPaths are the local paths whose filesystems the heartbeat reports:
+// the ringrift path when it exists on this node, else the state directory.
+func (a *Agent) diskPaths(l paths.Layout) []string {
+	if p := a.cfg.Paths.Local(l.Ringrift); dirExists(p) {
+		return []string{p}
+	}
+	return []string{a.cfg.StateDir}
+}
+
+func dirExists(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.IsDir()
+}

@@ -1,0 +1,117 @@
+// Package api is the request/reply contract between meshctl and the
+// coordinator on mesh.v1.api.<op> (NATS micro service "ringmesh"). Every
+// reply is a JSON Reply; Error is set when the operation failed.
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/ringmesh/ringmesh/pkg/bus"
+	"github.com/ringmesh/ringmesh/pkg/events"
+	"github.com/ringmesh/ringmesh/pkg/mesh"
+	"github.com/ringmesh/ringmesh/pkg/registry"
+)
+
+// Operation names (the <op> of mesh.v1.api.<op>).
+const (
+	OpStatus      = "status"
+	OpDeadLetters = "dead_letters"
+)
+
+// Reply wraps every answer.
+type Reply struct {
+	Error string          `json:"error,omitempty"`
+	Data  json.RawMessage `json:"data,omitempty"`
+}
+
+// Status is the answer to OpStatus.
+type Status struct {
+	Coordinator string                 `json:"coordinator"`
+	Leader      string                 `json:"leader,omitempty"`
+	Voters      []VoterStatus          `json:"voters,omitempty"`
+	GeneratedAt time.Time              `json:"generated_at"`
+	Thresholds  ThresholdsView         `json:"thresholds"`
+	Counts      map[mesh.NodeState]int `json:"counts"`
+	Nodes       []registry.Record      `json:"nodes"`
+}
+
+// VoterStatus is one voter's health as the answering coordinator sees it.
+type VoterStatus struct {
+	Name   string `json:"name"`
+	State  string `json:"state"`
+	Leader bool   `json:"leader"`
+}
+
+// ThresholdsView reports the liveness rules in seconds.
+type ThresholdsView struct {
+	SuspectAfterSeconds float64 `json:"suspect_after_seconds"`
+	DeadAfterSeconds    float64 `json:"dead_after_seconds"`
+}
+
+// DeadLettersRequest asks for the newest Limit dead letters.
+type DeadLettersRequest struct {
+	Limit int `json:"limit"`
+}
+
+// DeadLetters is the answer to OpDeadLetters, oldest first.
+type DeadLetters struct {
+	Items []events.DeadLetter `json:"items"`
+}
+
+// Client calls the coordinator API over a NATS connection.
+type Client struct {
+	NC *nats.Conn
+}
+
+// ErrNoCoordinator means no coordinator answered.
+var ErrNoCoordinator = errors.New("no coordinator answered (is it running, and is --nats-url right?)")
+
+// Call sends req to op and decodes the reply's data into out.
+func (c Client) Call(ctx context.Context, op string, req, out any) error {
+	var body []byte
+	if req != nil {
+		var err error
+		if body, err = json.Marshal(req); err != nil {
+			return err
+		}
+	}
+	msg, err := c.NC.RequestWithContext(ctx, bus.APISubject(op), body)
+	if err != nil {
+		if errors.Is(err, nats.ErrNoResponders) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) {
+			return fmt.Errorf("%s: %w", op, ErrNoCoordinator)
+		}
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	var rep Reply
+	if err := json.Unmarshal(msg.Data, &rep); err != nil {
+		return fmt.Errorf("%s: bad reply: %w", op, err)
+	}
+	if rep.Error != "" {
+		return fmt.Errorf("%s: %s", op, rep.Error)
+	}
+	if out != nil && len(rep.Data) > 0 {
+		if err := json.Unmarshal(rep.Data, out); err != nil {
+			return fmt.Errorf("%s: bad reply data: %w", op, err)
+		}
+	}
+	return nil
+}
+
+// Status fetches the cluster picture.
+func (c Client) Status(ctx context.Context) (Status, error) {
+	var s Status
+	err := c.Call(ctx, OpStatus, nil, &s)
+	return s, err
+}
+
+// DeadLetters fetches the newest limit invalid messages.
+func (c Client) DeadLetters(ctx context.Context, limit int) (DeadLetters, error) {
+	var d DeadLetters
+	err := c.Call(ctx, OpDeadLetters, DeadLettersRequest{Limit: limit}, &d)
+	return d, err
+}

@@ -1,0 +1,67 @@
+// Package cli holds what the binaries share for their flags: environment
+// fallbacks (flags > environment > file > defaults) and a node-ID default.
+package cli
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+)
+
+// ApplyEnv sets every flag of fs that was not given on the command line
+// from the environment variable PREFIX_NAME (upper case, '-' → '_'), e.g.
+// --nats-url ← RINGMESH_NATS_URL. A bad value is an error naming the variable.
+func ApplyEnv(fs *flag.FlagSet, prefix string) error {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		if set[f.Name] || err != nil {
+			return
+		}
+		name := EnvName(prefix, f.Name)
+		if v, ok := os.LookupEnv(name); ok {
+			if e := fs.Set(f.Name, v); e != nil {
+				err = fmt.Errorf("environment %s=%q: %w", name, v, e)
+			}
+		}
+	})
+	return err
+}
+
+// EnvName returns the environment variable of flag name.
+func EnvName(prefix, name string) string {
+	return prefix + "_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+}
+
+var unsafe = regexp.MustCompile(`[^A-Za-z0-9_-]+`)
+
+// DefaultNodeID derives a node ID from the host name (invalid characters
+// become '-', at most 64 characters).
+func DefaultNodeID() string {
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		return "local"
+	}
+	h = strings.Trim(unsafe.ReplaceAllString(strings.Split(h, ".")[0], "-"), "-")
+	if len(h) > 64 {
+		h = h[:64]
+	}
+	if h == "" {
+		return "local"
+	}
+	return h
+}
+
+// SplitList splits a comma-separated flag value, dropping empty items.
+func SplitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

@@ -1,0 +1,639 @@
+// Package config loads the cluster inventory, distributed_hosts.yaml, in the
+// format of the original system's README and the wider field set of its
+// loader (reference/original-system.md §3), and validates it into one
+// Inventory value.
+//
+// Rules:
+//   - A broken file is an error carrying file:line:column and the field.
+//     For YAML syntax errors the parser only knows the line; the column is
+//     then that of the first non-blank character of the line.
+//   - Unknown fields are kept (Host.Extra) and reported once each as a Warning.
+//   - A host's provider is its provider: field; the node-name prefix is only
+//     the fallback (mesh.ProviderFromName).
+//   - Node IDs must be subject-safe tokens ([A-Za-z0-9_-]{1,64}).
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"reflect"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/ringmesh/ringmesh/pkg/mesh"
+	yaml "go.yaml.in/yaml/v3"
+)
+
+// StoragePaths are per-host overrides of the data sub-paths (original field storage_paths).
+type StoragePaths struct {
+	Games        string `yaml:"games" json:"games,omitempty"`
+	Models       string `yaml:"models" json:"models,omitempty"`
+	TrainingData string `yaml:"training_data" json:"training_data,omitempty"` // NPZ exports
+	Checkpoints  string `yaml:"checkpoints" json:"checkpoints,omitempty"`
+	Logs         string `yaml:"logs" json:"logs,omitempty"`
+	SyncIncoming string `yaml:"sync_incoming" json:"sync_incoming,omitempty"`
+}
+
+// Host is one entry of hosts:. Field names and meanings follow the original
+// loader (ai-service/app/config/cluster_config.py); pointer fields are nil when absent.
+type Host struct {
+	Name     string `yaml:"-" json:"name"`            // the node ID (map key)
+	Provider string `yaml:"provider" json:"provider"` // resolved: explicit field, else name prefix
+	// ProviderExplicit is true when the provider came from the provider: field.
+	ProviderExplicit bool `yaml:"-" json:"provider_explicit"`
+
+	// Connectivity.
+	SSHHost        string `yaml:"ssh_host" json:"ssh_host,omitempty"`
+	SSHPort        int    `yaml:"ssh_port" json:"ssh_port,omitempty"` // 0 = absent (22 applies)
+	SSHUser        string `yaml:"ssh_user" json:"ssh_user,omitempty"`
+	SSHKey         string `yaml:"ssh_key" json:"ssh_key,omitempty"`
+	TailscaleIP    string `yaml:"tailscale_ip" json:"tailscale_ip,omitempty"`
+	TailscaleIPv6  string `yaml:"tailscale_ipv6" json:"tailscale_ipv6,omitempty"`
+	P2PPort        int    `yaml:"p2p_port" json:"p2p_port,omitempty"`
+	DataServerPort int    `yaml:"data_server_port" json:"data_server_port,omitempty"`
+	DataServerURL  string `yaml:"data_server_url" json:"data_server_url,omitempty"`
+	// GossipAddr is ringmesh's memberlist advertise address "host:port" for this node (optional).
+	GossipAddr string `yaml:"gossip_addr" json:"gossip_addr,omitempty"`
+
+	// Paths.
+	RingriftPath        string       `yaml:"ringrift_path" json:"ringrift_path,omitempty"`
+	VenvActivate        string       `yaml:"venv_activate" json:"venv_activate,omitempty"`
+	StoragePaths        StoragePaths `yaml:"storage_paths" json:"storage_paths,omitempty"`
+	UseExternalStorage  bool         `yaml:"use_external_storage" json:"use_external_storage,omitempty"`
+	ExternalStoragePath string       `yaml:"external_storage_path" json:"external_storage_path,omitempty"`
+
+	// Hardware.
+	MemoryGB      float64 `yaml:"memory_gb" json:"memory_gb,omitempty"`
+	CPUs          int     `yaml:"cpus" json:"cpus,omitempty"`
+	GPU           string  `yaml:"gpu" json:"gpu,omitempty"`           // free text: "2x RTX 4090", "none"
+	GPUType       string  `yaml:"gpu_type" json:"gpu_type,omitempty"` // seed README field
+	GPUVRAMGB     float64 `yaml:"gpu_vram_gb" json:"gpu_vram_gb,omitempty"`
+	CUDACapable   *bool   `yaml:"cuda_capable" json:"cuda_capable,omitempty"`
+	BandwidthMbps float64 `yaml:"bandwidth_mbps" json:"bandwidth_mbps,omitempty"` // MB/s as in the original
+
+	// Role and state.
+	Role              string   `yaml:"role" json:"role,omitempty"`
+	Status            string   `yaml:"status" json:"status,omitempty"`
+	SelfplayEnabled   *bool    `yaml:"selfplay_enabled" json:"selfplay_enabled,omitempty"`
+	TrainingEnabled   *bool    `yaml:"training_enabled" json:"training_enabled,omitempty"`
+	P2PEnabled        *bool    `yaml:"p2p_enabled" json:"p2p_enabled,omitempty"`
+	PreferredWorkload []string `yaml:"preferred_workloads" json:"preferred_workloads,omitempty"`
+	ExcludedWorkload  []string `yaml:"excluded_workloads" json:"excluded_workloads,omitempty"`
+	IsCoordinator     bool     `yaml:"is_coordinator" json:"is_coordinator,omitempty"`
+	SkipSyncReceive   bool     `yaml:"skip_sync_receive" json:"skip_sync_receive,omitempty"`
+	GauntletEnabled   *bool    `yaml:"gauntlet_enabled" json:"gauntlet_enabled,omitempty"`
+	ExportEnabled     *bool    `yaml:"export_enabled" json:"export_enabled,omitempty"`
+
+	// Provider instance IDs (strings even when written as numbers).
+	VastInstanceID string `yaml:"vast_instance_id" json:"vast_instance_id,omitempty"`
+	RunPodID       string `yaml:"runpod_id" json:"runpod_id,omitempty"`
+	NebiusID       string `yaml:"nebius_id" json:"nebius_id,omitempty"`
+	HetznerID      string `yaml:"hetzner_id" json:"hetzner_id,omitempty"`
+	VultrID        string `yaml:"vultr_id" json:"vultr_id,omitempty"`
+	LambdaID       string `yaml:"lambda_id" json:"lambda_id,omitempty"`
+	AWSInstanceID  string `yaml:"aws_instance_id" json:"aws_instance_id,omitempty"`
+	Region         string `yaml:"region" json:"region,omitempty"`
+	P2PVoter       *bool  `yaml:"p2p_voter" json:"p2p_voter,omitempty"` // legacy per-host voter flag
+
+	// Networking flags.
+	IsEphemeral             *bool  `yaml:"is_ephemeral" json:"is_ephemeral,omitempty"`
+	IsContainer             bool   `yaml:"is_container" json:"is_container,omitempty"`
+	NeedsUserspaceTailscale bool   `yaml:"needs_userspace_tailscale" json:"needs_userspace_tailscale,omitempty"`
+	SOCKS5Port              int    `yaml:"socks5_port" json:"socks5_port,omitempty"`
+	NATBlocked              bool   `yaml:"nat_blocked" json:"nat_blocked,omitempty"`
+	ForceRelayMode          bool   `yaml:"force_relay_mode" json:"force_relay_mode,omitempty"`
+	RelayPrimary            string `yaml:"relay_primary" json:"relay_primary,omitempty"`
+	RelaySecondary          string `yaml:"relay_secondary" json:"relay_secondary,omitempty"`
+	RelayCapable            bool   `yaml:"relay_capable" json:"relay_capable,omitempty"`
+	NFSEnabled              bool   `yaml:"nfs_enabled" json:"nfs_enabled,omitempty"`
+	HasNFS                  bool   `yaml:"has_nfs" json:"has_nfs,omitempty"`
+	DisableGPUTree          bool   `yaml:"disable_gpu_tree" json:"disable_gpu_tree,omitempty"`
+	Note                    string `yaml:"note" json:"note,omitempty"`
+
+	// PricePerHour is an operator-supplied price (USD/hour) for providers whose API has none (Nebius).
+	PricePerHour float64 `yaml:"price_per_hour" json:"price_per_hour,omitempty"`
+
+	// Extra keeps unknown fields as decoded YAML values.
+	Extra map[string]any `yaml:"-" json:"extra,omitempty"`
+	// Pos is where the host's key appears in the file.
+	Pos Pos `yaml:"-" json:"-"`
+}
+
+// Ephemeral is the one definition of "ephemeral" (DESIGN §2): explicit
+// is_ephemeral wins, else the provider's nature (mesh.EphemeralByDefault).
+func (h *Host) Ephemeral() bool {
+	if h.IsEphemeral != nil {
+		return *h.IsEphemeral
+	}
+	return mesh.EphemeralByDefault(h.Provider)
+}
+
+// Inactive reports whether the host's status takes it out of service
+// (terminated, offline, setup, retired, archived), as the original loader did.
+func (h *Host) Inactive() bool {
+	switch strings.ToLower(h.Status) {
+	case "terminated", "offline", "setup", "retired", "archived":
+		return true
+	}
+	return false
+}
+
+// InstanceID returns the provider instance ID from the provider's *_id field ("" if none).
+func (h *Host) InstanceID() string {
+	switch h.Provider {
+	case mesh.ProviderVast:
+		return h.VastInstanceID
+	case mesh.ProviderRunPod:
+		return h.RunPodID
+	case mesh.ProviderNebius:
+		return h.NebiusID
+	case mesh.ProviderHetzner:
+		return h.HetznerID
+	case mesh.ProviderVultr:
+		return h.VultrID
+	case mesh.ProviderLambda:
+		return h.LambdaID
+	}
+	return ""
+}
+
+// SSHEndpoint returns (host, port, user) of the configured SSH endpoint.
+// A user@host form in ssh_host is split; port defaults to 22; user to the
+// provider's convention (ubuntu for Lambda and Nebius, root elsewhere).
+func (h *Host) SSHEndpoint() (host string, port int, user string) {
+	host, user = h.SSHHost, h.SSHUser
+	if at := strings.LastIndex(host, "@"); at >= 0 {
+		if user == "" {
+			user = host[:at]
+		}
+		host = host[at+1:]
+	}
+	port = h.SSHPort
+	if port == 0 {
+		port = 22
+	}
+	if user == "" {
+		switch h.Provider {
+		case mesh.ProviderLambda, mesh.ProviderNebius:
+			user = "ubuntu"
+		default:
+			user = "root"
+		}
+	}
+	return host, port, user
+}
+
+// ExcludedHost is one sync_routing.excluded_hosts entry (a bare name or an object).
+type ExcludedHost struct {
+	Name          string `yaml:"name" json:"name"`
+	ReceiveGames  *bool  `yaml:"receive_games" json:"receive_games,omitempty"`
+	ReceiveNPZ    *bool  `yaml:"receive_npz" json:"receive_npz,omitempty"`
+	ReceiveModels *bool  `yaml:"receive_models" json:"receive_models,omitempty"`
+	Reason        string `yaml:"reason" json:"reason,omitempty"`
+}
+
+// UnmarshalYAML accepts both "name" and {name: ..., receive_games: ...}.
+func (e *ExcludedHost) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		e.Name = n.Value
+		return nil
+	}
+	type plain ExcludedHost
+	return n.Decode((*plain)(e))
+}
+
+// SyncRouting is the sync_routing: section. Percentages are 0–100.
+type SyncRouting struct {
+	MaxDiskUsagePercent    float64        `yaml:"max_disk_usage_percent" json:"max_disk_usage_percent"`
+	TargetDiskUsagePercent float64        `yaml:"target_disk_usage_percent" json:"target_disk_usage_percent"`
+	MinFreeDiskPercent     float64        `yaml:"min_free_disk_percent" json:"min_free_disk_percent"`
+	ReplicationTarget      int            `yaml:"replication_target" json:"replication_target"`
+	ExcludedHosts          []ExcludedHost `yaml:"excluded_hosts" json:"excluded_hosts,omitempty"`
+	PriorityHosts          []string       `yaml:"priority_hosts" json:"priority_hosts,omitempty"`
+	UnderservedConfigs     []string       `yaml:"underserved_configs" json:"underserved_configs,omitempty"`
+	AllowedExternalStorage []any          `yaml:"allowed_external_storage" json:"allowed_external_storage,omitempty"`
+	S3                     map[string]any `yaml:"s3" json:"s3,omitempty"`
+}
+
+// AutoSync is the auto_sync: section. Bandwidth figures are MB/s as in the original.
+type AutoSync struct {
+	Enabled                bool               `yaml:"enabled" json:"enabled"`
+	IntervalSeconds        int                `yaml:"interval_seconds" json:"interval_seconds"`
+	GossipIntervalSeconds  int                `yaml:"gossip_interval_seconds" json:"gossip_interval_seconds"`
+	SkipNFSSync            bool               `yaml:"skip_nfs_sync" json:"skip_nfs_sync"`
+	MaxConcurrentSyncs     int                `yaml:"max_concurrent_syncs" json:"max_concurrent_syncs"`
+	MinGamesToSync         int                `yaml:"min_games_to_sync" json:"min_games_to_sync"`
+	BandwidthLimitMBps     float64            `yaml:"bandwidth_limit_mbps" json:"bandwidth_limit_mbps"`
+	ExcludeHosts           []string           `yaml:"exclude_hosts" json:"exclude_hosts,omitempty"`
+	HostBandwidthOverrides map[string]float64 `yaml:"host_bandwidth_overrides" json:"host_bandwidth_overrides,omitempty"`
+}
+
+// ProviderSettings is ringmesh's providers: section: per cloud, whether it
+// is enabled, retired (listed for reference, every mutation refused) and its
+// API base URL (for fakes and the demo mode).
+type ProviderSettings struct {
+	Enabled *bool  `yaml:"enabled" json:"enabled,omitempty"`
+	Retired bool   `yaml:"retired" json:"retired,omitempty"`
+	BaseURL string `yaml:"base_url" json:"base_url,omitempty"`
+	// Project is the Nebius parent (project) ID for its CLI.
+	Project string `yaml:"project" json:"project,omitempty"`
+	Note    string `yaml:"note" json:"note,omitempty"`
+}
+
+// Inventory is a validated distributed_hosts.yaml.
+type Inventory struct {
+	File             string                      `json:"file"`
+	Hosts            map[string]*Host            `json:"hosts"`
+	Voters           []string                    `json:"p2p_voters,omitempty"`
+	RaftMembers      []string                    `json:"raft_members,omitempty"`
+	CoordinatorNodes []string                    `json:"coordinator_nodes,omitempty"`
+	ClusterName      string                      `json:"cluster_name,omitempty"`
+	SyncRouting      SyncRouting                 `json:"sync_routing"`
+	AutoSync         AutoSync                    `json:"auto_sync"`
+	Providers        map[string]ProviderSettings `json:"providers,omitempty"`
+	// Sections of the original format that ringmesh reads but does not act on.
+	Other map[string]any `json:"other,omitempty"`
+	// Warnings are non-fatal findings (unknown fields), one per field occurrence.
+	Warnings []Warning `json:"warnings,omitempty"`
+}
+
+// Names returns the host names sorted.
+func (inv *Inventory) Names() []string {
+	out := make([]string, 0, len(inv.Hosts))
+	for n := range inv.Hosts {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// IsVoter reports whether node is in p2p_voters.
+func (inv *Inventory) IsVoter(node string) bool {
+	for _, v := range inv.Voters {
+		if v == node {
+			return true
+		}
+	}
+	return false
+}
+
+// ProviderRetired reports whether provider p is marked retired in providers:.
+func (inv *Inventory) ProviderRetired(p string) bool { return inv.Providers[p].Retired }
+
+// Pos is a position in a file (1-based).
+type Pos struct {
+	File   string
+	Line   int
+	Column int
+}
+
+func (p Pos) String() string { return fmt.Sprintf("%s:%d:%d", p.File, p.Line, p.Column) }
+
+// Warning is a non-fatal finding with its position.
+type Warning struct {
+	Pos   Pos    `json:"-"`
+	Where string `json:"where"`
+	Field string `json:"field"`
+	Msg   string `json:"msg"`
+}
+
+func (w Warning) String() string { return fmt.Sprintf("%s: %s: %s", w.Pos, w.Field, w.Msg) }
+
+// Error is one problem in the file, with its position and field path.
+type Error struct {
+	Pos   Pos
+	Field string // dotted path, e.g. hosts.vast-1.ssh_port
+	Msg   string
+}
+
+func (e *Error) Error() string {
+	if e.Field == "" {
+		return fmt.Sprintf("%s: %s", e.Pos, e.Msg)
+	}
+	return fmt.Sprintf("%s: %s: %s", e.Pos, e.Field, e.Msg)
+}
+
+// Errors is every problem found in one file.
+type Errors []*Error
+
+func (es Errors) Error() string {
+	parts := make([]string, len(es))
+	for i, e := range es {
+		parts[i] = e.Error()
+	}
+	return strings.Join(parts, "\n")
+}
+
+// LoadFile reads and validates the inventory at path.
+func LoadFile(path string) (*Inventory, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read inventory: %w", err)
+	}
+	return Parse(path, b)
+}
+
+var yamlLineRe = regexp.MustCompile(`line (\d+): (.*)`)
+
+// Parse validates the inventory in b; file names the source in errors.
+// It returns *Inventory and nil, or nil and an Errors value listing every problem.
+func Parse(file string, b []byte) (*Inventory, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		return nil, syntaxError(file, b, err)
+	}
+	p := &parser{file: file, inv: &Inventory{File: file, Hosts: map[string]*Host{}, Providers: map[string]ProviderSettings{}, Other: map[string]any{}}}
+	if len(doc.Content) == 0 {
+		return nil, Errors{{Pos: Pos{file, 1, 1}, Msg: "empty inventory: expected a mapping with hosts:"}}
+	}
+	root := doc.Content[0]
+	if root.Kind != yaml.MappingNode {
+		return nil, Errors{{Pos: p.pos(root), Msg: "top level must be a mapping with hosts:"}}
+	}
+	p.root(root)
+	p.validate()
+	if len(p.errs) > 0 {
+		return nil, p.errs
+	}
+	p.inv.SyncRouting.applyDefaults()
+	p.inv.AutoSync.applyDefaults()
+	return p.inv, nil
+}
+
+func syntaxError(file string, b []byte, err error) error {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	line, col := 1, 1
+	if m := yamlLineRe.FindStringSubmatch(msg); m != nil {
+		line, _ = strconv.Atoi(m[1])
+		msg = m[2]
+		lines := bytes.Split(b, []byte("\n"))
+		if line-1 < len(lines) {
+			col = len(lines[line-1]) - len(bytes.TrimLeft(lines[line-1], " \t")) + 1
+		}
+	}
+	return Errors{{Pos: Pos{file, line, col}, Msg: "invalid YAML: " + msg}}
+}
+
+func (s *SyncRouting) applyDefaults() {
+	if s.MaxDiskUsagePercent == 0 {
+		s.MaxDiskUsagePercent = 70
+	}
+	if s.TargetDiskUsagePercent == 0 {
+		s.TargetDiskUsagePercent = 60
+	}
+	if s.MinFreeDiskPercent == 0 {
+		s.MinFreeDiskPercent = 15
+	}
+	if s.ReplicationTarget == 0 {
+		s.ReplicationTarget = 2
+	}
+}
+
+func (a *AutoSync) applyDefaults() {
+	if a.IntervalSeconds == 0 {
+		a.IntervalSeconds = 60
+	}
+	if a.MaxConcurrentSyncs == 0 {
+		a.MaxConcurrentSyncs = 1
+	}
+	if a.BandwidthLimitMBps == 0 {
+		a.BandwidthLimitMBps = 100
+	}
+}
+
+type parser struct {
+	file   string
+	inv    *Inventory
+	errs   Errors
+	voters *yaml.Node
+}
+
+func (p *parser) pos(n *yaml.Node) Pos { return Pos{p.file, n.Line, n.Column} }
+
+func (p *parser) errorf(n *yaml.Node, field, format string, args ...any) {
+	p.errs = append(p.errs, &Error{Pos: p.pos(n), Field: field, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (p *parser) warnf(n *yaml.Node, field, format string, args ...any) {
+	pos := p.pos(n)
+	p.inv.Warnings = append(p.inv.Warnings, Warning{Pos: pos, Where: pos.String(), Field: field, Msg: fmt.Sprintf(format, args...)})
+}
+
+// originalSections are top-level sections of the original format that
+// ringmesh accepts and keeps without acting on them.
+var originalSections = map[string]bool{
+	"elo_sync": true, "protocols": true, "provider_timeouts": true, "disk_management": true,
+	"consolidation": true, "membership_mode": true, "consensus_mode": true,
+}
+
+func (p *parser) root(root *yaml.Node) {
+	seen := map[string]*yaml.Node{}
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		k, v := root.Content[i], root.Content[i+1]
+		if prev, dup := seen[k.Value]; dup {
+			p.errorf(k, k.Value, "duplicate key (first at line %d)", prev.Line)
+			continue
+		}
+		seen[k.Value] = k
+		switch k.Value {
+		case "hosts":
+			p.hosts(v)
+		case "p2p_voters":
+			p.voters = v
+			p.decode(v, "p2p_voters", &p.inv.Voters)
+		case "raft_members":
+			p.decode(v, "raft_members", &p.inv.RaftMembers)
+		case "coordinator_nodes":
+			p.decode(v, "coordinator_nodes", &p.inv.CoordinatorNodes)
+		case "cluster_name":
+			p.decode(v, "cluster_name", &p.inv.ClusterName)
+		case "sync_routing":
+			p.strict(v, "sync_routing", &p.inv.SyncRouting)
+		case "auto_sync":
+			p.strict(v, "auto_sync", &p.inv.AutoSync)
+		case "providers":
+			p.providers(v)
+		default:
+			var val any
+			p.decode(v, k.Value, &val)
+			p.inv.Other[k.Value] = val
+			if !originalSections[k.Value] {
+				p.warnf(k, k.Value, "unknown top-level field (kept, ignored)")
+			}
+		}
+	}
+	if _, ok := seen["hosts"]; !ok {
+		p.errs = append(p.errs, &Error{Pos: Pos{p.file, root.Line, root.Column}, Field: "hosts", Msg: "missing: the inventory needs a hosts: mapping"})
+	}
+}
+
+// decode decodes v into out, recording a positioned error on failure.
+func (p *parser) decode(v *yaml.Node, field string, out any) bool {
+	if err := v.Decode(out); err != nil {
+		p.errorf(v, field, "%s", typeErrMsg(err))
+		return false
+	}
+	return true
+}
+
+func typeErrMsg(err error) string {
+	var te *yaml.TypeError
+	if errors.As(err, &te) && len(te.Errors) > 0 {
+		m := te.Errors[0]
+		if sm := yamlLineRe.FindStringSubmatch(m); sm != nil {
+			m = sm[2]
+		}
+		return "wrong type: " + m
+	}
+	return err.Error()
+}
+
+// strict decodes a mapping field by field into the struct pointed to by out,
+// so that each wrong type is reported at its own position and unknown fields
+// are warned about (and dropped).
+func (p *parser) strict(v *yaml.Node, path string, out any) map[string]any {
+	if v.Kind != yaml.MappingNode {
+		if v.Tag == "!!null" {
+			return nil
+		}
+		p.errorf(v, path, "wrong type: expected a mapping, got %s", kindName(v))
+		return nil
+	}
+	fields := yamlFields(reflect.ValueOf(out).Elem())
+	var extra map[string]any
+	seen := map[string]*yaml.Node{}
+	for i := 0; i+1 < len(v.Content); i += 2 {
+		k, val := v.Content[i], v.Content[i+1]
+		fp := path + "." + k.Value
+		if prev, dup := seen[k.Value]; dup {
+			p.errorf(k, fp, "duplicate key (first at line %d)", prev.Line)
+			continue
+		}
+		seen[k.Value] = k
+		f, ok := fields[k.Value]
+		if !ok {
+			var x any
+			_ = val.Decode(&x)
+			if extra == nil {
+				extra = map[string]any{}
+			}
+			extra[k.Value] = x
+			p.warnf(k, fp, "unknown field (kept, ignored)")
+			continue
+		}
+		if val.Tag == "!!null" {
+			continue
+		}
+		if f.Kind() == reflect.Struct && f.Type().NumMethod() == 0 && !f.Addr().Type().Implements(reflect.TypeFor[yaml.Unmarshaler]()) {
+			p.strict(val, fp, f.Addr().Interface())
+			continue
+		}
+		p.decode(val, fp, f.Addr().Interface())
+	}
+	return extra
+}
+
+func kindName(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.ScalarNode:
+		return fmt.Sprintf("%s %q", strings.TrimPrefix(n.Tag, "!!"), n.Value)
+	}
+	return "something else"
+}
+
+func yamlFields(v reflect.Value) map[string]reflect.Value {
+	out := map[string]reflect.Value{}
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		tag := strings.Split(t.Field(i).Tag.Get("yaml"), ",")[0]
+		if tag == "" || tag == "-" {
+			continue
+		}
+		out[tag] = v.Field(i)
+	}
+	return out
+}
+
+func (p *parser) hosts(v *yaml.Node) {
+	if v.Kind != yaml.MappingNode {
+		p.errorf(v, "hosts", "wrong type: expected a mapping of node ID to host, got %s", kindName(v))
+		return
+	}
+	for i := 0; i+1 < len(v.Content); i += 2 {
+		k, hv := v.Content[i], v.Content[i+1]
+		name := k.Value
+		path := "hosts." + name
+		if err := mesh.ValidateNodeID(name); err != nil {
+			p.errorf(k, path, "%v", err)
+			continue
+		}
+		if prev, dup := p.inv.Hosts[name]; dup {
+			p.errorf(k, path, "duplicate host (first defined at line %d)", prev.Pos.Line)
+			continue
+		}
+		h := &Host{Name: name, Pos: p.pos(k)}
+		nerr := len(p.errs)
+		if hv.Tag == "!!null" {
+			p.errorf(hv, path, "empty host: expected a mapping of fields")
+		} else {
+			h.Extra = p.strict(hv, path, h)
+		}
+		if len(p.errs) > nerr {
+			p.inv.Hosts[name] = h // keep for duplicate detection only; Parse fails anyway
+			continue
+		}
+		if h.Provider != "" {
+			h.Provider = strings.ToLower(h.Provider)
+			h.ProviderExplicit = true
+			if !mesh.KnownProvider(h.Provider) {
+				p.errorf(hv, path+".provider", "unknown provider %q (want one of %s, local, unknown)", h.Provider, strings.Join(mesh.Providers, ", "))
+			}
+		} else {
+			h.Provider = mesh.ProviderFromName(name)
+		}
+		if h.SSHPort < 0 || h.SSHPort > 65535 {
+			p.errorf(hv, path+".ssh_port", "out of range: %d", h.SSHPort)
+		}
+		p.inv.Hosts[name] = h
+	}
+}
+
+func (p *parser) providers(v *yaml.Node) {
+	if v.Kind != yaml.MappingNode {
+		p.errorf(v, "providers", "wrong type: expected a mapping of provider name to settings, got %s", kindName(v))
+		return
+	}
+	for i := 0; i+1 < len(v.Content); i += 2 {
+		k, sv := v.Content[i], v.Content[i+1]
+		if !mesh.KnownProvider(k.Value) {
+			p.errorf(k, "providers."+k.Value, "unknown provider (want one of %s)", strings.Join(mesh.Providers, ", "))
+			continue
+		}
+		var s ProviderSettings
+		p.strict(sv, "providers."+k.Value, &s)
+		p.inv.Providers[k.Value] = s
+	}
+}
+
+func (p *parser) validate() {
+	if len(p.errs) > 0 || p.voters == nil {
+		return
+	}
+	for i, n := range p.inv.Voters {
+		if _, ok := p.inv.Hosts[n]; !ok {
+			at := p.voters
+			if i < len(p.voters.Content) {
+				at = p.voters.Content[i]
+			}
+			p.errorf(at, "p2p_voters", "names host %q, which is not in hosts:", n)
+		}
+	}
+}

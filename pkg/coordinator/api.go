@@ -1,0 +1,139 @@
+package coordinator
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/ringmesh/ringmesh/pkg/api"
+	"github.com/ringmesh/ringmesh/pkg/bus"
+	"github.com/ringmesh/ringmesh/pkg/events"
+)
+
+// apiHandler answers one operation; req is the raw request body.
+type apiHandler func(ctx context.Context, req []byte) (any, error)
+
+func (c *Coordinator) apiHandlers() map[string]apiHandler {
+	return map[string]apiHandler{
+		api.OpStatus:      func(ctx context.Context, _ []byte) (any, error) { return c.Status(), nil },
+		api.OpDeadLetters: c.apiDeadLetters,
+	}
+}
+
+func (c *Coordinator) startAPI() (micro.Service, error) {
+	svc, err := micro.AddService(c.nc, micro.Config{
+		Name:        "ringmesh",
+		Version:     "1.0.0",
+		Description: "ringmesh coordinator API for meshctl",
+		Metadata:    map[string]string{"coordinator": c.cfg.Name},
+	})
+	if err != nil {
+		return nil, err
+	}
+	for op, h := range c.apiHandlers() {
+		h := h
+		err := svc.AddEndpoint(op, micro.HandlerFunc(func(r micro.Request) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			var rep api.Reply
+			out, err := h(ctx, r.Data())
+			if err != nil {
+				rep.Error = err.Error()
+			} else if out != nil {
+				rep.Data, err = json.Marshal(out)
+				if err != nil {
+					rep.Error = "encode reply: " + err.Error()
+				}
+			}
+			b, _ := json.Marshal(rep)
+			_ = r.Respond(b)
+		}), micro.WithEndpointSubject(bus.APISubject(op)))
+		if err != nil {
+			_ = svc.Stop()
+			return nil, err
+		}
+	}
+	return svc, nil
+}
+
+// Status is the cluster picture as this coordinator sees it.
+func (c *Coordinator) Status() api.Status {
+	th := c.reg.Thresholds()
+	return api.Status{
+		Coordinator: c.cfg.Name,
+		Leader:      c.cfg.Name,
+		GeneratedAt: c.cfg.Now().UTC(),
+		Thresholds:  api.ThresholdsView{SuspectAfterSeconds: th.SuspectAfter.Seconds(), DeadAfterSeconds: th.DeadAfter.Seconds()},
+		Counts:      c.reg.Counts(),
+		Nodes:       c.reg.Snapshot(),
+	}
+}
+
+func (c *Coordinator) apiDeadLetters(ctx context.Context, req []byte) (any, error) {
+	var r api.DeadLettersRequest
+	if len(req) > 0 {
+		if err := json.Unmarshal(req, &r); err != nil {
+			return nil, errors.New("bad request: " + err.Error())
+		}
+	}
+	if r.Limit <= 0 || r.Limit > 1000 {
+		r.Limit = 100
+	}
+	items, err := c.deadLetters(ctx, r.Limit)
+	if err != nil {
+		return nil, err
+	}
+	return api.DeadLetters{Items: items}, nil
+}
+
+// deadLetters reads the newest limit entries of MESH_DLQ.
+func (c *Coordinator) deadLetters(ctx context.Context, limit int) ([]events.DeadLetter, error) {
+	st, err := c.js.Stream(ctx, bus.StreamDeadLetter)
+	if err != nil {
+		return nil, err
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := []events.DeadLetter{}
+	if info.State.Msgs == 0 {
+		return out, nil
+	}
+	start := info.State.FirstSeq
+	if info.State.LastSeq >= uint64(limit) && info.State.LastSeq-uint64(limit)+1 > start {
+		start = info.State.LastSeq - uint64(limit) + 1
+	}
+	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: start})
+	if err != nil {
+		return nil, err
+	}
+	for {
+		if len(out) >= limit {
+			break
+		}
+		batch, err := cons.FetchNoWait(limit)
+		if err != nil {
+			return nil, err
+		}
+		n := 0
+		for m := range batch.Messages() {
+			n++
+			var d events.DeadLetter
+			if json.Unmarshal(m.Data(), &d) == nil {
+				out = append(out, d)
+			}
+			if md, err := m.Metadata(); err == nil && md.Sequence.Stream >= info.State.LastSeq {
+				return out, nil
+			}
+		}
+		if n == 0 {
+			break
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,474 @@
+// Package coordinator is the control plane that runs on the voters: it
+// consumes MESH_EVT with a durable explicit-ack consumer, validates every
+// message against schemas/, folds it into the registry, stores the merged
+// node records in KV mesh_nodes, writes every transition to MESH_AUDIT with
+// its cause, and serves meshctl (mesh.v1.api.*) plus /healthz, /readyz,
+// /metrics and a status page over HTTP.
+//
+// Persistence: a record whose state changed is written to KV before the
+// event is acknowledged; heartbeat-only changes (latest health sample) are
+// flushed every FlushInterval, so a coordinator crash loses at most that
+// much of health detail and no transition. A restart on the same store
+// directory restores the registry from KV and resumes the consumer from its
+// acknowledged position.
+package coordinator
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/ringmesh/ringmesh/pkg/bus"
+	"github.com/ringmesh/ringmesh/pkg/config"
+	"github.com/ringmesh/ringmesh/pkg/events"
+	"github.com/ringmesh/ringmesh/pkg/mesh"
+	"github.com/ringmesh/ringmesh/pkg/registry"
+	"github.com/ringmesh/ringmesh/schemas"
+)
+
+// Config configures a coordinator.
+type Config struct {
+	// Name is this coordinator's node ID (its voter name); it names the
+	// durable consumer "coord-<name>" and the embedded NATS server.
+	Name string
+	// NATSURLs connects to an existing server or cluster. Empty = embedded.
+	NATSURLs []string
+	// Embedded configures the embedded server when NATSURLs is empty.
+	Embedded bus.ServerConfig
+	// Topology sets stream replicas and limits.
+	Topology bus.Topology
+	// HTTPAddr serves /healthz, /readyz, /metrics and the status page ("" = off).
+	HTTPAddr string
+	// Inventory, when set, seeds the registry with every configured host.
+	Inventory *config.Inventory
+	// Thresholds are the liveness rules.
+	Thresholds registry.Thresholds
+	// TickInterval is how often liveness rules run (default 1 s).
+	TickInterval time.Duration
+	// FlushInterval is how often heartbeat-only changes reach KV (default 2 s).
+	FlushInterval time.Duration
+	// Registerer receives the coordinator's metrics (default: a new registry).
+	Registry *prometheus.Registry
+	// Now is the clock (tests).
+	Now func() time.Time
+}
+
+// Coordinator is one control-plane replica.
+type Coordinator struct {
+	cfg  Config
+	log  zerolog.Logger
+	reg  *registry.Registry
+	val  *schemas.Validator
+	m    *metrics
+	srv  *bus.Server
+	nc   *nats.Conn
+	js   jetstream.JetStream
+	kv   jetstream.KeyValue
+	http *http.Server
+
+	ready     atomic.Bool
+	readyErr  atomic.Value // string
+	started   chan struct{}
+	startOnce sync.Once
+	httpAddr  atomic.Value // string
+}
+
+// New validates cfg and builds a coordinator; Run starts it.
+func New(cfg Config, log zerolog.Logger) (*Coordinator, error) {
+	if err := mesh.ValidateNodeID(cfg.Name); err != nil {
+		return nil, fmt.Errorf("coordinator name: %w", err)
+	}
+	cfg.Thresholds = cfg.Thresholds.WithDefaults()
+	if err := cfg.Thresholds.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.TickInterval == 0 {
+		cfg.TickInterval = time.Second
+	}
+	if cfg.FlushInterval == 0 {
+		cfg.FlushInterval = 2 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = prometheus.NewRegistry()
+	}
+	val, err := schemas.NewValidator()
+	if err != nil {
+		return nil, fmt.Errorf("schemas: %w", err)
+	}
+	c := &Coordinator{
+		cfg:     cfg,
+		log:     log.With().Str("component", "coordinator").Str("coordinator", cfg.Name).Logger(),
+		reg:     registry.New(cfg.Thresholds),
+		val:     val,
+		started: make(chan struct{}),
+	}
+	c.m = newMetrics(cfg.Registry, c.reg)
+	c.readyErr.Store("starting")
+	return c, nil
+}
+
+// Registry exposes the in-memory registry (read-only use).
+func (c *Coordinator) Registry() *registry.Registry { return c.reg }
+
+// Started is closed once the coordinator consumes events and serves its API.
+func (c *Coordinator) Started() <-chan struct{} { return c.started }
+
+// ClientURL is the embedded server's URL ("" when connected to an external one).
+func (c *Coordinator) ClientURL() string {
+	if c.srv == nil {
+		return ""
+	}
+	return c.srv.ClientURL()
+}
+
+// HTTPAddr is the bound HTTP address ("" until started or when off).
+func (c *Coordinator) HTTPAddr() string {
+	s, _ := c.httpAddr.Load().(string)
+	return s
+}
+
+// Run starts the coordinator and blocks until ctx ends; it then stops the
+// consumer, flushes the registry to KV and shuts the embedded server down.
+func (c *Coordinator) Run(ctx context.Context) error {
+	urls := c.cfg.NATSURLs
+	if len(urls) == 0 {
+		sc := c.cfg.Embedded
+		if sc.Name == "" {
+			sc.Name = "ringmesh-" + c.cfg.Name
+		}
+		srv, err := bus.StartServer(sc, c.log)
+		if err != nil {
+			return err
+		}
+		c.srv = srv
+		defer srv.Stop()
+		urls = []string{srv.ClientURL()}
+		c.log.Info().Str("url", srv.ClientURL()).Str("store", sc.StoreDir).Msg("embedded NATS JetStream started")
+	}
+	nc, err := bus.Connect(bus.ConnConfig{URLs: urls, Name: "coordinator-" + c.cfg.Name}, c.log)
+	if err != nil {
+		return err
+	}
+	c.nc = nc
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	c.js = js
+	if err := c.setup(ctx); err != nil {
+		return err
+	}
+
+	if c.cfg.HTTPAddr != "" {
+		if err := c.startHTTP(); err != nil {
+			return err
+		}
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			_ = c.http.Shutdown(sctx)
+		}()
+	}
+	svc, err := c.startAPI()
+	if err != nil {
+		return err
+	}
+	defer svc.Stop()
+
+	cons, err := c.consumer(ctx)
+	if err != nil {
+		return err
+	}
+	cc, err := cons.Consume(c.handle,
+		jetstream.PullMaxMessages(256),
+		jetstream.PullHeartbeat(5*time.Second),
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			if !errors.Is(err, jetstream.ErrNoHeartbeat) {
+				c.log.Warn().Err(err).Msg("consume")
+			}
+		}))
+	if err != nil {
+		return fmt.Errorf("consume: %w", err)
+	}
+	c.ready.Store(true)
+	c.startOnce.Do(func() { close(c.started) })
+	c.log.Info().Int("nodes", len(c.reg.Snapshot())).Msg("coordinator running")
+
+	tick := time.NewTicker(c.cfg.TickInterval)
+	flush := time.NewTicker(c.cfg.FlushInterval)
+	defer tick.Stop()
+	defer flush.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			cc.Stop()
+			c.ready.Store(false)
+			fctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			c.flush(fctx)
+			cancel()
+			c.log.Info().Msg("coordinator stopped")
+			return nil
+		case <-tick.C:
+			c.tick(ctx)
+		case <-flush.C:
+			c.flush(ctx)
+		}
+	}
+}
+
+func (c *Coordinator) setup(ctx context.Context) error {
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := bus.WaitJetStream(wctx, c.js); err != nil {
+		return fmt.Errorf("jetstream not available: %w", err)
+	}
+	if err := bus.EnsureStreams(wctx, c.js, c.cfg.Topology); err != nil {
+		return err
+	}
+	kv, err := c.js.KeyValue(wctx, bus.BucketNodes)
+	if err != nil {
+		return err
+	}
+	c.kv = kv
+	recs, err := c.loadRecords(wctx)
+	if err != nil {
+		return fmt.Errorf("restore registry: %w", err)
+	}
+	now := c.cfg.Now()
+	c.reg.Restore(recs, now)
+	c.reg.Seed(c.cfg.Inventory, now)
+	c.flush(wctx)
+	c.log.Info().Int("restored", len(recs)).Msg("registry restored from KV " + bus.BucketNodes)
+	return nil
+}
+
+func (c *Coordinator) loadRecords(ctx context.Context) ([]registry.Record, error) {
+	lister, err := c.kv.ListKeys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var recs []registry.Record
+	for key := range lister.Keys() {
+		e, err := c.kv.Get(ctx, key)
+		if err != nil {
+			if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+				continue
+			}
+			return nil, err
+		}
+		var r registry.Record
+		if err := json.Unmarshal(e.Value(), &r); err != nil {
+			c.log.Error().Err(err).Str("key", key).Msg("skipping unreadable node record in KV")
+			continue
+		}
+		recs = append(recs, r)
+	}
+	return recs, nil
+}
+
+func (c *Coordinator) consumer(ctx context.Context) (jetstream.Consumer, error) {
+	return c.js.CreateOrUpdateConsumer(ctx, bus.StreamEvents, jetstream.ConsumerConfig{
+		Durable:        "coord-" + c.cfg.Name,
+		Description:    "registry of coordinator " + c.cfg.Name,
+		AckPolicy:      jetstream.AckExplicitPolicy,
+		AckWait:        30 * time.Second,
+		MaxDeliver:     5,
+		MaxAckPending:  4096,
+		DeliverPolicy:  jetstream.DeliverAllPolicy,
+		FilterSubjects: []string{bus.EventsAll, bus.GossipAll},
+	})
+}
+
+// handle processes one MESH_EVT message. It never blocks on bad input: an
+// invalid message is terminated with its reason and dead-lettered.
+func (c *Coordinator) handle(msg jetstream.Msg) {
+	meta, err := msg.Metadata()
+	at := c.cfg.Now()
+	if err == nil && !meta.Timestamp.IsZero() && meta.Timestamp.Before(at) {
+		at = meta.Timestamp // when the bus stored it: replays keep their real time
+	}
+	subj := msg.Subject()
+	kind, node, gossip := "", "", strings.HasPrefix(subj, bus.Prefix+".gossip.")
+	if gossip {
+		kind = "gossip"
+	} else {
+		node, kind, err = bus.ParseEventSubject(subj)
+		if err != nil {
+			c.deadLetter(msg, meta, "bad subject: "+err.Error())
+			return
+		}
+	}
+	if err := c.val.Validate(kind, msg.Data()); err != nil {
+		c.deadLetter(msg, meta, "schema "+bus.SchemaName(kind)+": "+err.Error())
+		return
+	}
+	var env bus.Envelope
+	if err := json.Unmarshal(msg.Data(), &env); err != nil {
+		c.deadLetter(msg, meta, "envelope: "+err.Error())
+		return
+	}
+	var trs []registry.Transition
+	if gossip {
+		var g events.Gossip
+		if err := json.Unmarshal(env.Body, &g); err != nil {
+			c.deadLetter(msg, meta, "gossip body: "+err.Error())
+			return
+		}
+		trs = c.reg.ApplyGossip(g, at)
+	} else {
+		if env.Node != node {
+			c.deadLetter(msg, meta, fmt.Sprintf("envelope node %q does not match subject node %q", env.Node, node))
+			return
+		}
+		res, err := c.reg.Apply(env, kind, at)
+		if err != nil {
+			c.deadLetter(msg, meta, err.Error())
+			return
+		}
+		if res.Duplicate {
+			c.m.duplicates.Inc()
+			_ = msg.Ack()
+			return
+		}
+		trs = res.Transitions
+	}
+	c.m.applied.WithLabelValues(kind).Inc()
+	if len(trs) > 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		c.recordTransitions(ctx, trs, env.ID)
+		cancel()
+	}
+	if err := msg.Ack(); err != nil {
+		c.log.Warn().Err(err).Str("subject", subj).Msg("ack")
+	}
+}
+
+func (c *Coordinator) deadLetter(msg jetstream.Msg, meta *jetstream.MsgMetadata, reason string) {
+	c.m.invalid.Inc()
+	dl := events.DeadLetter{Stream: bus.StreamEvents, Subject: msg.Subject(), Reason: reason, At: c.cfg.Now().UTC()}
+	if meta != nil {
+		dl.Sequence = meta.Sequence.Stream
+	}
+	p := msg.Data()
+	if len(p) > 4096 {
+		p = p[:4096]
+	}
+	dl.Payload = string(p)
+	b, _ := json.Marshal(dl)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err := c.js.Publish(ctx, bus.DeadLetterSubject(bus.StreamEvents), b,
+		jetstream.WithMsgID(fmt.Sprintf("dlq:%s:%d", bus.StreamEvents, dl.Sequence)))
+	if err != nil {
+		c.log.Error().Err(err).Msg("dead-letter publish failed; terminating anyway")
+	}
+	c.log.Warn().Str("subject", msg.Subject()).Uint64("seq", dl.Sequence).Str("reason", reason).Msg("invalid message terminated")
+	if err := msg.TermWithReason(reason); err != nil {
+		c.log.Warn().Err(err).Msg("term")
+	}
+}
+
+// recordTransitions stores the changed records and audits each transition.
+func (c *Coordinator) recordTransitions(ctx context.Context, trs []registry.Transition, cause string) {
+	seen := map[string]bool{}
+	for _, t := range trs {
+		c.m.transitions.WithLabelValues(string(t.To)).Inc()
+		c.log.Info().Str("node", t.Node).Str("from", string(t.From)).Str("to", string(t.To)).Str("cause", t.Cause).Msg("transition")
+		if !seen[t.Node] {
+			seen[t.Node] = true
+			if rec, ok := c.reg.Get(t.Node); ok {
+				if err := c.store(ctx, rec); err != nil {
+					c.log.Error().Err(err).Str("node", t.Node).Msg("store node record; will retry")
+					c.reg.MarkDirty(t.Node)
+				}
+			}
+		}
+		a := events.Audit{Kind: "transition", Node: t.Node, From: string(t.From), To: string(t.To), Cause: t.Cause, Actor: "coordinator:" + c.cfg.Name}
+		id := fmt.Sprintf("transition:%s:%s:%s:%d", c.cfg.Name, t.Node, t.To, t.At.UnixNano())
+		if cause != "" {
+			id = fmt.Sprintf("transition:%s:%s:%s:%s", c.cfg.Name, t.Node, t.To, cause)
+		}
+		c.audit(ctx, "transition", id, a)
+	}
+}
+
+// audit publishes a to mesh.v1.audit.<kind>; id de-duplicates retries.
+func (c *Coordinator) audit(ctx context.Context, kind, id string, a events.Audit) {
+	subj, err := bus.AuditSubject(kind)
+	if err != nil {
+		c.log.Error().Err(err).Msg("audit subject")
+		return
+	}
+	env, err := bus.NewEnvelope("audit", id, c.cfg.Name, c.cfg.Now(), a)
+	if err != nil {
+		c.log.Error().Err(err).Msg("audit envelope")
+		return
+	}
+	b, _ := json.Marshal(env)
+	for attempt := 0; attempt < 3; attempt++ {
+		if _, err = c.js.Publish(ctx, subj, b, jetstream.WithMsgID(id)); err == nil {
+			return
+		}
+	}
+	c.log.Error().Err(err).Str("audit", id).Msg("audit publish failed")
+}
+
+func (c *Coordinator) store(ctx context.Context, rec registry.Record) error {
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	_, err = c.kv.Put(ctx, rec.Node, b)
+	return err
+}
+
+func (c *Coordinator) flush(ctx context.Context) {
+	for _, rec := range c.reg.TakeDirty() {
+		if err := c.store(ctx, rec); err != nil {
+			c.log.Warn().Err(err).Str("node", rec.Node).Msg("flush node record; will retry")
+			c.reg.MarkDirty(rec.Node)
+		}
+	}
+}
+
+func (c *Coordinator) tick(ctx context.Context) {
+	trs := c.reg.Tick(c.cfg.Now())
+	if len(trs) == 0 {
+		return
+	}
+	tctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	c.recordTransitions(tctx, trs, "")
+}
+
+func (c *Coordinator) startHTTP() error {
+	ln, err := net.Listen("tcp", c.cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("http listen %s: %w", c.cfg.HTTPAddr, err)
+	}
+	c.httpAddr.Store(ln.Addr().String())
+	c.http = &http.Server{Handler: c.httpHandler(), ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := c.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			c.log.Error().Err(err).Msg("http server")
+		}
+	}()
+	c.log.Info().Str("addr", ln.Addr().String()).Msg("http: /healthz /readyz /metrics /")
+	return nil
+}

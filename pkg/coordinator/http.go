@@ -1,0 +1,52 @@
+package coordinator
+
+import (
+	"encoding/json"
+	"html/template"
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/ringmesh/ringmesh/pkg/view"
+)
+
+func (c *Coordinator) httpHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !c.ready.Load() || c.nc == nil || !c.nc.IsConnected() {
+			http.Error(w, "not ready: consumer not running or bus disconnected", http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte("ready\n"))
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(c.cfg.Registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /api/status", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(c.Status())
+	})
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
+		st := c.Status()
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		if err := page.Execute(w, map[string]any{"Status": st, "Rows": view.StatusRows(st.Nodes, st.GeneratedAt)}); err != nil {
+			c.log.Warn().Err(err).Msg("render status page")
+		}
+	})
+	return mux
+}
+
+var page = template.Must(template.New("status").Parse(`<!doctype html>
+<html><head><meta charset="utf-8"><meta http-equiv="refresh" content="5">
+<title>ringmesh</title>
+<style>body{font-family:system-ui,sans-serif;margin:2em}table{border-collapse:collapse}
+td,th{padding:4px 10px;border-bottom:1px solid #ddd;text-align:left}
+.healthy{color:#080}.degraded{color:#a60}.suspect{color:#c60}.dead,.preempted{color:#c00}.bus-partitioned{color:#a0a}</style>
+</head><body>
+<h1>ringmesh</h1>
+<p>coordinator <b>{{.Status.Coordinator}}</b> · leader <b>{{.Status.Leader}}</b> · {{.Status.GeneratedAt.Format "2006-01-02 15:04:05 UTC"}} ·
+suspect after {{.Status.Thresholds.SuspectAfterSeconds}}s, dead after {{.Status.Thresholds.DeadAfterSeconds}}s</p>
+<table><tr><th>node</th><th>provider</th><th>role</th><th>state</th><th>GPUs</th><th>GPU util</th><th>disk free</th><th>RPO</th><th>last seen</th><th>agent</th><th>cause</th></tr>
+{{range .Rows}}<tr><td>{{.Node}}</td><td>{{.Provider}}</td><td>{{.Role}}</td><td class="{{.State}}">{{.State}}</td><td>{{.GPUs}}</td><td>{{.GPUUtil}}</td><td>{{.DiskFree}}</td><td>{{.RPO}}</td><td>{{.LastSeen}}</td><td>{{.Version}}</td><td>{{.Cause}}</td></tr>
+{{end}}</table></body></html>`))

@@ -1,0 +1,164 @@
+// Package meshctl implements the meshctl commands (cobra). It lives in a
+// package so tests can run the real commands against an in-process
+// coordinator.
+package meshctl
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/spf13/cobra"
+
+	"github.com/ringmesh/ringmesh/pkg/api"
+	"github.com/ringmesh/ringmesh/pkg/view"
+)
+
+// Options are the global flags.
+type Options struct {
+	NATSURL string
+	Timeout time.Duration
+	JSON    bool
+	out     io.Writer
+	errOut  io.Writer
+}
+
+// NewRoot builds the command tree writing to out and errOut.
+func NewRoot(out, errOut io.Writer) *cobra.Command {
+	o := &Options{out: out, errOut: errOut}
+	root := &cobra.Command{
+		Use:           "meshctl",
+		Short:         "Operate a ringmesh cluster",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(out)
+	root.SetErr(errOut)
+	defURL := os.Getenv("RINGMESH_NATS_URL")
+	if defURL == "" {
+		defURL = "nats://127.0.0.1:4222"
+	}
+	root.PersistentFlags().StringVar(&o.NATSURL, "nats-url", defURL, "NATS server URLs, comma-separated ($RINGMESH_NATS_URL)")
+	root.PersistentFlags().DurationVar(&o.Timeout, "timeout", 10*time.Second, "how long to wait for the coordinator")
+	root.PersistentFlags().BoolVar(&o.JSON, "json", false, "print JSON instead of a table")
+	root.AddCommand(statusCmd(o), eventsCmd(o))
+	return root
+}
+
+// client connects to NATS once per command.
+func (o *Options) client() (api.Client, func(), error) {
+	nc, err := nats.Connect(o.NATSURL, nats.Name("meshctl"), nats.Timeout(o.Timeout))
+	if err != nil {
+		return api.Client{}, nil, fmt.Errorf("connect %s: %w", o.NATSURL, err)
+	}
+	return api.Client{NC: nc}, nc.Close, nil
+}
+
+func (o *Options) ctx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), o.Timeout)
+}
+
+func (o *Options) printJSON(v any) error {
+	enc := json.NewEncoder(o.out)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func statusCmd(o *Options) *cobra.Command {
+	return &cobra.Command{
+		Use:   "status",
+		Short: "Show every node: provider, role, state, GPUs, disk, RPO, last seen, agent version",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, closeFn, err := o.client()
+			if err != nil {
+				return err
+			}
+			defer closeFn()
+			ctx, cancel := o.ctx()
+			defer cancel()
+			st, err := c.Status(ctx)
+			if err != nil {
+				return err
+			}
+			if o.JSON {
+				return o.printJSON(st)
+			}
+			return printStatus(o.out, st)
+		},
+	}
+}
+
+func printStatus(w io.Writer, st api.Status) error {
+	fmt.Fprintf(w, "coordinator %s  leader %s  nodes %d  (suspect after %gs, dead after %gs)\n\n",
+		st.Coordinator, dash(st.Leader), len(st.Nodes), st.Thresholds.SuspectAfterSeconds, st.Thresholds.DeadAfterSeconds)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tPROVIDER\tROLE\tSTATE\tGOSSIP\tGPUS\tGPU UTIL\tDISK FREE\tRPO\tLAST SEEN\tAGENT")
+	for _, r := range view.StatusRows(st.Nodes, st.GeneratedAt) {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Node, r.Provider, r.Role, r.State, r.Gossip, r.GPUs, r.GPUUtil, r.DiskFree, r.RPO, r.LastSeen, r.Version)
+	}
+	return tw.Flush()
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func eventsCmd(o *Options) *cobra.Command {
+	var invalid bool
+	var limit int
+	cmd := &cobra.Command{
+		Use:   "events",
+		Short: "Show bus events; --invalid lists the dead-letter view (messages terminated as invalid, with reason)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !invalid {
+				return fmt.Errorf("only --invalid is supported for now (the dead-letter view)")
+			}
+			c, closeFn, err := o.client()
+			if err != nil {
+				return err
+			}
+			defer closeFn()
+			ctx, cancel := o.ctx()
+			defer cancel()
+			d, err := c.DeadLetters(ctx, limit)
+			if err != nil {
+				return err
+			}
+			if o.JSON {
+				return o.printJSON(d)
+			}
+			if len(d.Items) == 0 {
+				fmt.Fprintln(o.out, "no invalid messages")
+				return nil
+			}
+			tw := tabwriter.NewWriter(o.out, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "AT\tSTREAM SEQ\tSUBJECT\tREASON")
+			for _, it := range d.Items {
+				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", it.At.Format(time.RFC3339), it.Sequence, it.Subject, oneLine(it.Reason, 160))
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().BoolVar(&invalid, "invalid", false, "list messages the coordinator terminated as invalid")
+	cmd.Flags().IntVar(&limit, "limit", 50, "how many (newest) to show")
+	return cmd
+}
+
+func oneLine(s string, n int) string {
+	s = strings.ReplaceAll(s, "\n", " ")
+	if len(s) > n {
+		return s[:n-1] + "…"
+	}
+	return s
+}

@@ -1,0 +1,506 @@
+// Package registry keeps the coordinator's picture of the cluster: one
+// merged record per node, fed by agent events (hello, heartbeat, health,
+// preempt, sync, bye), gossip observations and provider instances, and a
+// state machine with a stated rule for every transition (DESIGN §5):
+//
+//	unknown ─hello→ joining ─heartbeat→ healthy ⇄ degraded
+//	healthy/degraded/joining ─no heartbeat for SuspectAfter→ suspect
+//	suspect ─no heartbeat for DeadAfter, gossip not alive→ dead
+//	suspect ─no heartbeat for DeadAfter, gossip alive→ bus-partitioned
+//	suspect ─gossip reports failed→ dead (both signals agree)
+//	any ─preempt→ preempting ─bye / deadline / silence→ preempted
+//	any ─bye→ left
+//	suspect/dead/bus-partitioned/left ─heartbeat→ healthy/degraded ("heartbeat resumed")
+//
+// A node is dead only when its heartbeats stopped and gossip does not
+// contradict it; a node alive in gossip but silent on the bus is
+// bus-partitioned; a node that announced preemption is preempted, never dead.
+//
+// Every event is applied at most once: the registry remembers the highest
+// sequence applied per agent boot (message ID "<node>:<boot>:<seq>").
+package registry
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/ringmesh/ringmesh/pkg/bus"
+	"github.com/ringmesh/ringmesh/pkg/config"
+	"github.com/ringmesh/ringmesh/pkg/events"
+	"github.com/ringmesh/ringmesh/pkg/health"
+	"github.com/ringmesh/ringmesh/pkg/mesh"
+	"github.com/ringmesh/ringmesh/pkg/paths"
+)
+
+// Thresholds are the liveness rules. Defaults suit a 5 s heartbeat.
+type Thresholds struct {
+	// SuspectAfter: no heartbeat for this long makes a live node suspect (default 15 s).
+	SuspectAfter time.Duration
+	// DeadAfter: no heartbeat for this long makes it dead, or bus-partitioned
+	// when gossip still sees it (default 45 s).
+	DeadAfter time.Duration
+	// PreemptGrace: a preempting node that neither said bye nor was heard
+	// from for this long after its deadline is preempted (default 5 s).
+	PreemptGrace time.Duration
+}
+
+// WithDefaults fills zero fields.
+func (t Thresholds) WithDefaults() Thresholds {
+	if t.SuspectAfter == 0 {
+		t.SuspectAfter = 15 * time.Second
+	}
+	if t.DeadAfter == 0 {
+		t.DeadAfter = 45 * time.Second
+	}
+	if t.PreemptGrace == 0 {
+		t.PreemptGrace = 5 * time.Second
+	}
+	return t
+}
+
+// Validate checks the thresholds are ordered.
+func (t Thresholds) Validate() error {
+	if t.SuspectAfter <= 0 || t.DeadAfter <= t.SuspectAfter {
+		return fmt.Errorf("liveness thresholds: need 0 < suspect-after (%s) < dead-after (%s)", t.SuspectAfter, t.DeadAfter)
+	}
+	return nil
+}
+
+// GossipView is what memberlist says of a node, as reported by voters.
+type GossipView struct {
+	State string    `json:"state"` // "alive", "failed", "left", "" (never seen)
+	Since time.Time `json:"since"`
+	Voter string    `json:"voter"` // who reported it last
+	Addr  string    `json:"addr,omitempty"`
+}
+
+// Record is the merged picture of one node.
+type Record struct {
+	Node              string            `json:"node"`
+	Provider          string            `json:"provider"`
+	Role              string            `json:"role,omitempty"`
+	InstanceID        string            `json:"instance_id,omitempty"`
+	AgentVersion      string            `json:"agent_version,omitempty"`
+	Hostname          string            `json:"hostname,omitempty"`
+	Configured        bool              `json:"configured"` // listed in distributed_hosts.yaml
+	Voter             bool              `json:"voter,omitempty"`
+	Ephemeral         bool              `json:"ephemeral"`
+	State             mesh.NodeState    `json:"state"`
+	StateSince        time.Time         `json:"state_since"`
+	Cause             string            `json:"cause,omitempty"`
+	Boot              string            `json:"boot,omitempty"`
+	Applied           map[string]uint64 `json:"applied,omitempty"` // boot → highest seq applied (last few boots)
+	LastSeen          time.Time         `json:"last_seen"`         // coordinator clock, last event from the agent
+	HeartbeatInterval float64           `json:"heartbeat_interval_seconds,omitempty"`
+	HealthStatus      string            `json:"health_status,omitempty"`
+	Reasons           []string          `json:"reasons,omitempty"`
+	Health            *health.Sample    `json:"health,omitempty"`
+	RPO               events.RPO        `json:"rpo"`
+	Paths             *paths.Layout     `json:"paths,omitempty"`
+	SSH               []events.Endpoint `json:"ssh,omitempty"`
+	HostKey           string            `json:"host_key_fingerprint,omitempty"`
+	FilesystemIDs     []string          `json:"filesystem_ids,omitempty"`
+	GossipAddr        string            `json:"gossip_addr,omitempty"`
+	Gossip            GossipView        `json:"gossip"`
+	Preempt           *events.Preempt   `json:"preempt,omitempty"`
+	LastSync          *events.Sync      `json:"last_sync,omitempty"`
+}
+
+// Transition is one state change with its cause.
+type Transition struct {
+	Node  string         `json:"node"`
+	From  mesh.NodeState `json:"from"`
+	To    mesh.NodeState `json:"to"`
+	Cause string         `json:"cause"`
+	At    time.Time      `json:"at"`
+}
+
+// Registry is safe for concurrent use.
+type Registry struct {
+	th    Thresholds
+	mu    sync.RWMutex
+	nodes map[string]*Record
+	dirty map[string]bool
+}
+
+// New returns an empty registry.
+func New(th Thresholds) *Registry {
+	return &Registry{th: th.WithDefaults(), nodes: map[string]*Record{}, dirty: map[string]bool{}}
+}
+
+// Thresholds returns the rules in force.
+func (r *Registry) Thresholds() Thresholds { return r.th }
+
+// Seed adds every configured host that the registry does not know yet,
+// in state unknown (or retired when its status says so).
+func (r *Registry) Seed(inv *config.Inventory, now time.Time) {
+	if inv == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, name := range inv.Names() {
+		h := inv.Hosts[name]
+		rec, ok := r.nodes[name]
+		if !ok {
+			rec = &Record{Node: name, State: mesh.StateUnknown, StateSince: now, Cause: "listed in inventory"}
+			if h.Inactive() {
+				rec.State, rec.Cause = mesh.StateRetired, "inventory status "+h.Status
+			}
+			r.nodes[name] = rec
+		}
+		rec.Configured = true
+		rec.Voter = inv.IsVoter(name)
+		if rec.Provider == "" || rec.Provider == mesh.ProviderUnknown {
+			rec.Provider = h.Provider
+		}
+		if rec.InstanceID == "" {
+			rec.InstanceID = h.InstanceID()
+		}
+		if rec.Role == "" {
+			rec.Role = h.Role
+		}
+		rec.Ephemeral = h.Ephemeral()
+		r.dirty[name] = true
+	}
+}
+
+// Restore loads records (from KV) and gives every live node a fresh
+// LastSeen so that the coordinator's own downtime is not counted against
+// the agents: a node silent since then becomes suspect SuspectAfter later.
+func (r *Registry) Restore(recs []Record, now time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i := range recs {
+		rec := recs[i]
+		if live(rec.State) {
+			rec.LastSeen = now
+		}
+		r.nodes[rec.Node] = &rec
+	}
+}
+
+func live(s mesh.NodeState) bool {
+	switch s {
+	case mesh.StateJoining, mesh.StateHealthy, mesh.StateDegraded, mesh.StateSuspect, mesh.StateBusPartitioned:
+		return true
+	}
+	return false
+}
+
+// Get returns a copy of one record.
+func (r *Registry) Get(node string) (Record, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	rec, ok := r.nodes[node]
+	if !ok {
+		return Record{}, false
+	}
+	return *rec, true
+}
+
+// Snapshot returns copies of every record, sorted by node.
+func (r *Registry) Snapshot() []Record {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	out := make([]Record, 0, len(r.nodes))
+	for _, rec := range r.nodes {
+		out = append(out, *rec)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Node < out[j].Node })
+	return out
+}
+
+// Counts returns the number of nodes per state.
+func (r *Registry) Counts() map[mesh.NodeState]int {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	out := map[mesh.NodeState]int{}
+	for _, rec := range r.nodes {
+		out[rec.State]++
+	}
+	return out
+}
+
+// TakeDirty returns copies of the records changed since the last call.
+func (r *Registry) TakeDirty() []Record {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]Record, 0, len(r.dirty))
+	for n := range r.dirty {
+		if rec, ok := r.nodes[n]; ok {
+			out = append(out, *rec)
+		}
+	}
+	r.dirty = map[string]bool{}
+	return out
+}
+
+// MarkDirty flags a node for the next TakeDirty (after a failed store).
+func (r *Registry) MarkDirty(node string) {
+	r.mu.Lock()
+	r.dirty[node] = true
+	r.mu.Unlock()
+}
+
+// Result says what Apply did.
+type Result struct {
+	Duplicate   bool
+	Transitions []Transition
+}
+
+// Apply folds one validated agent event into the registry. at is the
+// coordinator's clock at arrival. It returns Duplicate for an event whose
+// (boot, seq) was already applied.
+func (r *Registry) Apply(env bus.Envelope, kind string, at time.Time) (Result, error) {
+	node, boot, seq, err := bus.ParseMessageID(env.ID)
+	if err != nil {
+		return Result{}, err
+	}
+	if node != env.Node {
+		return Result{}, fmt.Errorf("message id node %q differs from envelope node %q", node, env.Node)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rec, ok := r.nodes[node]
+	if !ok {
+		rec = &Record{Node: node, State: mesh.StateUnknown, StateSince: at, Provider: mesh.ProviderUnknown}
+		r.nodes[node] = rec
+	}
+	if last, seen := rec.Applied[boot]; seen && seq <= last {
+		return Result{Duplicate: true}, nil
+	}
+	var res Result
+	tr := func(to mesh.NodeState, cause string) {
+		if t, ok := r.transition(rec, to, cause, at); ok {
+			res.Transitions = append(res.Transitions, t)
+		}
+	}
+	switch kind {
+	case bus.KindHello:
+		var b events.Hello
+		if err := json.Unmarshal(env.Body, &b); err != nil {
+			return Result{}, fmt.Errorf("hello body: %w", err)
+		}
+		rec.Boot = boot
+		rec.AgentVersion, rec.Hostname = b.AgentVersion, b.Hostname
+		if b.Provider != "" && (b.Provider != mesh.ProviderUnknown || rec.Provider == "") {
+			rec.Provider = b.Provider
+		}
+		if b.InstanceID != "" {
+			rec.InstanceID = b.InstanceID
+		}
+		if b.Role != "" {
+			rec.Role = b.Role
+		}
+		if !rec.Configured {
+			rec.Ephemeral = b.Ephemeral
+		}
+		lay := b.Paths
+		rec.Paths = &lay
+		rec.SSH, rec.HostKey, rec.FilesystemIDs, rec.GossipAddr = b.SSH, b.HostKeyFingerprint, b.FilesystemIDs, b.GossipAddr
+		rec.HeartbeatInterval = b.HeartbeatIntervalSeconds
+		rec.Preempt = nil
+		rec.LastSeen = at
+		tr(mesh.StateJoining, "hello from boot "+boot)
+	case bus.KindHeartbeat:
+		var b events.Heartbeat
+		if err := json.Unmarshal(env.Body, &b); err != nil {
+			return Result{}, fmt.Errorf("heartbeat body: %w", err)
+		}
+		rec.LastSeen = at
+		h := b.Health
+		rec.Health, rec.RPO, rec.HealthStatus, rec.Reasons = &h, b.RPO, b.Status, b.Reasons
+		rec.HeartbeatInterval = b.IntervalSeconds
+		if rec.Boot == "" {
+			rec.Boot = boot
+		}
+		r.heartbeatState(rec, b.Status, b.Reasons, tr)
+	case bus.KindHealth:
+		var b events.Health
+		if err := json.Unmarshal(env.Body, &b); err != nil {
+			return Result{}, fmt.Errorf("health body: %w", err)
+		}
+		rec.LastSeen = at
+		rec.HealthStatus, rec.Reasons = b.Status, b.Reasons
+		r.heartbeatState(rec, b.Status, b.Reasons, tr)
+	case bus.KindPreempt:
+		var b events.Preempt
+		if err := json.Unmarshal(env.Body, &b); err != nil {
+			return Result{}, fmt.Errorf("preempt body: %w", err)
+		}
+		rec.LastSeen = at
+		rec.Preempt = &b
+		tr(mesh.StatePreempting, fmt.Sprintf("preempt notice from %s, deadline %s", b.Source, b.Deadline.UTC().Format(time.RFC3339)))
+	case bus.KindSync:
+		var b events.Sync
+		if err := json.Unmarshal(env.Body, &b); err != nil {
+			return Result{}, fmt.Errorf("sync body: %w", err)
+		}
+		rec.LastSeen = at
+		rec.LastSync = &b
+		rec.RPO = b.RPO
+	case bus.KindBye:
+		var b events.Bye
+		if err := json.Unmarshal(env.Body, &b); err != nil {
+			return Result{}, fmt.Errorf("bye body: %w", err)
+		}
+		rec.LastSeen = at
+		if rec.State == mesh.StatePreempting || rec.Preempt != nil {
+			tr(mesh.StatePreempted, "bye after preempt notice: "+b.Reason)
+		} else {
+			tr(mesh.StateLeft, "bye: "+b.Reason)
+		}
+	default:
+		return Result{}, fmt.Errorf("unknown event kind %q", kind)
+	}
+	if rec.Applied == nil {
+		rec.Applied = map[string]uint64{}
+	}
+	rec.Applied[boot] = seq
+	if len(rec.Applied) > 4 { // keep the current boot and a few before it
+		for b := range rec.Applied {
+			if b != boot && b != rec.Boot {
+				delete(rec.Applied, b)
+				break
+			}
+		}
+	}
+	r.dirty[node] = true
+	return res, nil
+}
+
+func (r *Registry) heartbeatState(rec *Record, status string, reasons []string, tr func(mesh.NodeState, string)) {
+	if rec.State == mesh.StatePreempting {
+		return // still reporting while it flushes; the notice stands
+	}
+	to := mesh.StateHealthy
+	cause := "heartbeat: healthy"
+	if status == "degraded" {
+		to, cause = mesh.StateDegraded, "heartbeat: degraded"
+		if len(reasons) > 0 {
+			cause += " (" + joinMax(reasons, 3) + ")"
+		}
+	}
+	switch rec.State {
+	case mesh.StateSuspect, mesh.StateDead, mesh.StateBusPartitioned, mesh.StateLeft, mesh.StatePreempted:
+		cause = "heartbeat resumed; " + cause
+	}
+	tr(to, cause)
+}
+
+func joinMax(s []string, n int) string {
+	out := ""
+	for i, v := range s {
+		if i == n {
+			out += fmt.Sprintf(", +%d more", len(s)-n)
+			break
+		}
+		if i > 0 {
+			out += ", "
+		}
+		out += v
+	}
+	return out
+}
+
+func (r *Registry) transition(rec *Record, to mesh.NodeState, cause string, at time.Time) (Transition, bool) {
+	if rec.State == to {
+		if to == mesh.StateDegraded && cause != rec.Cause { // reasons changed: keep the cause fresh, no transition
+			rec.Cause = cause
+		}
+		return Transition{}, false
+	}
+	t := Transition{Node: rec.Node, From: rec.State, To: to, Cause: cause, At: at}
+	rec.State, rec.StateSince, rec.Cause = to, at, cause
+	r.dirty[rec.Node] = true
+	return t, true
+}
+
+// ApplyGossip folds a voter's memberlist observation of member into the
+// registry. typ is "join", "update", "leave" or "fail".
+func (r *Registry) ApplyGossip(g events.Gossip, at time.Time) []Transition {
+	if mesh.ValidateNodeID(g.Member) != nil {
+		return nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rec, ok := r.nodes[g.Member]
+	if !ok {
+		rec = &Record{Node: g.Member, State: mesh.StateUnknown, StateSince: at, Provider: mesh.ProviderUnknown}
+		if g.Provider != "" {
+			rec.Provider = g.Provider
+		}
+		r.nodes[g.Member] = rec
+	}
+	state := map[string]string{"join": "alive", "update": "alive", "leave": "left", "fail": "failed"}[g.Type]
+	if rec.Gossip.State != state {
+		rec.Gossip.Since = at
+	}
+	rec.Gossip.State, rec.Gossip.Voter, rec.Gossip.Addr = state, g.Voter, g.Addr
+	r.dirty[g.Member] = true
+	var out []Transition
+	silent := at.Sub(rec.LastSeen)
+	switch state {
+	case "failed":
+		if rec.State == mesh.StateSuspect || rec.State == mesh.StateBusPartitioned {
+			if t, ok := r.transition(rec, mesh.StateDead, fmt.Sprintf("gossip: %s reports failed and no heartbeat for %s", g.Voter, silent.Round(time.Second)), at); ok {
+				out = append(out, t)
+			}
+		}
+	case "alive":
+		if rec.State == mesh.StateDead && silent > r.th.SuspectAfter {
+			if t, ok := r.transition(rec, mesh.StateBusPartitioned, fmt.Sprintf("gossip: %s sees it alive, but no heartbeat for %s", g.Voter, silent.Round(time.Second)), at); ok {
+				out = append(out, t)
+			}
+		}
+	}
+	return out
+}
+
+// Tick applies the time-based rules at now and returns the transitions.
+func (r *Registry) Tick(now time.Time) []Transition {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []Transition
+	for _, rec := range r.nodes {
+		silent := now.Sub(rec.LastSeen)
+		var to mesh.NodeState
+		var cause string
+		switch rec.State {
+		case mesh.StateJoining, mesh.StateHealthy, mesh.StateDegraded:
+			if silent > r.th.SuspectAfter {
+				to, cause = mesh.StateSuspect, fmt.Sprintf("no heartbeat for %s (suspect after %s)", silent.Round(time.Second), r.th.SuspectAfter)
+			}
+		case mesh.StateSuspect:
+			if silent > r.th.DeadAfter {
+				switch rec.Gossip.State {
+				case "alive":
+					to, cause = mesh.StateBusPartitioned, fmt.Sprintf("no heartbeat for %s but gossip (%s) sees it alive", silent.Round(time.Second), rec.Gossip.Voter)
+				case "failed":
+					to, cause = mesh.StateDead, fmt.Sprintf("no heartbeat for %s and gossip reports failed", silent.Round(time.Second))
+				default:
+					to, cause = mesh.StateDead, fmt.Sprintf("no heartbeat for %s (dead after %s); no gossip view", silent.Round(time.Second), r.th.DeadAfter)
+				}
+			}
+		case mesh.StateBusPartitioned:
+			if rec.Gossip.State == "failed" || rec.Gossip.State == "left" {
+				to, cause = mesh.StateDead, "gossip no longer sees it and no heartbeat for "+silent.Round(time.Second).String()
+			}
+		case mesh.StatePreempting:
+			if rec.Preempt != nil && now.After(rec.Preempt.Deadline.Add(r.th.PreemptGrace)) && silent > r.th.PreemptGrace {
+				to, cause = mesh.StatePreempted, "preempt deadline passed"
+			}
+		}
+		if to != "" {
+			if t, ok := r.transition(rec, to, cause, now); ok {
+				out = append(out, t)
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Node < out[j].Node })
+	return out
+}
