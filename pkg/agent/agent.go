@@ -270,6 +270,21 @@ func (a *Agent) publish(ctx context.Context, m outbox.Message) error {
 	return nil
 }
 
+// Publish queues one event (sync, preempt, health, ...) in the outbox; it
+// reaches the bus in order, exactly once, whenever the bus is reachable.
+// Heartbeats and hello are the agent's own business and are refused here.
+func (a *Agent) Publish(kind string, body any) error {
+	select {
+	case <-a.ready:
+	default:
+		return errors.New("agent: not running yet (wait for Ready)")
+	}
+	if kind == bus.KindHeartbeat || kind == bus.KindHello {
+		return fmt.Errorf("agent: %s is published by the agent itself", kind)
+	}
+	return a.emit(kind, body, false)
+}
+
 // emit queues one event in the outbox.
 func (a *Agent) emit(kind string, body any, coalesce bool) error {
 	subj, err := bus.EventSubject(a.cfg.NodeID, kind)

@@ -109,6 +109,19 @@ type Record struct {
 	LastSync          *events.Sync      `json:"last_sync,omitempty"`
 }
 
+// clone copies r; maps are copied, other reference fields are replaced
+// (never mutated in place) by the registry, so sharing them is safe.
+func (r *Record) clone() Record {
+	c := *r
+	if r.Applied != nil {
+		c.Applied = make(map[string]uint64, len(r.Applied))
+		for k, v := range r.Applied {
+			c.Applied[k] = v
+		}
+	}
+	return c
+}
+
 // Transition is one state change with its cause.
 type Transition struct {
 	Node  string         `json:"node"`
@@ -199,7 +212,7 @@ func (r *Registry) Get(node string) (Record, bool) {
 	if !ok {
 		return Record{}, false
 	}
-	return *rec, true
+	return rec.clone(), true
 }
 
 // Snapshot returns copies of every record, sorted by node.
@@ -208,7 +221,7 @@ func (r *Registry) Snapshot() []Record {
 	defer r.mu.RUnlock()
 	out := make([]Record, 0, len(r.nodes))
 	for _, rec := range r.nodes {
-		out = append(out, *rec)
+		out = append(out, rec.clone())
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Node < out[j].Node })
 	return out
@@ -232,7 +245,7 @@ func (r *Registry) TakeDirty() []Record {
 	out := make([]Record, 0, len(r.dirty))
 	for n := range r.dirty {
 		if rec, ok := r.nodes[n]; ok {
-			out = append(out, *rec)
+			out = append(out, rec.clone())
 		}
 	}
 	r.dirty = map[string]bool{}

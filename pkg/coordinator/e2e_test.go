@@ -1,0 +1,340 @@
+package coordinator_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/ringmesh/ringmesh/internal/testutil"
+	"github.com/ringmesh/ringmesh/pkg/agent"
+	"github.com/ringmesh/ringmesh/pkg/api"
+	"github.com/ringmesh/ringmesh/pkg/bus"
+	"github.com/ringmesh/ringmesh/pkg/coordinator"
+	"github.com/ringmesh/ringmesh/pkg/detect"
+	"github.com/ringmesh/ringmesh/pkg/events"
+	"github.com/ringmesh/ringmesh/pkg/mesh"
+	"github.com/ringmesh/ringmesh/pkg/meshctl"
+	"github.com/ringmesh/ringmesh/pkg/paths"
+	"github.com/ringmesh/ringmesh/pkg/registry"
+)
+
+func testLog(t *testing.T) zerolog.Logger {
+	if os.Getenv("RINGMESH_TEST_LOG") != "" {
+		return zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr}).With().Timestamp().Str("test", t.Name()).Logger()
+	}
+	return zerolog.Nop()
+}
+
+// closedURL is a loopback URL nothing listens on: metadata probes fail fast.
+func closedURL(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return "http://" + addr
+}
+
+var fastThresholds = registry.Thresholds{SuspectAfter: 1200 * time.Millisecond, DeadAfter: 2500 * time.Millisecond}
+
+type harness struct {
+	t     *testing.T
+	coord *coordinator.Coordinator
+	stop  func()
+	url   string
+}
+
+func startCoordinator(t *testing.T, cfg coordinator.Config) *harness {
+	t.Helper()
+	if cfg.Name == "" {
+		cfg.Name = "hetzner-cpu1"
+	}
+	if cfg.Thresholds == (registry.Thresholds{}) {
+		cfg.Thresholds = fastThresholds
+	}
+	cfg.TickInterval = 100 * time.Millisecond
+	cfg.FlushInterval = 200 * time.Millisecond
+	if cfg.HTTPAddr == "" {
+		cfg.HTTPAddr = "127.0.0.1:0"
+	}
+	if len(cfg.NATSURLs) == 0 && cfg.Embedded.StoreDir == "" {
+		cfg.Embedded = bus.ServerConfig{Port: -1, StoreDir: t.TempDir()}
+	}
+	c, err := coordinator.New(cfg, testLog(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	select {
+	case <-c.Started():
+	case err := <-done:
+		t.Fatalf("coordinator: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("coordinator did not start")
+	}
+	h := &harness{t: t, coord: c, url: c.ClientURL()}
+	if h.url == "" {
+		h.url = cfg.NATSURLs[0]
+	}
+	var once sync.Once
+	h.stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("coordinator run: %v", err)
+			}
+		})
+	}
+	t.Cleanup(h.stop)
+	return h
+}
+
+type fakeNode struct {
+	id, provider, instance string
+	root                   string // fixture filesystem root
+}
+
+func startAgent(t *testing.T, urls []string, n fakeNode, stateDir string) (*agent.Agent, func()) {
+	t.Helper()
+	if stateDir == "" {
+		stateDir = t.TempDir()
+	}
+	dead := closedURL(t)
+	a, err := agent.New(agent.Config{
+		NodeID: n.id, Provider: n.provider, InstanceID: n.instance, NATSURLs: urls, StateDir: stateDir,
+		HeartbeatInterval: 200 * time.Millisecond, Version: "test-1",
+		Detect:  detect.Options{Env: func(string) string { return "" }, HetznerURL: dead, VultrURL: dead, NebiusURL: dead, Timeout: 100 * time.Millisecond},
+		Paths:   paths.Resolver{Root: n.root, Home: "/root"},
+		ByeTimeout: 2 * time.Second,
+	}, testLog(t).With().Str("agent", n.id).Logger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	select {
+	case <-a.Ready():
+	case err := <-done:
+		t.Fatalf("agent %s: %v", n.id, err)
+	case <-time.After(20 * time.Second):
+		t.Fatalf("agent %s not ready", n.id)
+	}
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("agent %s: %v", n.id, err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return a, stop
+}
+
+func status(t *testing.T, url string) api.Status {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := api.Client{NC: nc}.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func nodeIn(st api.Status, id string) (registry.Record, bool) {
+	for _, n := range st.Nodes {
+		if n.Node == id {
+			return n, true
+		}
+	}
+	return registry.Record{}, false
+}
+
+func waitState(t *testing.T, url, node string, want mesh.NodeState, within time.Duration) registry.Record {
+	t.Helper()
+	var rec registry.Record
+	testutil.Eventually(t, within, func() error {
+		var ok bool
+		rec, ok = nodeIn(status(t, url), node)
+		if !ok {
+			return fmt.Errorf("%s not listed", node)
+		}
+		if rec.State != want {
+			return fmt.Errorf("%s is %s (%s), want %s", node, rec.State, rec.Cause, want)
+		}
+		return nil
+	})
+	return rec
+}
+
+func vastFixture(t *testing.T) string {
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "workspace/ringrift/ai-service"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+// One process: embedded server + coordinator + three agents with fake
+// identities. status lists all three healthy with providers and paths;
+// stopping one agent's heartbeats makes it suspect, then dead.
+func TestEndToEndStatusAndLiveness(t *testing.T) {
+	h := startCoordinator(t, coordinator.Config{})
+	nodes := []fakeNode{
+		{id: "vast-29129529", provider: "vast", instance: "29129529", root: vastFixture(t)},
+		{id: "runpod-a100-1", provider: "runpod", instance: "xedezhzb9la3ye", root: t.TempDir()},
+		{id: "hetzner-cpu2", provider: "hetzner", instance: "41000002", root: t.TempDir()},
+	}
+	agents := map[string]*agent.Agent{}
+	for _, n := range nodes {
+		agents[n.id], _ = startAgent(t, []string{h.url}, n, "")
+	}
+	wantPath := map[string]string{
+		"vast-29129529": "/workspace/ringrift/ai-service", // detected on the node
+		"runpod-a100-1": "/workspace/ringrift/ai-service",
+		"hetzner-cpu2":  "/root/ringrift/ai-service",
+	}
+	for _, n := range nodes {
+		rec := waitState(t, h.url, n.id, mesh.StateHealthy, 10*time.Second)
+		if rec.Provider != n.provider || rec.InstanceID != n.instance || rec.AgentVersion != "test-1" {
+			t.Errorf("%s: provider %q instance %q version %q", n.id, rec.Provider, rec.InstanceID, rec.AgentVersion)
+		}
+		if rec.Paths == nil || rec.Paths.Ringrift != wantPath[n.id] {
+			t.Errorf("%s: paths %+v, want %s", n.id, rec.Paths, wantPath[n.id])
+		}
+		if rec.Health == nil || rec.Health.CPUCount == nil || len(rec.Health.Disks) == 0 {
+			t.Errorf("%s: no real health sample: %+v", n.id, rec.Health)
+		}
+	}
+
+	// meshctl status (the real command) shows the table.
+	var out bytes.Buffer
+	root := meshctl.NewRoot(&out, &out)
+	root.SetArgs([]string{"status", "--nats-url", h.url})
+	if err := root.Execute(); err != nil {
+		t.Fatalf("meshctl status: %v\n%s", err, out.String())
+	}
+	for _, n := range nodes {
+		if !strings.Contains(out.String(), n.id) || !strings.Contains(out.String(), n.provider) {
+			t.Errorf("meshctl status lacks %s:\n%s", n.id, out.String())
+		}
+	}
+	if !strings.Contains(out.String(), "healthy") {
+		t.Errorf("no healthy row:\n%s", out.String())
+	}
+
+	// Silence one agent: suspect after 1.2 s, dead after 2.5 s.
+	silenced := time.Now()
+	agents["runpod-a100-1"].PauseHeartbeats(true)
+	rec := waitState(t, h.url, "runpod-a100-1", mesh.StateSuspect, 5*time.Second)
+	if !strings.Contains(rec.Cause, "no heartbeat") {
+		t.Errorf("suspect cause = %q", rec.Cause)
+	}
+	waitState(t, h.url, "runpod-a100-1", mesh.StateDead, 6*time.Second)
+	if el := time.Since(silenced); el < fastThresholds.DeadAfter {
+		t.Errorf("dead after %s, before the %s threshold", el, fastThresholds.DeadAfter)
+	}
+	for _, other := range []string{"vast-29129529", "hetzner-cpu2"} {
+		if r, _ := nodeIn(status(t, h.url), other); r.State != mesh.StateHealthy {
+			t.Errorf("%s: %s, want healthy", other, r.State)
+		}
+	}
+	// It comes back when heartbeats resume.
+	agents["runpod-a100-1"].PauseHeartbeats(false)
+	rec = waitState(t, h.url, "runpod-a100-1", mesh.StateHealthy, 5*time.Second)
+	if !strings.Contains(rec.Cause, "resumed") {
+		t.Errorf("resume cause = %q", rec.Cause)
+	}
+	// Every transition is in the audit stream with its cause.
+	audits := auditTransitions(t, h.url, "runpod-a100-1")
+	want := []string{"joining", "healthy", "suspect", "dead", "healthy"}
+	if fmt.Sprint(audits) != fmt.Sprint(want) {
+		t.Errorf("audited transitions %v, want %v", audits, want)
+	}
+}
+
+func auditTransitions(t *testing.T, url, node string) []string {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	cons, err := js.OrderedConsumer(ctx, bus.StreamAudit, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for {
+		m, err := cons.Next(jetstream.FetchMaxWait(300 * time.Millisecond))
+		if err != nil {
+			return out
+		}
+		var env bus.Envelope
+		var a events.Audit
+		if json.Unmarshal(m.Data(), &env) != nil || json.Unmarshal(env.Body, &a) != nil {
+			t.Fatalf("bad audit message %s", m.Data())
+		}
+		if a.Node == node && a.Kind == "transition" {
+			if a.Cause == "" {
+				t.Errorf("audit without cause: %+v", a)
+			}
+			out = append(out, a.To)
+		}
+	}
+}
+
+// A coordinator restarted on the same store directory restores the registry.
+func TestCoordinatorRestartRestoresRegistry(t *testing.T) {
+	store := t.TempDir()
+	h := startCoordinator(t, coordinator.Config{Embedded: bus.ServerConfig{Port: -1, StoreDir: store}})
+	_, stopA := startAgent(t, []string{h.url}, fakeNode{id: "vast-1", provider: "vast", instance: "1", root: t.TempDir()}, "")
+	_, _ = startAgent(t, []string{h.url}, fakeNode{id: "hetzner-cpu1", provider: "hetzner", instance: "41", root: t.TempDir()}, "")
+	waitState(t, h.url, "vast-1", mesh.StateHealthy, 10*time.Second)
+	waitState(t, h.url, "hetzner-cpu1", mesh.StateHealthy, 10*time.Second)
+	stopA() // bye → left, persisted before the restart
+	waitState(t, h.url, "vast-1", mesh.StateLeft, 5*time.Second)
+	port := h.coord.Registry() // keep reference for comparison
+	before := port.Snapshot()
+	h.stop()
+
+	h2 := startCoordinator(t, coordinator.Config{Embedded: bus.ServerConfig{Port: -1, StoreDir: store}})
+	// Right after start, before any agent could have spoken to it:
+	rec, ok := h2.coord.Registry().Get("vast-1")
+	if !ok || rec.State != mesh.StateLeft || rec.Provider != "vast" || rec.InstanceID != "1" {
+		t.Fatalf("restored vast-1 = %+v (ok=%v)", rec, ok)
+	}
+	rec, ok = h2.coord.Registry().Get("hetzner-cpu1")
+	if !ok || rec.Provider != "hetzner" || rec.Paths == nil || rec.Paths.Ringrift != "/root/ringrift/ai-service" {
+		t.Fatalf("restored hetzner-cpu1 = %+v", rec)
+	}
+	if len(h2.coord.Registry().Snapshot()) != len(before) {
+		t.Fatalf("restored %d records, had %d", len(h2.coord.Registry().Snapshot()), len(before))
+	}
+}
