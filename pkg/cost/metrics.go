@@ -1,0 +1,67 @@
+package cost
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ringmesh/ringmesh/pkg/providers"
+)
+
+// Metric descriptors. Amounts are in the currency named by the "currency"
+// label (USD, EUR); they are never summed across currencies.
+var (
+	descPrice = prometheus.NewDesc("ringmesh_instance_price_per_hour",
+		"Price per hour of an instance in its provider's currency (known prices only).",
+		[]string{"provider", "instance", "node", "currency"}, nil)
+	descBillable = prometheus.NewDesc("ringmesh_instance_billable",
+		"1 when the instance's last observed state accrues cost, else 0.",
+		[]string{"provider", "instance", "node"}, nil)
+	descAccrued = prometheus.NewDesc("ringmesh_cost_accrued_total",
+		"Cost accrued since tracking began, in the currency label's units.",
+		[]string{"provider", "currency"}, nil)
+	descUnknown = prometheus.NewDesc("ringmesh_cost_unknown_price_hours_total",
+		"Billable instance-hours whose price was unknown (their cost is missing from ringmesh_cost_accrued_total).",
+		[]string{"provider"}, nil)
+	descUnobserved = prometheus.NewDesc("ringmesh_cost_unobserved_hours_total",
+		"Instance-hours in observation gaps longer than the maximum gap (not charged).",
+		[]string{"provider"}, nil)
+)
+
+type collector struct{ t *Tracker }
+
+// Collector returns a prometheus.Collector over the Tracker's current state.
+func (t *Tracker) Collector() prometheus.Collector { return collector{t} }
+
+// Register registers the Tracker's collector on reg.
+func (t *Tracker) Register(reg prometheus.Registerer) error { return reg.Register(t.Collector()) }
+
+func (c collector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descPrice
+	ch <- descBillable
+	ch <- descAccrued
+	ch <- descUnknown
+	ch <- descUnobserved
+}
+
+func (c collector) Collect(ch chan<- prometheus.Metric) {
+	for _, ic := range c.t.Current() {
+		if ic.State == providers.StateTerminated {
+			continue
+		}
+		b := 0.0
+		if ic.Billable {
+			b = 1
+		}
+		ch <- prometheus.MustNewConstMetric(descBillable, prometheus.GaugeValue, b, ic.Provider, ic.InstanceID, ic.NodeID)
+		if ic.Price.Known() {
+			ch <- prometheus.MustNewConstMetric(descPrice, prometheus.GaugeValue, ic.Price.PerHour,
+				ic.Provider, ic.InstanceID, ic.NodeID, ic.Price.Currency)
+		}
+	}
+	for p, tot := range c.t.Lifetime() {
+		for cur, v := range tot.Amount {
+			ch <- prometheus.MustNewConstMetric(descAccrued, prometheus.CounterValue, v, p, cur)
+		}
+		ch <- prometheus.MustNewConstMetric(descUnknown, prometheus.CounterValue, tot.UnknownHours, p)
+		ch <- prometheus.MustNewConstMetric(descUnobserved, prometheus.CounterValue, tot.UnobservedHours, p)
+	}
+}
