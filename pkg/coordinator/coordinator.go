@@ -78,6 +78,7 @@ type Coordinator struct {
 	kv   jetstream.KeyValue
 	http *http.Server
 
+	appliedN  atomic.Uint64
 	ready     atomic.Bool
 	readyErr  atomic.Value // string
 	started   chan struct{}
@@ -121,6 +122,9 @@ func New(cfg Config, log zerolog.Logger) (*Coordinator, error) {
 	c.readyErr.Store("starting")
 	return c, nil
 }
+
+// Applied returns how many events were applied to the registry (duplicates and invalid ones excluded).
+func (c *Coordinator) Applied() uint64 { return c.appliedN.Load() }
 
 // Registry exposes the in-memory registry (read-only use).
 func (c *Coordinator) Registry() *registry.Registry { return c.reg }
@@ -349,6 +353,7 @@ func (c *Coordinator) handle(msg jetstream.Msg) {
 		trs = res.Transitions
 	}
 	c.m.applied.WithLabelValues(kind).Inc()
+	c.appliedN.Add(1)
 	if len(trs) > 0 {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		c.recordTransitions(ctx, trs, env.ID)
