@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/ringmesh/ringmesh/pkg/agent"
@@ -22,7 +23,11 @@ import (
 	"github.com/ringmesh/ringmesh/pkg/cli"
 	"github.com/ringmesh/ringmesh/pkg/config"
 	"github.com/ringmesh/ringmesh/pkg/coordinator"
+	"github.com/ringmesh/ringmesh/pkg/cost"
+	"github.com/ringmesh/ringmesh/pkg/fleet"
 	"github.com/ringmesh/ringmesh/pkg/logging"
+	"github.com/ringmesh/ringmesh/pkg/providers"
+	"github.com/ringmesh/ringmesh/pkg/providers/demo"
 	"github.com/ringmesh/ringmesh/pkg/registry"
 	"github.com/ringmesh/ringmesh/pkg/version"
 )
@@ -51,6 +56,8 @@ func run(args []string) error {
 		logLevel     = fs.String("log-level", "info", "log level: trace, debug, info, warn, error")
 		logFormat    = fs.String("log-format", "console", "log format: console or json")
 		showVersion  = fs.Bool("version", false, "print the version and exit")
+		demoMode     = fs.Bool("demo", false, "demo: --dev plus local fakes of all six cloud APIs and a matching inventory (no real cloud is contacted)")
+		reconcile    = fs.Duration("reconcile-interval", 30*time.Second, "how often every provider is listed and reconciled with the nodes")
 	)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -66,6 +73,12 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
+	if *demoMode {
+		*dev = true
+		if *name == "" {
+			*name = "hetzner-cpu1"
+		}
+	}
 	if *name == "" {
 		*name = cli.DefaultNodeID()
 	}
@@ -76,6 +89,11 @@ func run(args []string) error {
 		}
 	}
 	var inv *config.Inventory
+	if *inventory == "" && *demoMode {
+		if inv, err = config.Parse("demo-inventory.yaml", []byte(demo.DemoInventory)); err != nil {
+			return err
+		}
+	}
 	if *inventory != "" {
 		if inv, err = config.LoadFile(*inventory); err != nil {
 			return err
@@ -88,9 +106,40 @@ func run(args []string) error {
 	if err != nil {
 		return fmt.Errorf("--nats-listen: %w", err)
 	}
+	metrics := prometheus.NewRegistry()
+	var provs *providers.Registry
+	switch {
+	case *demoMode:
+		fakes, err := demo.StartFakes(context.Background(), demo.Options{})
+		if err != nil {
+			return fmt.Errorf("demo fakes: %w", err)
+		}
+		defer fakes.Close()
+		list, err := fakes.Providers(log)
+		if err != nil {
+			return fmt.Errorf("demo providers: %w", err)
+		}
+		provs = providers.NewRegistry()
+		for _, p := range list {
+			provs.Register(fleet.Wrap(p, inv, log, fleet.BuildOptions{Registerer: metrics}))
+		}
+		log.Info().Strs("providers", provs.Names()).Msg("demo: providers are local fakes")
+	case inv != nil:
+		provs = fleet.BuildProviders(inv, log, fleet.BuildOptions{Registerer: metrics})
+	}
+	var tracker *cost.Tracker
+	var rec *fleet.Reconciler
+	if provs != nil {
+		tracker = cost.New(cost.Options{})
+		rec = fleet.NewReconciler(provs, inv, tracker, log, nil)
+	}
 	cfg := coordinator.Config{
-		Name:     *name,
-		NATSURLs: cli.SplitList(*natsURL),
+		Registry:          metrics,
+		Fleet:             rec,
+		Cost:              tracker,
+		ReconcileInterval: *reconcile,
+		Name:              *name,
+		NATSURLs:          cli.SplitList(*natsURL),
 		Embedded: bus.ServerConfig{
 			Name: "ringmesh-" + *name, Host: host, Port: port, StoreDir: filepath.Join(*dataDir, "nats"), MonitorPort: *natsMonitor,
 		},

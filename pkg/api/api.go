@@ -12,8 +12,11 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/ringmesh/ringmesh/pkg/bus"
+	"github.com/ringmesh/ringmesh/pkg/cost"
 	"github.com/ringmesh/ringmesh/pkg/events"
+	"github.com/ringmesh/ringmesh/pkg/fleet"
 	"github.com/ringmesh/ringmesh/pkg/mesh"
+	"github.com/ringmesh/ringmesh/pkg/paths"
 	"github.com/ringmesh/ringmesh/pkg/registry"
 )
 
@@ -114,4 +117,50 @@ func (c Client) DeadLetters(ctx context.Context, limit int) (DeadLetters, error)
 	var d DeadLetters
 	err := c.Call(ctx, OpDeadLetters, DeadLettersRequest{Limit: limit}, &d)
 	return d, err
+}
+
+// More operations.
+const (
+	OpInstances = "instances"
+	OpAct       = "act" // answered by the leader only
+	OpSSHConfig = "ssh_config"
+	OpPaths     = "paths"
+	OpCost      = "cost"
+)
+
+// InstancesRequest filters OpInstances by provider ("" = all).
+type InstancesRequest struct {
+	Provider string `json:"provider,omitempty"`
+}
+
+// NodeRequest names one node.
+type NodeRequest struct {
+	Node string `json:"node"`
+}
+
+// SSHConfig is the answer to OpSSHConfig.
+type SSHConfig struct {
+	Entries []fleet.SSHEntry `json:"entries"`
+	Text    string           `json:"text"`
+}
+
+// Paths is the answer to OpPaths.
+type Paths struct {
+	Node   string       `json:"node"`
+	Layout paths.Layout `json:"layout"`
+	Source string       `json:"source"` // "agent" (reported by the node) or "inventory"
+}
+
+// CostRequest is reserved for filters; empty = everything.
+type CostRequest struct{}
+
+// Cost is the answer to OpCost. Amounts are per currency (USD and EUR are never added).
+type Cost struct {
+	Current       []cost.InstanceCost    `json:"current"`
+	BurnRate      map[string]float64     `json:"burn_rate_per_hour"`
+	UnknownPriced int                    `json:"unknown_priced_instances"`
+	Total         cost.Totals            `json:"total"`
+	ByNode        map[string]cost.Totals `json:"by_node"`
+	ByProvider    map[string]cost.Totals `json:"by_provider"`
+	ByDay         map[string]cost.Totals `json:"by_day"`
 }

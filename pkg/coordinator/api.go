@@ -21,6 +21,11 @@ func (c *Coordinator) apiHandlers() map[string]apiHandler {
 	return map[string]apiHandler{
 		api.OpStatus:      func(ctx context.Context, _ []byte) (any, error) { return c.Status(), nil },
 		api.OpDeadLetters: c.apiDeadLetters,
+		api.OpInstances:   c.apiInstances,
+		api.OpSSHConfig:   c.apiSSHConfig,
+		api.OpPaths:       c.apiPaths,
+		api.OpCost:        c.apiCost,
+		api.OpAct:         c.apiAct,
 	}
 }
 
@@ -36,7 +41,16 @@ func (c *Coordinator) startAPI() (micro.Service, error) {
 	}
 	for op, h := range c.apiHandlers() {
 		h := h
+		opts := []micro.EndpointOpt{micro.WithEndpointSubject(bus.APISubject(op))}
+		leaderOnly := op == api.OpAct
+		if leaderOnly {
+			// Every coordinator hears it; only the leader answers.
+			opts = append(opts, micro.WithEndpointQueueGroupDisabled())
+		}
 		err := svc.AddEndpoint(op, micro.HandlerFunc(func(r micro.Request) {
+			if leaderOnly && !c.IsLeader() {
+				return
+			}
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			var rep api.Reply
@@ -51,7 +65,7 @@ func (c *Coordinator) startAPI() (micro.Service, error) {
 			}
 			b, _ := json.Marshal(rep)
 			_ = r.Respond(b)
-		}), micro.WithEndpointSubject(bus.APISubject(op)))
+		}), opts...)
 		if err != nil {
 			_ = svc.Stop()
 			return nil, err
@@ -65,7 +79,7 @@ func (c *Coordinator) Status() api.Status {
 	th := c.reg.Thresholds()
 	return api.Status{
 		Coordinator: c.cfg.Name,
-		Leader:      c.cfg.Name,
+		Leader:      leaderName(c),
 		GeneratedAt: c.cfg.Now().UTC(),
 		Thresholds:  api.ThresholdsView{SuspectAfterSeconds: th.SuspectAfter.Seconds(), DeadAfterSeconds: th.DeadAfter.Seconds()},
 		Counts:      c.reg.Counts(),
@@ -136,4 +150,9 @@ func (c *Coordinator) deadLetters(ctx context.Context, limit int) ([]events.Dead
 		}
 	}
 	return out, nil
+}
+
+func leaderName(c *Coordinator) string {
+	h, _ := c.leader()
+	return h
 }

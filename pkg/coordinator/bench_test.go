@@ -107,7 +107,7 @@ func benchSample() health.Sample {
 	n := 8
 	s := health.Sample{Time: time.Now(), AgentVersion: "bench", CPUPercent: f(37.5), CPUCount: &n, Load1: f(3), Load5: f(2.5), Load15: f(2),
 		MemTotalBytes: u(64 << 30), MemUsedBytes: u(20 << 30), MemAvailableBytes: u(40 << 30), UptimeSeconds: u(86400),
-		Disks: []health.Disk{{Path: "/workspace", TotalBytes: u(500 << 30), UsedBytes: u(200 << 30), FreeBytes: u(300 << 30), UsedPercent: f(40), FSType: "overlayfs"}},
+		Disks:    []health.Disk{{Path: "/workspace", TotalBytes: u(500 << 30), UsedBytes: u(200 << 30), FreeBytes: u(300 << 30), UsedPercent: f(40), FSType: "overlayfs"}},
 		GPUProbe: "ok", Processes: []health.Process{}, Errors: []string{}}
 	for i := 0; i < 2; i++ {
 		s.GPUs = append(s.GPUs, health.GPU{Index: i, Name: "NVIDIA GeForce RTX 4090", UUID: fmt.Sprintf("GPU-%d", i), UtilizationPercent: f(97),

@@ -32,7 +32,9 @@ import (
 
 	"github.com/ringmesh/ringmesh/pkg/bus"
 	"github.com/ringmesh/ringmesh/pkg/config"
+	"github.com/ringmesh/ringmesh/pkg/cost"
 	"github.com/ringmesh/ringmesh/pkg/events"
+	"github.com/ringmesh/ringmesh/pkg/fleet"
 	"github.com/ringmesh/ringmesh/pkg/mesh"
 	"github.com/ringmesh/ringmesh/pkg/registry"
 	"github.com/ringmesh/ringmesh/schemas"
@@ -63,6 +65,23 @@ type Config struct {
 	Registry *prometheus.Registry
 	// Now is the clock (tests).
 	Now func() time.Time
+	// Fleet reconciles the providers (nil = no provider integration).
+	Fleet *fleet.Reconciler
+	// ReconcileInterval between provider reconciles (default 30 s).
+	ReconcileInterval time.Duration
+	// Cost tracks accrued cost (nil = none); it is persisted in KV mesh_state.
+	Cost *cost.Tracker
+	// Leadership decides who may act; nil means this coordinator always acts
+	// (single-coordinator deployments).
+	Leadership Leadership
+}
+
+// Leadership is the view of the leader lease the coordinator needs.
+type Leadership interface {
+	// IsLeader reports whether this coordinator may act now.
+	IsLeader() bool
+	// Leader returns the current holder and term as last observed.
+	Leader() (holder string, term uint64, ok bool)
 }
 
 // Coordinator is one control-plane replica.
@@ -78,12 +97,14 @@ type Coordinator struct {
 	kv   jetstream.KeyValue
 	http *http.Server
 
-	appliedN  atomic.Uint64
-	ready     atomic.Bool
-	readyErr  atomic.Value // string
-	started   chan struct{}
-	startOnce sync.Once
-	httpAddr  atomic.Value // string
+	appliedN   atomic.Uint64
+	report     atomic.Pointer[fleet.Report]
+	reconciled chan struct{}
+	ready      atomic.Bool
+	readyErr   atomic.Value // string
+	started    chan struct{}
+	startOnce  sync.Once
+	httpAddr   atomic.Value // string
 }
 
 // New validates cfg and builds a coordinator; Run starts it.
@@ -107,18 +128,27 @@ func New(cfg Config, log zerolog.Logger) (*Coordinator, error) {
 	if cfg.Registry == nil {
 		cfg.Registry = prometheus.NewRegistry()
 	}
+	if cfg.ReconcileInterval == 0 {
+		cfg.ReconcileInterval = 30 * time.Second
+	}
 	val, err := schemas.NewValidator()
 	if err != nil {
 		return nil, fmt.Errorf("schemas: %w", err)
 	}
 	c := &Coordinator{
-		cfg:     cfg,
-		log:     log.With().Str("component", "coordinator").Str("coordinator", cfg.Name).Logger(),
-		reg:     registry.New(cfg.Thresholds),
-		val:     val,
-		started: make(chan struct{}),
+		cfg:        cfg,
+		log:        log.With().Str("component", "coordinator").Str("coordinator", cfg.Name).Logger(),
+		reg:        registry.New(cfg.Thresholds),
+		val:        val,
+		started:    make(chan struct{}),
+		reconciled: make(chan struct{}, 1),
 	}
 	c.m = newMetrics(cfg.Registry, c.reg)
+	if cfg.Cost != nil {
+		if err := cfg.Cost.Register(cfg.Registry); err != nil {
+			return nil, fmt.Errorf("cost metrics: %w", err)
+		}
+	}
 	c.readyErr.Store("starting")
 	return c, nil
 }
@@ -214,6 +244,9 @@ func (c *Coordinator) Run(ctx context.Context) error {
 	c.startOnce.Do(func() { close(c.started) })
 	c.log.Info().Int("nodes", len(c.reg.Snapshot())).Msg("coordinator running")
 
+	if c.cfg.Fleet != nil {
+		go c.reconcileLoop(ctx)
+	}
 	tick := time.NewTicker(c.cfg.TickInterval)
 	flush := time.NewTicker(c.cfg.FlushInterval)
 	defer tick.Stop()
@@ -257,6 +290,7 @@ func (c *Coordinator) setup(ctx context.Context) error {
 	now := c.cfg.Now()
 	c.reg.Restore(recs, now)
 	c.reg.Seed(c.cfg.Inventory, now)
+	c.restoreCost(wctx)
 	c.flush(wctx)
 	c.log.Info().Int("restored", len(recs)).Msg("registry restored from KV " + bus.BucketNodes)
 	return nil

@@ -118,8 +118,8 @@ func startAgent(t *testing.T, urls []string, n fakeNode, stateDir string) (*agen
 	a, err := agent.New(agent.Config{
 		NodeID: n.id, Provider: n.provider, InstanceID: n.instance, NATSURLs: urls, StateDir: stateDir,
 		HeartbeatInterval: 200 * time.Millisecond, Version: "test-1",
-		Detect:  detect.Options{Env: func(string) string { return "" }, HetznerURL: dead, VultrURL: dead, NebiusURL: dead, Timeout: 100 * time.Millisecond},
-		Paths:   paths.Resolver{Root: n.root, Home: "/root"},
+		Detect:     detect.Options{Env: func(string) string { return "" }, HetznerURL: dead, VultrURL: dead, NebiusURL: dead, Timeout: 100 * time.Millisecond},
+		Paths:      paths.Resolver{Root: n.root, Home: "/root"},
 		ByeTimeout: 2 * time.Second,
 	}, testLog(t).With().Str("agent", n.id).Logger())
 	if err != nil {

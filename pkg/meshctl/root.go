@@ -47,7 +47,8 @@ func NewRoot(out, errOut io.Writer) *cobra.Command {
 	root.PersistentFlags().StringVar(&o.NATSURL, "nats-url", defURL, "NATS server URLs, comma-separated ($RINGMESH_NATS_URL)")
 	root.PersistentFlags().DurationVar(&o.Timeout, "timeout", 10*time.Second, "how long to wait for the coordinator")
 	root.PersistentFlags().BoolVar(&o.JSON, "json", false, "print JSON instead of a table")
-	root.AddCommand(statusCmd(o), eventsCmd(o))
+	root.AddCommand(statusCmd(o), eventsCmd(o), instancesCmd(o), actionCmd(o, "start"), actionCmd(o, "stop"), actionCmd(o, "terminate"),
+		sshConfigCmd(o), sshCmd(o), pathsCmd(o), costCmd(o))
 	return root
 }
 

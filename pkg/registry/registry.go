@@ -107,12 +107,17 @@ type Record struct {
 	Gossip            GossipView        `json:"gossip"`
 	Preempt           *events.Preempt   `json:"preempt,omitempty"`
 	LastSync          *events.Sync      `json:"last_sync,omitempty"`
+	Instance          *InstanceInfo     `json:"instance,omitempty"`
 }
 
 // clone copies r; maps are copied, other reference fields are replaced
 // (never mutated in place) by the registry, so sharing them is safe.
 func (r *Record) clone() Record {
 	c := *r
+	if r.Instance != nil {
+		in := *r.Instance
+		c.Instance = &in
+	}
 	if r.Applied != nil {
 		c.Applied = make(map[string]uint64, len(r.Applied))
 		for k, v := range r.Applied {
@@ -516,4 +521,63 @@ func (r *Registry) Tick(now time.Time) []Transition {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Node < out[j].Node })
 	return out
+}
+
+// InstanceInfo is the provider's view of a node's instance, as the reconciler saw it.
+type InstanceInfo struct {
+	Provider    string    `json:"provider"`
+	ID          string    `json:"id"`
+	State       string    `json:"state"`
+	RawState    string    `json:"raw_state"`
+	Interrupted bool      `json:"interrupted,omitempty"`
+	Gone        bool      `json:"gone,omitempty"` // not in the provider's (successful) list
+	SeenAt      time.Time `json:"seen_at"`
+}
+
+// ApplyInstance folds the provider's view of node's instance into the
+// registry. Provider facts move a node only where the agent cannot speak
+// for itself: a node whose agent is silent (suspect, dead, bus-partitioned,
+// unknown, left, preempting) becomes preempted when the provider reports
+// it preempted/interrupted, terminated when it is gone or terminated, and
+// stopped when it is stopped. A node still heartbeating keeps its state.
+func (r *Registry) ApplyInstance(node string, info InstanceInfo, at time.Time) []Transition {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rec, ok := r.nodes[node]
+	if !ok {
+		return nil
+	}
+	prev := rec.Instance
+	rec.Instance = &info
+	if prev == nil || *prev != info {
+		r.dirty[node] = true
+	}
+	silent := false
+	switch rec.State {
+	case mesh.StateSuspect, mesh.StateDead, mesh.StateBusPartitioned, mesh.StateUnknown, mesh.StateLeft, mesh.StatePreempting, mesh.StateStopped:
+		silent = true
+	}
+	var to mesh.NodeState
+	var cause string
+	switch {
+	case info.State == "preempted" || info.Interrupted:
+		if silent || rec.State == mesh.StatePreempting {
+			to, cause = mesh.StatePreempted, fmt.Sprintf("provider %s reports instance %s preempted (state %q)", info.Provider, info.ID, info.RawState)
+		}
+	case info.Gone || info.State == "terminated":
+		if silent && rec.State != mesh.StatePreempted {
+			to, cause = mesh.StateTerminated, fmt.Sprintf("provider %s no longer has instance %s", info.Provider, info.ID)
+		}
+	case info.State == "stopped":
+		if silent && rec.State != mesh.StatePreempted {
+			to, cause = mesh.StateStopped, fmt.Sprintf("provider %s reports instance %s stopped", info.Provider, info.ID)
+		}
+	}
+	if to == "" {
+		return nil
+	}
+	if t, ok := r.transition(rec, to, cause, at); ok {
+		return []Transition{t}
+	}
+	return nil
 }

@@ -1,0 +1,243 @@
+package coordinator
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/ringmesh/ringmesh/pkg/api"
+	"github.com/ringmesh/ringmesh/pkg/bus"
+	"github.com/ringmesh/ringmesh/pkg/cost"
+	"github.com/ringmesh/ringmesh/pkg/events"
+	"github.com/ringmesh/ringmesh/pkg/fleet"
+	"github.com/ringmesh/ringmesh/pkg/paths"
+	"github.com/ringmesh/ringmesh/pkg/registry"
+)
+
+// IsLeader reports whether this coordinator may act (call mutating provider APIs, issue commands).
+func (c *Coordinator) IsLeader() bool {
+	return c.cfg.Leadership == nil || c.cfg.Leadership.IsLeader()
+}
+
+func (c *Coordinator) leader() (string, uint64) {
+	if c.cfg.Leadership == nil {
+		return c.cfg.Name, 0
+	}
+	h, t, _ := c.cfg.Leadership.Leader()
+	return h, t
+}
+
+// Reconciled receives a value after every reconcile pass (tests, demo).
+func (c *Coordinator) Reconciled() <-chan struct{} { return c.reconciled }
+
+// ReconcileNow runs one reconcile pass and applies it to the registry.
+func (c *Coordinator) ReconcileNow(ctx context.Context) fleet.Report {
+	rep := c.cfg.Fleet.Reconcile(ctx, c.reg.Snapshot())
+	c.report.Store(&rep)
+	now := c.cfg.Now()
+	var trs []registry.Transition
+	for _, iv := range rep.Instances {
+		if iv.Node == "" || iv.Stale {
+			continue
+		}
+		trs = append(trs, c.reg.ApplyInstance(iv.Node, registry.InstanceInfo{Provider: iv.Provider, ID: iv.ID, State: string(iv.State),
+			RawState: iv.RawState, Interrupted: iv.Interrupted, SeenAt: rep.At}, now)...)
+	}
+	for _, gone := range rep.AgentsWithoutInstances {
+		if rec, ok := c.reg.Get(gone.Node); ok && rec.InstanceID != "" && strings.Contains(gone.Reason, "not in") {
+			trs = append(trs, c.reg.ApplyInstance(gone.Node, registry.InstanceInfo{Provider: gone.Provider, ID: rec.InstanceID, Gone: true, SeenAt: rep.At}, now)...)
+		}
+	}
+	actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if len(trs) > 0 {
+		c.recordTransitions(actx, trs, "")
+	}
+	for _, ch := range rep.EndpointChanges {
+		c.log.Info().Str("node", ch.Node).Str("instance", ch.InstanceID).Str("from", ch.From).Str("to", ch.To).Msg("SSH endpoint moved")
+		c.audit(actx, "endpoint", fmt.Sprintf("endpoint:%s:%s:%s:%s", ch.Provider, ch.InstanceID, ch.Kind, ch.To), events.Audit{
+			Kind: "endpoint", Node: ch.Node, From: ch.From, To: ch.To, Cause: "provider " + ch.Provider + " reports a new " + ch.Kind + " endpoint",
+			Actor: "coordinator:" + c.cfg.Name, Detail: map[string]string{"provider": ch.Provider, "instance": ch.InstanceID}})
+	}
+	c.saveCost(actx)
+	select {
+	case c.reconciled <- struct{}{}:
+	default:
+	}
+	return rep
+}
+
+func (c *Coordinator) reconcileLoop(ctx context.Context) {
+	t := time.NewTicker(c.cfg.ReconcileInterval)
+	defer t.Stop()
+	for {
+		rctx, cancel := context.WithTimeout(ctx, c.cfg.ReconcileInterval+30*time.Second)
+		c.ReconcileNow(rctx)
+		cancel()
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+const costKey = "cost"
+
+func (c *Coordinator) saveCost(ctx context.Context) {
+	if c.cfg.Cost == nil || !c.IsLeader() {
+		return
+	}
+	kv, err := c.js.KeyValue(ctx, bus.BucketState)
+	if err != nil {
+		return
+	}
+	b, err := json.Marshal(c.cfg.Cost.Snapshot())
+	if err == nil {
+		_, err = kv.Put(ctx, costKey, b)
+	}
+	if err != nil {
+		c.log.Warn().Err(err).Msg("save cost snapshot")
+	}
+}
+
+func (c *Coordinator) restoreCost(ctx context.Context) {
+	if c.cfg.Cost == nil {
+		return
+	}
+	kv, err := c.js.KeyValue(ctx, bus.BucketState)
+	if err != nil {
+		return
+	}
+	e, err := kv.Get(ctx, costKey)
+	if err != nil {
+		return
+	}
+	var s cost.Snapshot
+	if err := json.Unmarshal(e.Value(), &s); err != nil {
+		c.log.Error().Err(err).Msg("cost snapshot unreadable; starting from zero")
+		return
+	}
+	if err := c.cfg.Cost.Restore(s); err != nil {
+		c.log.Error().Err(err).Msg("cost snapshot rejected; starting from zero")
+	}
+}
+
+func (c *Coordinator) currentReport() (fleet.Report, error) {
+	if c.cfg.Fleet == nil {
+		return fleet.Report{}, errors.New("no providers configured on this coordinator")
+	}
+	if p := c.report.Load(); p != nil {
+		return c.cfg.Fleet.Report(c.reg.Snapshot()), nil
+	}
+	return fleet.Report{}, errors.New("first reconcile still running; try again in a moment")
+}
+
+func (c *Coordinator) apiInstances(ctx context.Context, req []byte) (any, error) {
+	var r api.InstancesRequest
+	if len(req) > 0 {
+		if err := json.Unmarshal(req, &r); err != nil {
+			return nil, fmt.Errorf("bad request: %w", err)
+		}
+	}
+	rep, err := c.currentReport()
+	if err != nil {
+		return nil, err
+	}
+	if r.Provider != "" {
+		var keep []fleet.InstanceView
+		for _, iv := range rep.Instances {
+			if iv.Provider == r.Provider {
+				keep = append(keep, iv)
+			}
+		}
+		rep.Instances = keep
+	}
+	return rep, nil
+}
+
+func (c *Coordinator) apiAct(ctx context.Context, req []byte) (any, error) {
+	var r fleet.ActionRequest
+	if err := json.Unmarshal(req, &r); err != nil {
+		return nil, fmt.Errorf("bad request: %w", err)
+	}
+	if c.cfg.Fleet == nil {
+		return nil, errors.New("no providers configured on this coordinator")
+	}
+	_, term := c.leader()
+	var recp *registry.Record
+	if rec, ok := c.reg.Get(r.Node); ok {
+		recp = &rec
+	}
+	res, err := fleet.Act(ctx, c.cfg.Fleet.Providers(), c.cfg.Fleet.Inventory(), recp, r, term, func(ctx context.Context, id string, a events.Audit) {
+		a.Actor = strings.TrimSpace(a.Actor + " via coordinator:" + c.cfg.Name)
+		c.audit(ctx, "provider_call", id, a)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if res.Applied {
+		go func() { // refresh the picture soon after a change
+			rctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			c.ReconcileNow(rctx)
+		}()
+	}
+	return res, nil
+}
+
+func (c *Coordinator) apiSSHConfig(ctx context.Context, _ []byte) (any, error) {
+	var inv = c.cfg.Inventory
+	rep := fleet.Report{}
+	if c.cfg.Fleet != nil {
+		rep = c.cfg.Fleet.Report(c.reg.Snapshot())
+	}
+	entries := fleet.SSHEntries(inv, c.reg.Snapshot(), rep)
+	return api.SSHConfig{Entries: entries, Text: fleet.RenderSSHConfig(entries)}, nil
+}
+
+func (c *Coordinator) apiPaths(ctx context.Context, req []byte) (any, error) {
+	var r api.NodeRequest
+	if err := json.Unmarshal(req, &r); err != nil || r.Node == "" {
+		return nil, errors.New(`bad request: want {"node": "<node ID>"}`)
+	}
+	if rec, ok := c.reg.Get(r.Node); ok && rec.Paths != nil {
+		return api.Paths{Node: r.Node, Layout: *rec.Paths, Source: "agent"}, nil
+	}
+	if c.cfg.Inventory != nil {
+		if h := c.cfg.Inventory.Hosts[r.Node]; h != nil {
+			ov := map[paths.Kind]string{paths.Games: h.StoragePaths.Games, paths.Models: h.StoragePaths.Models, paths.TrainingData: h.StoragePaths.TrainingData,
+				paths.Checkpoints: h.StoragePaths.Checkpoints, paths.Logs: h.StoragePaths.Logs, paths.SyncIncoming: h.StoragePaths.SyncIncoming}
+			return api.Paths{Node: r.Node, Layout: paths.For(h.Provider, h.RingriftPath, ov), Source: "inventory"}, nil
+		}
+	}
+	return nil, fmt.Errorf("unknown node %q", r.Node)
+}
+
+func (c *Coordinator) apiCost(ctx context.Context, req []byte) (any, error) {
+	if c.cfg.Cost == nil {
+		return nil, errors.New("cost tracking is not enabled on this coordinator")
+	}
+	var r api.CostRequest
+	if len(req) > 0 {
+		if err := json.Unmarshal(req, &r); err != nil {
+			return nil, fmt.Errorf("bad request: %w", err)
+		}
+	}
+	out := api.Cost{Current: c.cfg.Cost.Current(), Total: c.cfg.Cost.Sum(cost.Filter{})}
+	out.BurnRate, out.UnknownPriced = c.cfg.Cost.BurnRate()
+	var err error
+	if out.ByNode, err = c.cfg.Cost.Group(cost.Filter{}, cost.ByNode); err != nil {
+		return nil, err
+	}
+	if out.ByProvider, err = c.cfg.Cost.Group(cost.Filter{}, cost.ByProvider); err != nil {
+		return nil, err
+	}
+	if out.ByDay, err = c.cfg.Cost.Group(cost.Filter{}, cost.ByDay); err != nil {
+		return nil, err
+	}
+	return out, nil
+}

@@ -1,0 +1,345 @@
+package fleet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/ringmesh/ringmesh/pkg/config"
+	"github.com/ringmesh/ringmesh/pkg/cost"
+	"github.com/ringmesh/ringmesh/pkg/mesh"
+	"github.com/ringmesh/ringmesh/pkg/providers"
+	"github.com/ringmesh/ringmesh/pkg/registry"
+)
+
+// InstanceView is one provider instance with the node it is linked to.
+type InstanceView struct {
+	providers.Instance
+	// Node is the linked node ID ("" = an instance without an agent or inventory entry).
+	Node string `json:"node,omitempty"`
+	// Stale is true when the latest list of its provider failed and this is the last known view.
+	Stale bool `json:"stale,omitempty"`
+	// ProviderRetired is true when the provider is retired in config.
+	ProviderRetired bool `json:"provider_retired,omitempty"`
+}
+
+// ProviderStatus is the reconcile state of one provider.
+type ProviderStatus struct {
+	Name        string    `json:"name"`
+	State       string    `json:"state"` // "ok", "error", "not_configured", "pending"
+	Retired     bool      `json:"retired,omitempty"`
+	Error       string    `json:"error,omitempty"`
+	LastAttempt time.Time `json:"last_attempt,omitempty"`
+	LastOK      time.Time `json:"last_ok,omitempty"`
+	Instances   int       `json:"instances"`
+}
+
+// NodeIssue is a node whose instance could not be matched.
+type NodeIssue struct {
+	Node     string `json:"node"`
+	Provider string `json:"provider"`
+	Reason   string `json:"reason"`
+}
+
+// EndpointChange is an SSH endpoint that moved between two reconciles
+// (Vast and RunPod ports change after a restart).
+type EndpointChange struct {
+	Provider   string    `json:"provider"`
+	InstanceID string    `json:"instance_id"`
+	Node       string    `json:"node,omitempty"`
+	Kind       string    `json:"kind"`
+	From       string    `json:"from"`
+	To         string    `json:"to"`
+	At         time.Time `json:"at"`
+}
+
+// Report is the latest reconcile picture.
+type Report struct {
+	At                     time.Time        `json:"at"`
+	Providers              []ProviderStatus `json:"providers"`
+	Instances              []InstanceView   `json:"instances"`
+	InstancesWithoutAgents []string         `json:"instances_without_agents,omitempty"` // "provider/id"
+	AgentsWithoutInstances []NodeIssue      `json:"agents_without_instances,omitempty"`
+	EndpointChanges        []EndpointChange `json:"endpoint_changes,omitempty"` // of the latest pass
+}
+
+// Instance returns the view linked to node, if any.
+func (r Report) Instance(node string) (InstanceView, bool) {
+	for _, iv := range r.Instances {
+		if iv.Node == node {
+			return iv, true
+		}
+	}
+	return InstanceView{}, false
+}
+
+type provState struct {
+	status    ProviderStatus
+	instances map[string]providers.Instance // by ID, from the last successful list
+}
+
+// Reconciler lists every configured provider and links instances to nodes.
+// It is safe for concurrent use.
+type Reconciler struct {
+	provs *providers.Registry
+	inv   *config.Inventory
+	cost  *cost.Tracker
+	log   zerolog.Logger
+	now   func() time.Time
+
+	mu    sync.Mutex
+	state map[string]*provState
+	last  Report
+}
+
+// NewReconciler builds a reconciler; cost may be nil (no cost tracking).
+func NewReconciler(provs *providers.Registry, inv *config.Inventory, tracker *cost.Tracker, log zerolog.Logger, now func() time.Time) *Reconciler {
+	if now == nil {
+		now = time.Now
+	}
+	return &Reconciler{provs: provs, inv: inv, cost: tracker, log: log.With().Str("component", "reconcile").Logger(), now: now, state: map[string]*provState{}}
+}
+
+// Providers returns the registry the reconciler uses.
+func (r *Reconciler) Providers() *providers.Registry { return r.provs }
+
+// Inventory returns the inventory (may be nil).
+func (r *Reconciler) Inventory() *config.Inventory { return r.inv }
+
+// Reconcile lists every provider (concurrently, each under ctx) and
+// returns the new report. A provider whose list fails keeps its last known
+// instances, marked stale, and its state becomes "error": nothing is guessed.
+func (r *Reconciler) Reconcile(ctx context.Context, nodes []registry.Record) Report {
+	type result struct {
+		name string
+		list []providers.Instance
+		err  error
+		at   time.Time
+	}
+	names := r.provs.Names()
+	results := make(chan result, len(names))
+	var wg sync.WaitGroup
+	for _, name := range names {
+		p, err := r.provs.Get(name)
+		if err != nil {
+			results <- result{name: name, err: err, at: r.now()}
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			list, err := p.List(ctx)
+			results <- result{name: name, list: list, err: err, at: r.now()}
+		}()
+	}
+	wg.Wait()
+	close(results)
+
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	links := linkIndex(r.inv, nodes)
+	var changes []EndpointChange
+	for res := range results {
+		st := r.state[res.name]
+		if st == nil {
+			st = &provState{status: ProviderStatus{Name: res.name}}
+			r.state[res.name] = st
+		}
+		_, retired, _ := r.provs.Status(res.name)
+		st.status.Retired = retired || (r.inv != nil && r.inv.ProviderRetired(res.name))
+		st.status.LastAttempt = res.at
+		if res.err != nil {
+			st.status.State, st.status.Error = "error", res.err.Error()
+			if errors.Is(res.err, providers.ErrNotConfigured) {
+				st.status.State = "not_configured"
+			}
+			continue
+		}
+		st.status.State, st.status.Error, st.status.LastOK = "ok", "", res.at
+		next := make(map[string]providers.Instance, len(res.list))
+		for _, inst := range res.list {
+			next[inst.ID] = inst
+			if prev, ok := st.instances[inst.ID]; ok {
+				changes = append(changes, endpointChanges(prev, inst, links[key(res.name, inst.ID)], res.at)...)
+			}
+			if r.cost != nil {
+				p, _ := r.provs.Get(res.name)
+				if p != nil {
+					if err := r.cost.Observe(cost.ObservationOf(p.Capabilities(), inst, links[key(res.name, inst.ID)], res.at)); err != nil {
+						r.log.Warn().Err(err).Str("provider", res.name).Str("instance", inst.ID).Msg("cost observation")
+					}
+				}
+			}
+		}
+		if r.cost != nil {
+			for id := range st.instances {
+				if _, still := next[id]; !still {
+					r.cost.Remove(res.name, id, res.at)
+				}
+			}
+		}
+		st.instances = next
+		st.status.Instances = len(next)
+	}
+	r.last = r.build(links, nodes)
+	r.last.EndpointChanges = changes
+	return r.last
+}
+
+// Report returns the latest picture, re-linked against nodes (no API calls).
+func (r *Reconciler) Report(nodes []registry.Record) Report {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rep := r.build(linkIndex(r.inv, nodes), nodes)
+	rep.EndpointChanges = r.last.EndpointChanges
+	return rep
+}
+
+func (r *Reconciler) build(links map[string]string, nodes []registry.Record) Report {
+	rep := Report{At: r.now()}
+	seen := map[string]bool{}
+	for _, name := range r.provs.Names() {
+		st := r.state[name]
+		if st == nil {
+			configured, retired, reason := r.provs.Status(name)
+			ps := ProviderStatus{Name: name, State: "pending", Retired: retired}
+			if !configured {
+				ps.State, ps.Error = "not_configured", reason
+			}
+			rep.Providers = append(rep.Providers, ps)
+			continue
+		}
+		rep.Providers = append(rep.Providers, st.status)
+		for _, inst := range st.instances {
+			iv := InstanceView{Instance: inst, Node: links[key(name, inst.ID)], Stale: st.status.State != "ok", ProviderRetired: st.status.Retired}
+			rep.Instances = append(rep.Instances, iv)
+			seen[key(name, inst.ID)] = true
+			if iv.Node == "" {
+				rep.InstancesWithoutAgents = append(rep.InstancesWithoutAgents, key(name, inst.ID))
+			}
+		}
+	}
+	sort.Slice(rep.Instances, func(i, j int) bool {
+		if rep.Instances[i].Provider != rep.Instances[j].Provider {
+			return rep.Instances[i].Provider < rep.Instances[j].Provider
+		}
+		return rep.Instances[i].ID < rep.Instances[j].ID
+	})
+	sort.Strings(rep.InstancesWithoutAgents)
+	for _, n := range nodeIDs(r.inv, nodes) {
+		prov, id := nodeInstance(r.inv, nodes, n)
+		if !isCloud(prov) || inactive(r.inv, nodes, n) {
+			continue
+		}
+		st := r.state[prov]
+		if st == nil || st.status.State != "ok" {
+			continue // cannot tell: the provider's view is unknown
+		}
+		switch {
+		case id == "":
+			rep.AgentsWithoutInstances = append(rep.AgentsWithoutInstances, NodeIssue{Node: n, Provider: prov, Reason: "no provider instance ID (set " + prov + "_id in the inventory or let the agent detect it)"})
+		case !seen[key(prov, id)]:
+			rep.AgentsWithoutInstances = append(rep.AgentsWithoutInstances, NodeIssue{Node: n, Provider: prov, Reason: fmt.Sprintf("instance %s not in %s's list", id, prov)})
+		}
+	}
+	return rep
+}
+
+func key(provider, id string) string { return provider + "/" + id }
+
+func isCloud(p string) bool {
+	for _, c := range mesh.Providers {
+		if c == p {
+			return true
+		}
+	}
+	return false
+}
+
+// linkIndex maps provider/instance ID to node ID: the inventory's *_id
+// fields first, then what agents detected. Never by (host, port).
+func linkIndex(inv *config.Inventory, nodes []registry.Record) map[string]string {
+	out := map[string]string{}
+	for _, n := range nodes {
+		if n.InstanceID != "" && isCloud(n.Provider) {
+			out[key(n.Provider, n.InstanceID)] = n.Node
+		}
+	}
+	if inv != nil {
+		for name, h := range inv.Hosts {
+			if id := h.InstanceID(); id != "" {
+				out[key(h.Provider, id)] = name
+			}
+		}
+	}
+	return out
+}
+
+func nodeIDs(inv *config.Inventory, nodes []registry.Record) []string {
+	set := map[string]bool{}
+	for _, n := range nodes {
+		set[n.Node] = true
+	}
+	if inv != nil {
+		for name := range inv.Hosts {
+			set[name] = true
+		}
+	}
+	out := make([]string, 0, len(set))
+	for n := range set {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// nodeInstance returns the node's provider and instance ID: inventory first, then the agent's report.
+func nodeInstance(inv *config.Inventory, nodes []registry.Record, node string) (provider, id string) {
+	if inv != nil {
+		if h := inv.Hosts[node]; h != nil {
+			provider, id = h.Provider, h.InstanceID()
+		}
+	}
+	for _, n := range nodes {
+		if n.Node == node {
+			if provider == "" || provider == mesh.ProviderUnknown {
+				provider = n.Provider
+			}
+			if id == "" {
+				id = n.InstanceID
+			}
+		}
+	}
+	return provider, id
+}
+
+func inactive(inv *config.Inventory, nodes []registry.Record, node string) bool {
+	if inv != nil {
+		if h := inv.Hosts[node]; h != nil && h.Inactive() {
+			return true
+		}
+	}
+	for _, n := range nodes {
+		if n.Node == node && (n.State == mesh.StateRetired || n.State == mesh.StateTerminated) {
+			return true
+		}
+	}
+	return false
+}
+
+func endpointChanges(prev, cur providers.Instance, node string, at time.Time) []EndpointChange {
+	var out []EndpointChange
+	for _, kind := range []providers.EndpointKind{providers.EndpointProxy, providers.EndpointDirect} {
+		a, okA := prev.Endpoint(kind)
+		b, okB := cur.Endpoint(kind)
+		if okA && okB && a != b {
+			out = append(out, EndpointChange{Provider: cur.Provider, InstanceID: cur.ID, Node: node, Kind: string(kind), From: a.String(), To: b.String(), At: at})
+		}
+	}
+	return out
+}

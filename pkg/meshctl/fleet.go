@@ -1,0 +1,379 @@
+package meshctl
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/user"
+	"sort"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ringmesh/ringmesh/pkg/api"
+	"github.com/ringmesh/ringmesh/pkg/fleet"
+	"github.com/ringmesh/ringmesh/pkg/paths"
+	"github.com/ringmesh/ringmesh/pkg/view"
+)
+
+func instancesCmd(o *Options) *cobra.Command {
+	var provider string
+	cmd := &cobra.Command{
+		Use:   "instances",
+		Short: "List every provider's instances with state, GPUs, price, SSH endpoints and the node each is linked to",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, closeFn, err := o.client()
+			if err != nil {
+				return err
+			}
+			defer closeFn()
+			ctx, cancel := o.ctx()
+			defer cancel()
+			var rep fleet.Report
+			if err := c.Call(ctx, api.OpInstances, api.InstancesRequest{Provider: provider}, &rep); err != nil {
+				return err
+			}
+			if o.JSON {
+				return o.printJSON(rep)
+			}
+			tw := tabwriter.NewWriter(o.out, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "PROVIDER\tINSTANCE\tNAME\tNODE\tSTATE\tRAW\tGPU\tPRICE/H\tSSH")
+			for _, iv := range rep.Instances {
+				node := iv.Node
+				if node == "" {
+					node = "(no agent)"
+				}
+				state := string(iv.State)
+				if iv.Stale {
+					state += " (stale)"
+				}
+				gpu := "-"
+				if iv.GPUCount > 0 {
+					gpu = fmt.Sprintf("%dx %s", iv.GPUCount, iv.GPUModel)
+				}
+				price := view.Unknown
+				if iv.Price.Known() {
+					price = fmt.Sprintf("%.3f %s", iv.Price.PerHour, iv.Price.Currency)
+				}
+				var eps []string
+				for _, e := range iv.SSH {
+					eps = append(eps, string(e.Kind)+" "+e.String())
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", iv.Provider, iv.ID, iv.Name, node, state, iv.RawState, gpu, price, strings.Join(eps, ", "))
+			}
+			tw.Flush()
+			fmt.Fprintln(o.out)
+			for _, p := range rep.Providers {
+				line := fmt.Sprintf("%s: %s", p.Name, p.State)
+				if p.Retired {
+					line += " (retired)"
+				}
+				if p.Error != "" {
+					line += ": " + p.Error
+				}
+				fmt.Fprintln(o.out, line)
+			}
+			for _, n := range rep.AgentsWithoutInstances {
+				fmt.Fprintf(o.out, "node without instance: %s (%s): %s\n", n.Node, n.Provider, n.Reason)
+			}
+			for _, ch := range rep.EndpointChanges {
+				fmt.Fprintf(o.out, "endpoint moved: %s %s %s: %s -> %s\n", ch.Node, ch.Provider, ch.Kind, ch.From, ch.To)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&provider, "provider", "", "only this provider (vast, runpod, lambda, vultr, hetzner, nebius)")
+	return cmd
+}
+
+func actionCmd(o *Options, op string) *cobra.Command {
+	var yes, dryRun, force bool
+	var reason string
+	cmd := &cobra.Command{
+		Use:   op + " NODE",
+		Short: strings.ToUpper(op[:1]) + op[1:] + " a node's instance through its provider (asks for confirmation; --dry-run shows the decision only)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			node := args[0]
+			if !yes && !dryRun {
+				ok, err := confirm(cmd.InOrStdin(), o.errOut, fmt.Sprintf("%s node %s? Type the node ID to confirm: ", op, node), node)
+				if err != nil {
+					return err
+				}
+				if !ok {
+					return errors.New("not confirmed; nothing done")
+				}
+			}
+			c, closeFn, err := o.client()
+			if err != nil {
+				return err
+			}
+			defer closeFn()
+			ctx, cancel := o.ctx()
+			defer cancel()
+			req := fleet.ActionRequest{Node: node, Op: op, DryRun: dryRun, Force: force, Reason: reason, Actor: "meshctl:" + actor()}
+			var res fleet.ActionResult
+			if err := c.Call(ctx, api.OpAct, req, &res); err != nil {
+				if errors.Is(err, api.ErrNoCoordinator) {
+					return fmt.Errorf("%w (the act operation is answered by the leader only)", err)
+				}
+				return err
+			}
+			if o.JSON {
+				return o.printJSON(res)
+			}
+			fmt.Fprintln(o.out, res.Message)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&yes, "yes", false, "do not ask for confirmation")
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "run the gates and audit the decision, but do not call the provider")
+	if op != fleet.OpStart {
+		cmd.Flags().BoolVar(&force, "force", false, "override the safe-to-terminate gate and voter protection (audited)")
+	}
+	cmd.Flags().StringVar(&reason, "reason", "operator request", "why (recorded in the audit stream)")
+	return cmd
+}
+
+func confirm(in io.Reader, out io.Writer, prompt, want string) (bool, error) {
+	if in == nil {
+		return false, errors.New("confirmation needed but no input; use --yes")
+	}
+	fmt.Fprint(out, prompt)
+	line, err := bufio.NewReader(in).ReadString('\n')
+	if err != nil && line == "" {
+		return false, errors.New("confirmation needed but no input; use --yes")
+	}
+	return strings.TrimSpace(line) == want, nil
+}
+
+func actor() string {
+	name := "unknown"
+	if u, err := user.Current(); err == nil {
+		name = u.Username
+	}
+	h, _ := os.Hostname()
+	return name + "@" + h
+}
+
+func sshConfigCmd(o *Options) *cobra.Command {
+	return &cobra.Command{
+		Use:   "ssh-config",
+		Short: "Print an OpenSSH config block per node (host, port, user, key), meant to be Include'd from ~/.ssh/config",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			sc, err := o.sshConfig()
+			if err != nil {
+				return err
+			}
+			if o.JSON {
+				return o.printJSON(sc)
+			}
+			_, err = io.WriteString(o.out, sc.Text)
+			return err
+		},
+	}
+}
+
+func (o *Options) sshConfig() (api.SSHConfig, error) {
+	c, closeFn, err := o.client()
+	if err != nil {
+		return api.SSHConfig{}, err
+	}
+	defer closeFn()
+	ctx, cancel := o.ctx()
+	defer cancel()
+	var sc api.SSHConfig
+	err = c.Call(ctx, api.OpSSHConfig, nil, &sc)
+	return sc, err
+}
+
+func sshCmd(o *Options) *cobra.Command {
+	var printOnly bool
+	cmd := &cobra.Command{
+		Use:   "ssh NODE [-- COMMAND...]",
+		Short: "SSH to a node using the endpoint the coordinator knows now",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			sc, err := o.sshConfig()
+			if err != nil {
+				return err
+			}
+			var e *fleet.SSHEntry
+			for i := range sc.Entries {
+				if sc.Entries[i].Node == args[0] {
+					e = &sc.Entries[i]
+				}
+			}
+			if e == nil {
+				return fmt.Errorf("no SSH endpoint known for node %q", args[0])
+			}
+			sshArgs := []string{"-p", fmt.Sprint(e.Port), "-o", "HostKeyAlias=" + e.Node}
+			if e.IdentityFile != "" {
+				sshArgs = append(sshArgs, "-i", expandHome(e.IdentityFile), "-o", "IdentitiesOnly=yes")
+			}
+			sshArgs = append(sshArgs, e.User+"@"+e.Host)
+			sshArgs = append(sshArgs, args[1:]...)
+			if printOnly {
+				fmt.Fprintln(o.out, "ssh "+strings.Join(sshArgs, " "))
+				return nil
+			}
+			c := exec.Command("ssh", sshArgs...)
+			c.Stdin, c.Stdout, c.Stderr = os.Stdin, o.out, o.errOut
+			return c.Run()
+		},
+	}
+	cmd.Flags().BoolVar(&printOnly, "print", false, "print the ssh command instead of running it")
+	return cmd
+}
+
+func expandHome(p string) string {
+	if strings.HasPrefix(p, "~/") {
+		if h, err := os.UserHomeDir(); err == nil {
+			return h + p[1:]
+		}
+	}
+	return p
+}
+
+func pathsCmd(o *Options) *cobra.Command {
+	return &cobra.Command{
+		Use:   "paths NODE",
+		Short: "Show a node's ringrift path and data paths",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, closeFn, err := o.client()
+			if err != nil {
+				return err
+			}
+			defer closeFn()
+			ctx, cancel := o.ctx()
+			defer cancel()
+			var p api.Paths
+			if err := c.Call(ctx, api.OpPaths, api.NodeRequest{Node: args[0]}, &p); err != nil {
+				return err
+			}
+			if o.JSON {
+				return o.printJSON(p)
+			}
+			fmt.Fprintf(o.out, "node      %s (from %s)\nringrift  %s (%s)\n", p.Node, p.Source, p.Layout.Ringrift, p.Layout.Source)
+			if p.Layout.NFS != "" {
+				fmt.Fprintf(o.out, "nfs       %s\n", p.Layout.NFS)
+			}
+			keys := make([]string, 0, len(p.Layout.Data))
+			for k := range p.Layout.Data {
+				keys = append(keys, string(k))
+			}
+			sort.Strings(keys)
+			for _, k := range keys {
+				fmt.Fprintf(o.out, "%-14s %s\n", k, p.Layout.Data[paths.Kind(k)])
+			}
+			return nil
+		},
+	}
+}
+
+func costCmd(o *Options) *cobra.Command {
+	var by string
+	cmd := &cobra.Command{
+		Use:   "cost",
+		Short: "Price per hour of each instance and accrued cost per node, provider and day (per currency)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, closeFn, err := o.client()
+			if err != nil {
+				return err
+			}
+			defer closeFn()
+			ctx, cancel := o.ctx()
+			defer cancel()
+			var res api.Cost
+			if err := c.Call(ctx, api.OpCost, api.CostRequest{}, &res); err != nil {
+				return err
+			}
+			if o.JSON {
+				return o.printJSON(res)
+			}
+			tw := tabwriter.NewWriter(o.out, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "PROVIDER\tINSTANCE\tNODE\tBILLABLE\tPRICE/H")
+			for _, ic := range res.Current {
+				price := view.Unknown
+				if ic.Price.Known() {
+					price = fmt.Sprintf("%.4f %s", ic.Price.PerHour, ic.Price.Currency)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%s\n", ic.Provider, ic.InstanceID, dash(ic.NodeID), ic.Billable, price)
+			}
+			tw.Flush()
+			fmt.Fprintf(o.out, "\nburn rate: %s", money(res.BurnRate))
+			if res.UnknownPriced > 0 {
+				fmt.Fprintf(o.out, " (+ %d billable instances of unknown price)", res.UnknownPriced)
+			}
+			fmt.Fprintln(o.out, " per hour")
+			groups := map[string]map[string]costTotals{}
+			for k, v := range res.ByNode {
+				add(groups, "node", k, v.Amount, v.UnknownHours)
+			}
+			for k, v := range res.ByProvider {
+				add(groups, "provider", k, v.Amount, v.UnknownHours)
+			}
+			for k, v := range res.ByDay {
+				add(groups, "day", k, v.Amount, v.UnknownHours)
+			}
+			for _, g := range []string{"node", "provider", "day"} {
+				if by != "" && by != g {
+					continue
+				}
+				fmt.Fprintf(o.out, "\naccrued by %s:\n", g)
+				keys := make([]string, 0, len(groups[g]))
+				for k := range groups[g] {
+					keys = append(keys, k)
+				}
+				sort.Strings(keys)
+				for _, k := range keys {
+					t := groups[g][k]
+					line := fmt.Sprintf("  %-24s %s", dash(k), money(t.amount))
+					if t.unknownHours > 0 {
+						line += fmt.Sprintf(" + %.1f h at unknown price", t.unknownHours)
+					}
+					fmt.Fprintln(o.out, line)
+				}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&by, "by", "", "only one grouping: node, provider or day")
+	return cmd
+}
+
+type costTotals struct {
+	amount       map[string]float64
+	unknownHours float64
+}
+
+func add(groups map[string]map[string]costTotals, g, k string, amount map[string]float64, unknown float64) {
+	if groups[g] == nil {
+		groups[g] = map[string]costTotals{}
+	}
+	groups[g][k] = costTotals{amount: amount, unknownHours: unknown}
+}
+
+func money(m map[string]float64) string {
+	if len(m) == 0 {
+		return "0"
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%.2f %s", m[k], k)
+	}
+	return strings.Join(parts, " + ")
+}
