@@ -33,6 +33,8 @@ import (
 )
 
 func main() {
+	// With --demo this binary also serves as the fake nebius CLI.
+	demo.RunFakeCLIIfInvoked()
 	if err := run(os.Args[1:]); err != nil {
 		fmt.Fprintln(os.Stderr, "coordinator:", err)
 		os.Exit(1)
@@ -56,6 +58,11 @@ func run(args []string) error {
 		logLevel     = fs.String("log-level", "info", "log level: trace, debug, info, warn, error")
 		logFormat    = fs.String("log-format", "console", "log format: console or json")
 		showVersion  = fs.Bool("version", false, "print the version and exit")
+		clusterAddr  = fs.String("nats-cluster-listen", "", "enable the embedded NATS cluster: route listen address host:port (e.g. 0.0.0.0:6222)")
+		clusterName  = fs.String("nats-cluster-name", "ringmesh", "NATS cluster name (all voters alike)")
+		routes       = fs.String("nats-routes", "", "routes to the other voters, comma-separated nats-route://host:port")
+		replicas     = fs.Int("replicas", 0, "stream and bucket replicas: 1 standalone, 3 clustered (default: 3 when --nats-cluster-listen or --nats-url lists 3+ servers, else 1)")
+		syncAlways   = fs.Bool("nats-sync-always", false, "fsync every JetStream write (default on when clustered)")
 		demoMode     = fs.Bool("demo", false, "demo: --dev plus local fakes of all six cloud APIs and a matching inventory (no real cloud is contacted)")
 		reconcile    = fs.Duration("reconcile-interval", 30*time.Second, "how often every provider is listed and reconciled with the nodes")
 	)
@@ -110,7 +117,11 @@ func run(args []string) error {
 	var provs *providers.Registry
 	switch {
 	case *demoMode:
-		fakes, err := demo.StartFakes(context.Background(), demo.Options{})
+		exe, err := os.Executable()
+		if err != nil {
+			return err
+		}
+		fakes, err := demo.StartFakes(context.Background(), demo.Options{NebiusCLI: exe})
 		if err != nil {
 			return fmt.Errorf("demo fakes: %w", err)
 		}
@@ -123,6 +134,9 @@ func run(args []string) error {
 		for _, p := range list {
 			provs.Register(fleet.Wrap(p, inv, log, fleet.BuildOptions{Registerer: metrics}))
 		}
+		for name, why := range fakes.NotConfigured() {
+			provs.RegisterUnconfigured(name, why)
+		}
 		log.Info().Strs("providers", provs.Names()).Msg("demo: providers are local fakes")
 	case inv != nil:
 		provs = fleet.BuildProviders(inv, log, fleet.BuildOptions{Registerer: metrics})
@@ -133,6 +147,27 @@ func run(args []string) error {
 		tracker = cost.New(cost.Options{})
 		rec = fleet.NewReconciler(provs, inv, tracker, log, nil)
 	}
+	embedded := bus.ServerConfig{
+		Name: "ringmesh-" + *name, Host: host, Port: port, StoreDir: filepath.Join(*dataDir, "nats"), MonitorPort: *natsMonitor, SyncAlways: *syncAlways,
+	}
+	clustered := *clusterAddr != "" || len(cli.SplitList(*natsURL)) >= 3
+	if *clusterAddr != "" {
+		chost, cport, err := splitHostPort(*clusterAddr)
+		if err != nil {
+			return fmt.Errorf("--nats-cluster-listen: %w", err)
+		}
+		embedded.ClusterName, embedded.ClusterHost, embedded.ClusterPort = *clusterName, chost, cport
+		embedded.Routes = cli.SplitList(*routes)
+		if !isSet(fs, "nats-sync-always") {
+			embedded.SyncAlways = true
+		}
+	}
+	if *replicas == 0 {
+		*replicas = 1
+		if clustered {
+			*replicas = 3
+		}
+	}
 	cfg := coordinator.Config{
 		Registry:          metrics,
 		Fleet:             rec,
@@ -140,9 +175,9 @@ func run(args []string) error {
 		ReconcileInterval: *reconcile,
 		Name:              *name,
 		NATSURLs:          cli.SplitList(*natsURL),
-		Embedded: bus.ServerConfig{
-			Name: "ringmesh-" + *name, Host: host, Port: port, StoreDir: filepath.Join(*dataDir, "nats"), MonitorPort: *natsMonitor,
-		},
+		Embedded: embedded,
+		Topology: bus.Topology{Replicas: *replicas},
+		Elect:    clustered,
 		HTTPAddr:   *httpAddr,
 		Inventory:  inv,
 		Thresholds: registry.Thresholds{SuspectAfter: *suspectAfter, DeadAfter: *deadAfter},
@@ -245,4 +280,14 @@ func splitHostPort(s string) (string, int, error) {
 		return "", 0, fmt.Errorf("%q: bad port", s)
 	}
 	return host, port, nil
+}
+
+func isSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == name {
+			set = true
+		}
+	})
+	return set
 }

@@ -42,7 +42,7 @@ func (c *Coordinator) startAPI() (micro.Service, error) {
 	for op, h := range c.apiHandlers() {
 		h := h
 		opts := []micro.EndpointOpt{micro.WithEndpointSubject(bus.APISubject(op))}
-		leaderOnly := op == api.OpAct
+		leaderOnly := op == api.OpAct || (c.cfg.Elect && (op == api.OpInstances || op == api.OpSSHConfig || op == api.OpCost))
 		if leaderOnly {
 			// Every coordinator hears it; only the leader answers.
 			opts = append(opts, micro.WithEndpointQueueGroupDisabled())

@@ -72,8 +72,14 @@ type Config struct {
 	// Cost tracks accrued cost (nil = none); it is persisted in KV mesh_state.
 	Cost *cost.Tracker
 	// Leadership decides who may act; nil means this coordinator always acts
-	// (single-coordinator deployments).
+	// (single-coordinator deployments) unless Elect is set.
 	Leadership Leadership
+	// Elect runs a leader lease in KV mesh_leader (clustered deployments):
+	// only the leader writes KV, audits, reconciles and acts; followers keep
+	// a warm registry from their own consumer and take over when the lease lapses.
+	Elect bool
+	// LeaderTTL is the lease TTL (default: Topology.LeaderTTL, 10 s).
+	LeaderTTL time.Duration
 }
 
 // Leadership is the view of the leader lease the coordinator needs.
@@ -101,6 +107,7 @@ type Coordinator struct {
 	report     atomic.Pointer[fleet.Report]
 	reconciled chan struct{}
 	ready      atomic.Bool
+	wasLeader  bool         // touched by the Run loop only
 	readyErr   atomic.Value // string
 	started    chan struct{}
 	startOnce  sync.Once
@@ -208,6 +215,22 @@ func (c *Coordinator) Run(ctx context.Context) error {
 	if err := c.setup(ctx); err != nil {
 		return err
 	}
+	if c.cfg.Elect && c.cfg.Leadership == nil {
+		el, err := c.elector(ctx)
+		if err != nil {
+			return err
+		}
+		ectx, stopElector := context.WithCancel(context.Background())
+		edone := make(chan struct{})
+		go func() {
+			defer close(edone)
+			if err := el.Run(ectx); err != nil {
+				c.log.Error().Err(err).Msg("leader election stopped")
+			}
+		}()
+		defer func() { stopElector(); <-edone }()
+		c.cfg.Leadership = el
+	}
 
 	if c.cfg.HTTPAddr != "" {
 		if err := c.startHTTP(); err != nil {
@@ -262,6 +285,7 @@ func (c *Coordinator) Run(ctx context.Context) error {
 			c.log.Info().Msg("coordinator stopped")
 			return nil
 		case <-tick.C:
+			c.watchLeadership(ctx)
 			c.tick(ctx)
 		case <-flush.C:
 			c.flush(ctx)
@@ -429,6 +453,9 @@ func (c *Coordinator) recordTransitions(ctx context.Context, trs []registry.Tran
 	for _, t := range trs {
 		c.m.transitions.WithLabelValues(string(t.To)).Inc()
 		c.log.Info().Str("node", t.Node).Str("from", string(t.From)).Str("to", string(t.To)).Str("cause", t.Cause).Msg("transition")
+		if !c.IsLeader() {
+			continue // the leader records; followers keep their registry warm
+		}
 		if !seen[t.Node] {
 			seen[t.Node] = true
 			if rec, ok := c.reg.Get(t.Node); ok {
@@ -478,6 +505,9 @@ func (c *Coordinator) store(ctx context.Context, rec registry.Record) error {
 }
 
 func (c *Coordinator) flush(ctx context.Context) {
+	if !c.IsLeader() {
+		return
+	}
 	for _, rec := range c.reg.TakeDirty() {
 		if err := c.store(ctx, rec); err != nil {
 			c.log.Warn().Err(err).Str("node", rec.Node).Msg("flush node record; will retry")

@@ -14,6 +14,7 @@ import (
 	"github.com/ringmesh/ringmesh/pkg/events"
 	"github.com/ringmesh/ringmesh/pkg/fleet"
 	"github.com/ringmesh/ringmesh/pkg/paths"
+	"github.com/ringmesh/ringmesh/pkg/providers"
 	"github.com/ringmesh/ringmesh/pkg/registry"
 )
 
@@ -74,9 +75,11 @@ func (c *Coordinator) reconcileLoop(ctx context.Context) {
 	t := time.NewTicker(c.cfg.ReconcileInterval)
 	defer t.Stop()
 	for {
-		rctx, cancel := context.WithTimeout(ctx, c.cfg.ReconcileInterval+30*time.Second)
-		c.ReconcileNow(rctx)
-		cancel()
+		if c.IsLeader() { // only the leader calls provider APIs
+			rctx, cancel := context.WithTimeout(ctx, c.cfg.ReconcileInterval+30*time.Second)
+			c.ReconcileNow(rctx)
+			cancel()
+		}
 		select {
 		case <-ctx.Done():
 			return
@@ -168,6 +171,17 @@ func (c *Coordinator) apiAct(ctx context.Context, req []byte) (any, error) {
 		return nil, errors.New("no providers configured on this coordinator")
 	}
 	_, term := c.leader()
+	var done func(fleet.ActionResult, error)
+	if r.RequestID != "" && !r.DryRun {
+		prev, finish, err := c.claimRequest(ctx, r.RequestID)
+		if err != nil {
+			return nil, err
+		}
+		if prev != nil {
+			return *prev, nil
+		}
+		done = finish
+	}
 	var recp *registry.Record
 	if rec, ok := c.reg.Get(r.Node); ok {
 		recp = &rec
@@ -176,6 +190,9 @@ func (c *Coordinator) apiAct(ctx context.Context, req []byte) (any, error) {
 		a.Actor = strings.TrimSpace(a.Actor + " via coordinator:" + c.cfg.Name)
 		c.audit(ctx, "provider_call", id, a)
 	})
+	if done != nil {
+		done(res, err)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -240,4 +257,58 @@ func (c *Coordinator) apiCost(ctx context.Context, req []byte) (any, error) {
 		return nil, err
 	}
 	return out, nil
+}
+
+// claimRequest records an action request ID in KV mesh_state before the
+// provider call (create-only, so two leaders cannot both claim it). A
+// request already claimed returns its stored result instead of acting again.
+func (c *Coordinator) claimRequest(ctx context.Context, id string) (*fleet.ActionResult, func(fleet.ActionResult, error), error) {
+	if strings.ContainsAny(id, " .*>") || len(id) > 128 {
+		return nil, nil, fmt.Errorf("bad request_id %q", id)
+	}
+	kv, err := c.js.KeyValue(ctx, bus.BucketState)
+	if err != nil {
+		return nil, nil, err
+	}
+	key := "act_" + id
+	pending, _ := json.Marshal(map[string]string{"state": "claimed", "by": c.cfg.Name})
+	if _, err := kv.Create(ctx, key, pending); err != nil {
+		e, gerr := kv.Get(ctx, key)
+		if gerr != nil {
+			return nil, nil, fmt.Errorf("request %s: %w", id, err)
+		}
+		var prev fleet.ActionResult
+		if json.Unmarshal(e.Value(), &prev) == nil && prev.Op != "" {
+			prev.Message = "already applied (request " + id + "): " + prev.Message
+			return &prev, nil, nil
+		}
+		return nil, nil, fmt.Errorf("request %s is being applied by another coordinator or its outcome is unknown; not applying it twice", id)
+	}
+	return nil, func(res fleet.ActionResult, err error) {
+		if err != nil {
+			if notApplied(err) {
+				_ = kv.Delete(context.Background(), key) // refused or never sent: the request may be retried
+				return
+			}
+			unknown, _ := json.Marshal(map[string]string{"state": "outcome unknown", "error": err.Error()})
+			_, _ = kv.Put(context.Background(), key, unknown)
+			return
+		}
+		b, _ := json.Marshal(res)
+		if _, perr := kv.Put(context.Background(), key, b); perr != nil {
+			c.log.Error().Err(perr).Str("request", id).Msg("store action result")
+		}
+	}, nil
+}
+
+// notApplied reports whether a failed action certainly did not reach the provider.
+func notApplied(err error) bool {
+	if errors.Is(err, fleet.ErrRefused) || errors.Is(err, providers.ErrRetired) || errors.Is(err, providers.ErrCircuitOpen) {
+		return true
+	}
+	switch providers.KindOf(err) {
+	case providers.KindRateLimited, providers.KindNotSent, providers.KindAuth, providers.KindInvalid, providers.KindNotFound, providers.KindConflict:
+		return true
+	}
+	return false
 }

@@ -30,6 +30,9 @@ type ActionRequest struct {
 	Force  bool   `json:"force"`
 	Reason string `json:"reason"`
 	Actor  string `json:"actor"` // who asked, e.g. "meshctl:alice@laptop"
+	// RequestID makes the request idempotent across retries and leader
+	// fail-overs: a second request with the same ID is not applied again.
+	RequestID string `json:"request_id,omitempty"`
 }
 
 // ActionResult says what happened.

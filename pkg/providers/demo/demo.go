@@ -38,9 +38,10 @@
 // checks it with one `compute instance list` call (recorded in the fake's
 // Calls). When NebiusCLI is empty or the check fails, Providers leaves nebius
 // out, NotConfigured says why, and Registry registers it as not configured
-// with that reason. A program started as the fake CLI that reaches
-// StartFakes (it did not call RunFakeCLIIfInvoked) never starts another CLI,
-// so a wrong NebiusCLI cannot recurse.
+// with that reason. A wrong NebiusCLI cannot recurse: a program started as
+// the fake CLI that reaches StartFakes (it did not call RunFakeCLIIfInvoked)
+// starts no CLI of its own, and the check kills whatever has not answered
+// within 30 s.
 package demo
 
 import (
