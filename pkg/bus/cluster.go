@@ -64,7 +64,7 @@ func StartCluster(n int, name, baseDir string, syncAlways bool, log zerolog.Logg
 			Name: fmt.Sprintf("%s-%d", name, i+1), Host: "127.0.0.1", Port: ports[i],
 			StoreDir:    filepath.Join(baseDir, fmt.Sprintf("s%d", i+1)),
 			ClusterName: name, ClusterHost: "127.0.0.1", ClusterPort: ports[n+i], Routes: routes,
-			SyncAlways: syncAlways, MaxMemory: 64 << 20, MaxStore: 1 << 30,
+			SyncAlways: syncAlways, MaxMemory: 64 << 20, MaxStore: 8 << 30, // reservations, not disk use
 		})
 	}
 	c.servers = make([]*Server, n)

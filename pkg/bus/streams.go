@@ -77,10 +77,13 @@ func StreamConfigs(t Topology) []jetstream.StreamConfig {
 }
 
 // EnsureStreams creates or updates every stream and bucket idempotently.
+// In a cluster that is still electing its JetStream meta leader, a request
+// can go unanswered: each call is retried with a short per-attempt timeout
+// until ctx ends.
 func EnsureStreams(ctx context.Context, js jetstream.JetStream, t Topology) error {
 	t = t.withDefaults()
 	for _, sc := range StreamConfigs(t) {
-		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
+		if err := retry(ctx, func(ctx context.Context) error { _, err := js.CreateOrUpdateStream(ctx, sc); return err }); err != nil {
 			return fmt.Errorf("bus: stream %s: %w", sc.Name, err)
 		}
 	}
@@ -90,11 +93,30 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, t Topology) erro
 		{Bucket: BucketState, Description: "coordinator state (cost, reconcile)", History: 1, Storage: jetstream.FileStorage, Replicas: t.Replicas},
 	}
 	for _, kc := range buckets {
-		if _, err := js.CreateOrUpdateKeyValue(ctx, kc); err != nil {
+		if err := retry(ctx, func(ctx context.Context) error { _, err := js.CreateOrUpdateKeyValue(ctx, kc); return err }); err != nil {
 			return fmt.Errorf("bus: bucket %s: %w", kc.Bucket, err)
 		}
 	}
 	return nil
+}
+
+// retry runs f with a 5 s per-attempt timeout until it succeeds or ctx
+// ends; it returns the last error.
+func retry(ctx context.Context, f func(context.Context) error) error {
+	var last error
+	for {
+		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		last = f(actx)
+		cancel()
+		if last == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return errors.Join(ctx.Err(), last)
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
 }
 
 // WaitJetStream polls until JetStream answers AccountInfo or ctx ends.

@@ -59,6 +59,15 @@ type harness struct {
 
 func startCoordinator(t *testing.T, cfg coordinator.Config) *harness {
 	t.Helper()
+	h, err := launchCoordinator(t, cfg, 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// launchCoordinator starts a coordinator and waits for it; safe to call from any goroutine.
+func launchCoordinator(t *testing.T, cfg coordinator.Config, wait time.Duration) (*harness, error) {
 	if cfg.Name == "" {
 		cfg.Name = "hetzner-cpu1"
 	}
@@ -75,7 +84,7 @@ func startCoordinator(t *testing.T, cfg coordinator.Config) *harness {
 	}
 	c, err := coordinator.New(cfg, testLog(t))
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -83,9 +92,11 @@ func startCoordinator(t *testing.T, cfg coordinator.Config) *harness {
 	select {
 	case <-c.Started():
 	case err := <-done:
-		t.Fatalf("coordinator: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("coordinator did not start")
+		cancel()
+		return nil, fmt.Errorf("coordinator %s: %w", cfg.Name, err)
+	case <-time.After(wait):
+		cancel()
+		return nil, fmt.Errorf("coordinator %s did not start within %s", cfg.Name, wait)
 	}
 	h := &harness{t: t, coord: c, url: c.ClientURL()}
 	if h.url == "" {
@@ -101,7 +112,7 @@ func startCoordinator(t *testing.T, cfg coordinator.Config) *harness {
 		})
 	}
 	t.Cleanup(h.stop)
-	return h
+	return h, nil
 }
 
 type fakeNode struct {

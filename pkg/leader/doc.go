@@ -22,7 +22,8 @@
 //     mismatch means another elector wrote the key: step down at once.
 //   - Step down (Run's context ends): stop acting first, then delete the key
 //     with a revision check, so a follower watching the key takes over at
-//     once instead of after TTL.
+//     once instead of after TTL. A value of ours whose write reply was lost
+//     (request cancelled or timed out) is released the same way.
 //   - Term: every acquisition writes term = max(last term seen, last
 //     sequence of the bucket's stream) + 1. The stream sequence survives the
 //     key's expiry, so terms strictly increase across leaders even when no
@@ -43,16 +44,20 @@
 // real time w ≥ a. A follower F can start acting only after its own write
 // succeeded, and that write is possible only
 //
-//  1. by compare-and-set on a revision r that F first saw at real time
+//  1. By compare-and-set on a revision r that F first saw at real time
 //     f ≥ w(r) ≥ a and then watched unchanged for TTL on its own clock,
-//     i.e. at real time ≥ a + TTL/(1 + ρ) (CAS on an older revision fails,
-//     because L's successful renew changed it); or
-//  2. by Create after the server removed the value. The server removes it
+//     i.e. at real time ≥ a + TTL/(1 + ρ). (r must be L's last successful
+//     write or a later one: CAS on an older revision fails because that
+//     write changed it.)
+//  2. By Create after the server removed the value. The server removes it
 //     either because L deleted it (L stopped acting before deleting), or by
 //     the bucket's TTL, counted by the server from w, so at real time
 //     ≥ a + TTL/(1 + ρ) as long as the bucket's TTL is not shorter than
 //     Config.TTL (Run checks it before acquiring and returns an error
-//     otherwise).
+//     otherwise);
+//  3. By compare-and-set on a value carrying F's own Name: written by an
+//     earlier run of F itself, which no longer acts (names are unique per
+//     process), or by F in a term whose window F has already closed.
 //
 // The windows cannot overlap when (TTL − M)/(1 − ρ) ≤ TTL/(1 + ρ), i.e.
 // M ≥ TTL·2ρ/(1 + ρ). The default M = TTL/5 tolerates ρ up to 1/9 (11 %),

@@ -34,10 +34,11 @@ type Config struct {
 	Name string
 	// TTL is the lease length; default 10 s. It must equal the mesh_leader
 	// bucket's TTL (bus.Topology.LeaderTTL) or be shorter: the bucket's TTL
-	// is what removes a crashed leader's lease, and a bucket TTL shorter than
-	// TTL could remove a lease its holder still acts on. Run checks this before
-	// every acquisition and returns an error otherwise. A shorter TTL is safe but a crashed leader is then
-	// replaced only after the bucket TTL.
+	// removes a crashed leader's lease, and a bucket TTL shorter than TTL
+	// could remove a lease its holder still acts on. Run checks this before
+	// every acquisition and returns an error otherwise. A TTL shorter than
+	// the bucket's is safe: followers then take over by their own clocks
+	// after TTL (revision unchanged), before the bucket expires the value.
 	TTL time.Duration
 	// RenewEvery is the interval between renewals by the leader and between
 	// polls of the key by followers; default TTL/3. It must be shorter than
