@@ -45,9 +45,11 @@ type Status struct {
 
 // VoterStatus is one voter's health as the answering coordinator sees it.
 type VoterStatus struct {
-	Name   string `json:"name"`
-	State  string `json:"state"`
-	Leader bool   `json:"leader"`
+	Name    string `json:"name"`
+	State   string `json:"state"`
+	Leader  bool   `json:"leader"`
+	Server  string `json:"server,omitempty"`  // the NATS server its coordinator is connected to
+	Pending uint64 `json:"pending,omitempty"` // events its consumer has not received yet
 }
 
 // ThresholdsView reports the liveness rules in seconds.

@@ -97,17 +97,17 @@ func TestBrokenFilesGivePositions(t *testing.T) {
 		body string
 		want []string // substrings of the error
 	}{
-		"bad yaml": {"hosts:\n  a:\n    ssh_host: [1,\n", []string{":3:5", "invalid YAML"}},
-		"wrong type port": {"hosts:\n  vast-1:\n    ssh_port: nineteen\n", []string{"hosts.yaml:3:15", "hosts.vast-1.ssh_port", "wrong type"}},
-		"wrong type bool": {"hosts:\n  vast-1:\n    is_ephemeral: maybe\n", []string{":3:19", "is_ephemeral"}},
-		"invalid node id": {"hosts:\n  vast 1:\n    provider: vast\n", []string{":2:3", "invalid node ID", "vast 1"}},
+		"bad yaml":         {"hosts:\n  a:\n    ssh_host: [1,\n", []string{":3:5", "invalid YAML"}},
+		"wrong type port":  {"hosts:\n  vast-1:\n    ssh_port: nineteen\n", []string{"hosts.yaml:3:15", "hosts.vast-1.ssh_port", "wrong type"}},
+		"wrong type bool":  {"hosts:\n  vast-1:\n    is_ephemeral: maybe\n", []string{":3:19", "is_ephemeral"}},
+		"invalid node id":  {"hosts:\n  vast 1:\n    provider: vast\n", []string{":2:3", "invalid node ID", "vast 1"}},
 		"node id too long": {"hosts:\n  " + strings.Repeat("a", 65) + ":\n    provider: vast\n", []string{":2:3", "invalid node ID"}},
-		"duplicate host":  {"hosts:\n  vast-1:\n    ssh_port: 1\n  vast-1:\n    ssh_port: 2\n", []string{":4:3", "duplicate host (first defined at line 2)"}},
+		"duplicate host":   {"hosts:\n  vast-1:\n    ssh_port: 1\n  vast-1:\n    ssh_port: 2\n", []string{":4:3", "duplicate host (first defined at line 2)"}},
 		"unknown provider": {"hosts:\n  x-1:\n    provider: aws\n", []string{"hosts.x-1.provider", "unknown provider"}},
-		"hosts not map":   {"hosts: [a, b]\n", []string{":1:8", "expected a mapping"}},
-		"no hosts":        {"p2p_voters: []\n", []string{"hosts", "missing"}},
-		"voter not host":  {"p2p_voters: [ghost]\nhosts:\n  a-1:\n    provider: local\n", []string{":1:14", "ghost"}},
-		"nested wrong":    {"sync_routing:\n  replication_target: two\nhosts:\n  a: {}\n", []string{":2:23", "sync_routing.replication_target"}},
+		"hosts not map":    {"hosts: [a, b]\n", []string{":1:8", "expected a mapping"}},
+		"no hosts":         {"p2p_voters: []\n", []string{"hosts", "missing"}},
+		"voter not host":   {"p2p_voters: [ghost]\nhosts:\n  a-1:\n    provider: local\n", []string{":1:14", "ghost"}},
+		"nested wrong":     {"sync_routing:\n  replication_target: two\nhosts:\n  a: {}\n", []string{":2:23", "sync_routing.replication_target"}},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {

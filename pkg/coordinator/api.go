@@ -19,7 +19,11 @@ type apiHandler func(ctx context.Context, req []byte) (any, error)
 
 func (c *Coordinator) apiHandlers() map[string]apiHandler {
 	return map[string]apiHandler{
-		api.OpStatus:      func(ctx context.Context, _ []byte) (any, error) { return c.Status(), nil },
+		api.OpStatus: func(ctx context.Context, _ []byte) (any, error) {
+			st := c.Status()
+			st.Voters = c.voters(ctx)
+			return st, nil
+		},
 		api.OpDeadLetters: c.apiDeadLetters,
 		api.OpInstances:   c.apiInstances,
 		api.OpSSHConfig:   c.apiSSHConfig,

@@ -1,8 +1,8 @@
 package coordinator_test
 
 import (
-	"context"
 	"fmt"
+	"strings"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -89,6 +89,18 @@ func TestThreeVoterClusterFailover(t *testing.T) {
 			if r, ok := nodeIn(st, "vast-5"); !ok || r.State != mesh.StateHealthy {
 				return fmt.Errorf("%s: vast-5 %+v", u, r.State)
 			}
+			healthy, leaders := 0, 0
+			for _, v := range st.Voters {
+				if v.State == "healthy" {
+					healthy++
+				}
+				if v.Leader {
+					leaders++
+				}
+			}
+			if healthy != 3 || leaders != 1 {
+				return fmt.Errorf("%s: voters %+v", u, st.Voters)
+			}
 			return nil
 		})
 	}
@@ -114,5 +126,14 @@ func TestThreeVoterClusterFailover(t *testing.T) {
 		}
 		return nil
 	})
-	_ = context.Background
+	// The stopped voter is reported unreachable by the others.
+	testutil.Eventually(t, 20*time.Second, func() error {
+		st := status(t, urls[second])
+		for _, v := range st.Voters {
+			if v.Name == names[first] && strings.HasPrefix(v.State, "unreachable") {
+				return nil
+			}
+		}
+		return fmt.Errorf("voters %+v", st.Voters)
+	})
 }

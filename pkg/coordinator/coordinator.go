@@ -270,6 +270,9 @@ func (c *Coordinator) Run(ctx context.Context) error {
 	if c.cfg.Fleet != nil {
 		go c.reconcileLoop(ctx)
 	}
+	beat := time.NewTicker(voterBeatInterval)
+	defer beat.Stop()
+	c.beat(ctx)
 	tick := time.NewTicker(c.cfg.TickInterval)
 	flush := time.NewTicker(c.cfg.FlushInterval)
 	defer tick.Stop()
@@ -289,6 +292,10 @@ func (c *Coordinator) Run(ctx context.Context) error {
 			c.tick(ctx)
 		case <-flush.C:
 			c.flush(ctx)
+		case <-beat.C:
+			bctx, cancel := context.WithTimeout(ctx, voterBeatInterval)
+			c.beat(bctx)
+			cancel()
 		}
 	}
 }

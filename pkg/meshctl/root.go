@@ -99,6 +99,19 @@ func statusCmd(o *Options) *cobra.Command {
 func printStatus(w io.Writer, st api.Status) error {
 	fmt.Fprintf(w, "coordinator %s  leader %s  nodes %d  (suspect after %gs, dead after %gs)\n\n",
 		st.Coordinator, dash(st.Leader), len(st.Nodes), st.Thresholds.SuspectAfterSeconds, st.Thresholds.DeadAfterSeconds)
+	if len(st.Voters) > 0 {
+		vw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(vw, "VOTER\tLEADER\tSTATE\tNATS SERVER\tPENDING")
+		for _, v := range st.Voters {
+			lead := ""
+			if v.Leader {
+				lead = "*"
+			}
+			fmt.Fprintf(vw, "%s\t%s\t%s\t%s\t%d\n", v.Name, lead, v.State, dash(v.Server), v.Pending)
+		}
+		vw.Flush()
+		fmt.Fprintln(w)
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "NODE\tPROVIDER\tROLE\tSTATE\tGOSSIP\tGPUS\tGPU UTIL\tDISK FREE\tRPO\tLAST SEEN\tAGENT")
 	for _, r := range view.StatusRows(st.Nodes, st.GeneratedAt) {
