@@ -41,6 +41,7 @@ func run(args []string) error {
 		logFormat  = fs.String("log-format", "console", "log format: console or json")
 		showVer    = fs.Bool("version", false, "print the version and exit")
 	)
+	gf := cli.AddGossipFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -82,6 +83,13 @@ func run(args []string) error {
 			log.Warn().Str("node", *node).Str("inventory", *inventory).Msg("node is not in the inventory; relying on flags and detection")
 		}
 		cfg.Host = h
+	}
+	var inv *config.Inventory
+	if *inventory != "" {
+		inv, _ = config.LoadFile(*inventory) // already validated above
+	}
+	if cfg.Gossip, err = gf.Config(inv, *dev); err != nil {
+		return err
 	}
 	a, err := agent.New(cfg, log)
 	if err != nil {

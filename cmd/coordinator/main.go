@@ -66,6 +66,7 @@ func run(args []string) error {
 		demoMode     = fs.Bool("demo", false, "demo: --dev plus local fakes of all six cloud APIs and a matching inventory (no real cloud is contacted)")
 		reconcile    = fs.Duration("reconcile-interval", 30*time.Second, "how often every provider is listed and reconciled with the nodes")
 	)
+	gf := cli.AddGossipFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -108,6 +109,13 @@ func run(args []string) error {
 		for _, w := range inv.Warnings {
 			log.Warn().Str("where", w.Where).Str("field", w.Field).Msg(w.Msg)
 		}
+	}
+	if *dev && *gf.Listen == "" {
+		*gf.Listen = "127.0.0.1:0" // dev: gossip on loopback, unencrypted
+	}
+	gcfg, err := gf.Config(inv, *dev)
+	if err != nil {
+		return err
 	}
 	host, port, err := splitHostPort(*natsListen)
 	if err != nil {
@@ -175,12 +183,13 @@ func run(args []string) error {
 		ReconcileInterval: *reconcile,
 		Name:              *name,
 		NATSURLs:          cli.SplitList(*natsURL),
-		Embedded: embedded,
-		Topology: bus.Topology{Replicas: *replicas},
-		Elect:    clustered,
-		HTTPAddr:   *httpAddr,
-		Inventory:  inv,
-		Thresholds: registry.Thresholds{SuspectAfter: *suspectAfter, DeadAfter: *deadAfter},
+		Embedded:          embedded,
+		Topology:          bus.Topology{Replicas: *replicas},
+		Elect:             clustered,
+		Gossip:            gcfg,
+		HTTPAddr:          *httpAddr,
+		Inventory:         inv,
+		Thresholds:        registry.Thresholds{SuspectAfter: *suspectAfter, DeadAfter: *deadAfter},
 	}
 	coord, err := coordinator.New(cfg, log)
 	if err != nil {
@@ -262,6 +271,8 @@ func devAgent(coord *coordinator.Coordinator, inv *config.Inventory, name, dataD
 	if inv != nil {
 		cfg.Host = inv.Hosts[name]
 	}
+	// The in-process agent does not gossip: the coordinator's own member,
+	// named like this machine, already represents it.
 	return agent.New(cfg, log)
 }
 

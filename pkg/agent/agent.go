@@ -28,6 +28,7 @@ import (
 	"github.com/ringmesh/ringmesh/pkg/config"
 	"github.com/ringmesh/ringmesh/pkg/detect"
 	"github.com/ringmesh/ringmesh/pkg/events"
+	"github.com/ringmesh/ringmesh/pkg/gossip"
 	"github.com/ringmesh/ringmesh/pkg/health"
 	"github.com/ringmesh/ringmesh/pkg/mesh"
 	"github.com/ringmesh/ringmesh/pkg/outbox"
@@ -69,6 +70,9 @@ type Config struct {
 	ByeTimeout time.Duration
 	// OutboxMaxBytes bounds queued non-heartbeat events (default 64 MiB).
 	OutboxMaxBytes int64
+	// Gossip, when set, joins the memberlist cluster of the voters (NodeName
+	// and Meta are filled in by the agent). Nil = no gossip.
+	Gossip *gossip.Config
 }
 
 // Agent is one node's agent.
@@ -79,6 +83,7 @@ type Agent struct {
 	seq  atomic.Uint64
 
 	box     *outbox.Outbox
+	member  *gossip.Member
 	sampler *health.Sampler
 	nc      *nats.Conn
 	js      jetstream.JetStream
@@ -143,6 +148,9 @@ func (a *Agent) Identity() events.Hello {
 // drills.
 func (a *Agent) PauseHeartbeats(p bool) { a.paused.Store(p) }
 
+// Gossip returns the agent's gossip member (nil when gossip is off).
+func (a *Agent) Gossip() *gossip.Member { return a.member }
+
 // Outbox exposes the queue length (count, bytes) for status and tests.
 func (a *Agent) Outbox() (int, int64) {
 	if a.box == nil {
@@ -168,6 +176,27 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 
 	hello := a.identify(ctx)
+	if a.cfg.Gossip != nil {
+		gc := *a.cfg.Gossip
+		gc.NodeName = a.cfg.NodeID
+		gc.Meta = gossip.Meta{Role: "agent", Provider: hello.Provider, AgentVersion: a.cfg.Version}
+		m, err := gossip.New(gc, a.log, nil)
+		if err != nil {
+			return fmt.Errorf("agent gossip: %w", err)
+		}
+		a.member = m
+		hello.GossipAddr = m.Addr()
+		gctx, stopGossip := context.WithCancel(context.Background())
+		gdone := make(chan struct{})
+		go func() {
+			defer close(gdone)
+			if err := m.Run(gctx); err != nil {
+				a.log.Error().Err(err).Msg("gossip stopped")
+			}
+		}()
+		// Leave the gossip cluster after bye is out (deferred calls run last-in first-out).
+		defer func() { stopGossip(); <-gdone }()
+	}
 	a.mu.Lock()
 	a.identity = hello
 	a.mu.Unlock()

@@ -15,6 +15,7 @@ import (
 	"github.com/ringmesh/ringmesh/pkg/cost"
 	"github.com/ringmesh/ringmesh/pkg/events"
 	"github.com/ringmesh/ringmesh/pkg/fleet"
+	"github.com/ringmesh/ringmesh/pkg/gossip"
 	"github.com/ringmesh/ringmesh/pkg/mesh"
 	"github.com/ringmesh/ringmesh/pkg/paths"
 	"github.com/ringmesh/ringmesh/pkg/registry"
@@ -165,4 +166,13 @@ type Cost struct {
 	ByNode        map[string]cost.Totals `json:"by_node"`
 	ByProvider    map[string]cost.Totals `json:"by_provider"`
 	ByDay         map[string]cost.Totals `json:"by_day"`
+}
+
+// OpMembers lists the gossip members as the answering voter sees them.
+const OpMembers = "members"
+
+// Members is the answer to OpMembers.
+type Members struct {
+	Voter   string              `json:"voter"`
+	Members []gossip.MemberInfo `json:"members"`
 }

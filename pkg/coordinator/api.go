@@ -30,6 +30,7 @@ func (c *Coordinator) apiHandlers() map[string]apiHandler {
 		api.OpPaths:       c.apiPaths,
 		api.OpCost:        c.apiCost,
 		api.OpAct:         c.apiAct,
+		api.OpMembers:     c.apiMembers,
 	}
 }
 

@@ -2,9 +2,9 @@ package coordinator_test
 
 import (
 	"fmt"
-	"strings"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 

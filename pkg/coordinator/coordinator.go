@@ -35,6 +35,7 @@ import (
 	"github.com/ringmesh/ringmesh/pkg/cost"
 	"github.com/ringmesh/ringmesh/pkg/events"
 	"github.com/ringmesh/ringmesh/pkg/fleet"
+	"github.com/ringmesh/ringmesh/pkg/gossip"
 	"github.com/ringmesh/ringmesh/pkg/mesh"
 	"github.com/ringmesh/ringmesh/pkg/registry"
 	"github.com/ringmesh/ringmesh/schemas"
@@ -80,6 +81,10 @@ type Config struct {
 	Elect bool
 	// LeaderTTL is the lease TTL (default: Topology.LeaderTTL, 10 s).
 	LeaderTTL time.Duration
+	// Gossip, when set, runs a memberlist member on this voter (NodeName and
+	// Meta are filled in) and publishes its join/leave/fail/update events to
+	// mesh.v1.gossip.<name>. Nil = no gossip.
+	Gossip *gossip.Config
 }
 
 // Leadership is the view of the leader lease the coordinator needs.
@@ -107,7 +112,8 @@ type Coordinator struct {
 	report     atomic.Pointer[fleet.Report]
 	reconciled chan struct{}
 	ready      atomic.Bool
-	wasLeader  bool         // touched by the Run loop only
+	wasLeader  bool // touched by the Run loop only
+	member     atomic.Pointer[gossip.Member]
 	readyErr   atomic.Value // string
 	started    chan struct{}
 	startOnce  sync.Once
@@ -232,6 +238,13 @@ func (c *Coordinator) Run(ctx context.Context) error {
 		c.cfg.Leadership = el
 	}
 
+	if c.cfg.Gossip != nil {
+		stop, err := c.startGossip()
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	if c.cfg.HTTPAddr != "" {
 		if err := c.startHTTP(); err != nil {
 			return err

@@ -350,3 +350,7 @@ func TestCoordinatorRestartRestoresRegistry(t *testing.T) {
 		t.Fatalf("restored %d records, had %d", len(h2.coord.Registry().Snapshot()), len(before))
 	}
 }
+
+func contextWithCancel() (context.Context, context.CancelFunc) {
+	return context.WithCancel(context.Background())
+}

@@ -377,3 +377,35 @@ func money(m map[string]float64) string {
 	}
 	return strings.Join(parts, " + ")
 }
+
+func membersCmd(o *Options) *cobra.Command {
+	return &cobra.Command{
+		Use:   "members",
+		Short: "List gossip members as a voter sees them: address, state and metadata",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, closeFn, err := o.client()
+			if err != nil {
+				return err
+			}
+			defer closeFn()
+			ctx, cancel := o.ctx()
+			defer cancel()
+			var m api.Members
+			if err := c.Call(ctx, api.OpMembers, nil, &m); err != nil {
+				return err
+			}
+			if o.JSON {
+				return o.printJSON(m)
+			}
+			fmt.Fprintf(o.out, "as seen by voter %s\n\n", m.Voter)
+			tw := tabwriter.NewWriter(o.out, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "MEMBER\tADDRESS\tSTATE\tROLE\tPROVIDER\tVERSION\tSINCE")
+			for _, mi := range m.Members {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", mi.Name, mi.Addr, mi.State, dash(mi.Meta.Role), dash(mi.Meta.Provider),
+					dash(mi.Meta.AgentVersion), mi.Since.UTC().Format("15:04:05"))
+			}
+			return tw.Flush()
+		},
+	}
+}

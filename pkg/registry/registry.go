@@ -71,10 +71,14 @@ func (t Thresholds) Validate() error {
 
 // GossipView is what memberlist says of a node, as reported by voters.
 type GossipView struct {
-	State string    `json:"state"` // "alive", "failed", "left", "" (never seen)
+	// State merges the voters' views: "left" if a voter saw it leave,
+	// else "alive" if any voter sees it alive, else "failed"; "" = never seen.
+	State string    `json:"state"`
 	Since time.Time `json:"since"`
-	Voter string    `json:"voter"` // who reported it last
+	Voter string    `json:"voter"` // who reported last
 	Addr  string    `json:"addr,omitempty"`
+	// ByVoter is each voter's latest view ("alive", "failed", "left").
+	ByVoter map[string]string `json:"by_voter,omitempty"`
 }
 
 // Record is the merged picture of one node.
@@ -117,6 +121,12 @@ func (r *Record) clone() Record {
 	if r.Instance != nil {
 		in := *r.Instance
 		c.Instance = &in
+	}
+	if r.Gossip.ByVoter != nil {
+		c.Gossip.ByVoter = make(map[string]string, len(r.Gossip.ByVoter))
+		for k, v := range r.Gossip.ByVoter {
+			c.Gossip.ByVoter[k] = v
+		}
 	}
 	if r.Applied != nil {
 		c.Applied = make(map[string]uint64, len(r.Applied))
@@ -454,7 +464,12 @@ func (r *Registry) ApplyGossip(g events.Gossip, at time.Time) []Transition {
 		}
 		r.nodes[g.Member] = rec
 	}
-	state := map[string]string{"join": "alive", "update": "alive", "leave": "left", "fail": "failed"}[g.Type]
+	view := map[string]string{"join": "alive", "update": "alive", "leave": "left", "fail": "failed"}[g.Type]
+	if rec.Gossip.ByVoter == nil {
+		rec.Gossip.ByVoter = map[string]string{}
+	}
+	rec.Gossip.ByVoter[g.Voter] = view
+	state := mergeGossip(rec.Gossip.ByVoter)
 	if rec.Gossip.State != state {
 		rec.Gossip.Since = at
 	}
@@ -462,7 +477,7 @@ func (r *Registry) ApplyGossip(g events.Gossip, at time.Time) []Transition {
 	r.dirty[g.Member] = true
 	var out []Transition
 	silent := at.Sub(rec.LastSeen)
-	switch state {
+	switch rec.Gossip.State {
 	case "failed":
 		if rec.State == mesh.StateSuspect || rec.State == mesh.StateBusPartitioned {
 			if t, ok := r.transition(rec, mesh.StateDead, fmt.Sprintf("gossip: %s reports failed and no heartbeat for %s", g.Voter, silent.Round(time.Second)), at); ok {
@@ -477,6 +492,22 @@ func (r *Registry) ApplyGossip(g events.Gossip, at time.Time) []Transition {
 		}
 	}
 	return out
+}
+
+func mergeGossip(by map[string]string) string {
+	alive := false
+	for _, v := range by {
+		if v == "left" {
+			return "left"
+		}
+		if v == "alive" {
+			alive = true
+		}
+	}
+	if alive {
+		return "alive"
+	}
+	return "failed"
 }
 
 // Tick applies the time-based rules at now and returns the transitions.

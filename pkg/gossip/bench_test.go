@@ -1,0 +1,290 @@
+package gossip
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"github.com/rs/zerolog"
+)
+
+// BenchmarkConvergence builds a cluster of n in-process members on
+// loopback with the LAN profile (encrypted, labelled, as in production) and
+// per iteration measures
+//
+//	(a) convergence: from a new member's Join until every one of the n
+//	    members has emitted a Join event for it;
+//	(b) failure detection: from that member's crash (Close, no leave)
+//	    until every one of the n members has emitted a Fail event for it,
+//
+// each next to memberlist's own formula for the same size. Sizes are
+// sub-benchmarks (n=50, n=200, n=500); choose with -bench or with
+// RINGMESH_GOSSIP_BENCH_SIZES=50,200. Example:
+//
+//	go test ./pkg/gossip -run XXX -bench 'BenchmarkConvergence/n=(50|200)$' -benchtime 1x -timeout 30m
+//
+// Reported metrics (seconds): converge-max-s, converge-p50-s,
+// converge-formula-s = GossipInterval × ceil(ln N / ln GossipNodes);
+// detect-max-s, detect-p50-s, detect-formula-min-s = ProbeInterval +
+// SuspicionMult × max(1, log10 N) × ProbeInterval (enough confirmations),
+// detect-formula-max-s = ProbeInterval + SuspicionMaxTimeoutMult × that
+// suspicion timeout (no confirmations); N = n+1 (the cluster including the
+// new member). The build time of the cluster is logged, not measured.
+func BenchmarkConvergence(b *testing.B) {
+	if testing.Short() {
+		b.Skip("heavy: builds clusters of up to 500 members")
+	}
+	sizes := []int{50, 200, 500}
+	if env := os.Getenv("RINGMESH_GOSSIP_BENCH_SIZES"); env != "" {
+		sizes = nil
+		for _, f := range strings.Split(env, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || n < 2 {
+				b.Fatalf("RINGMESH_GOSSIP_BENCH_SIZES: bad size %q", f)
+			}
+			sizes = append(sizes, n)
+		}
+	}
+	for _, n := range sizes {
+		b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) { benchCluster(b, n) })
+	}
+}
+
+// benchWatch records, per member, when it first saw the current target
+// join and fail.
+type benchWatch struct {
+	mu     sync.Mutex
+	target string
+	joined map[int]time.Time
+	gone   map[int]time.Time
+}
+
+func (w *benchWatch) see(i int, ev Event) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if ev.Node != w.target {
+		return
+	}
+	switch ev.Type {
+	case EventJoin:
+		if _, ok := w.joined[i]; !ok {
+			w.joined[i] = ev.Time
+		}
+	case EventFail, EventLeave:
+		if _, ok := w.gone[i]; !ok {
+			w.gone[i] = ev.Time
+		}
+	}
+}
+
+func (w *benchWatch) reset(target string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.target, w.joined, w.gone = target, map[int]time.Time{}, map[int]time.Time{}
+}
+
+// spread returns max and median of the times since t0, and how many.
+func spread(m map[int]time.Time, t0 time.Time) (maxD, p50 time.Duration, n int) {
+	ds := make([]time.Duration, 0, len(m))
+	for _, t := range m {
+		ds = append(ds, t.Sub(t0))
+	}
+	if len(ds) == 0 {
+		return 0, 0, 0
+	}
+	slices.Sort(ds)
+	return ds[len(ds)-1], ds[len(ds)/2], len(ds)
+}
+
+func (w *benchWatch) wait(b *testing.B, what string, which func() map[int]time.Time, n int, t0 time.Time, timeout time.Duration) (maxD, p50 time.Duration) {
+	deadline := time.Now().Add(timeout)
+	for {
+		w.mu.Lock()
+		maxD, p50, got := spread(which(), t0)
+		w.mu.Unlock()
+		if got >= n {
+			return maxD, p50
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("%s: only %d of %d members saw it within %s", what, got, n, timeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// benchCompress keeps memberlist's per-packet LZW compression on
+// (RINGMESH_GOSSIP_BENCH_COMPRESS=1). It is off by default in this
+// benchmark: compression allocates a fresh LZW table per packet, and with
+// hundreds of members in one process on two cores that garbage dominates
+// CPU and starves the failure detector (false suspicions). It changes bytes
+// on the wire, not protocol timing; in production each member has its own
+// process and CPU.
+var benchCompress = os.Getenv("RINGMESH_GOSSIP_BENCH_COMPRESS") == "1"
+
+func benchConfig(name string, seeds ...string) Config {
+	return Config{
+		Tune:         func(mc *memberlist.Config) { mc.EnableCompression = benchCompress },
+		NodeName:     name,
+		BindAddr:     "127.0.0.1",
+		Profile:      ProfileLAN,
+		ClusterLabel: "ringmesh-bench",
+		Keys:         [][]byte{testKey},
+		Seeds:        seeds,
+		EventBuffer:  4096,
+		Meta:         Meta{Role: "agent", Provider: "local", AgentVersion: "bench"},
+	}
+}
+
+func benchCluster(b *testing.B, n int) {
+	w := &benchWatch{}
+	w.reset("")
+	var (
+		members []*Member
+		wg      sync.WaitGroup
+	)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer func() {
+		cancel()
+		for _, m := range members {
+			_ = m.Close()
+		}
+		wg.Wait()
+	}()
+	startMember := func(idx int, cfg Config) *Member {
+		m, err := New(cfg, zerolog.Nop(), nil)
+		if err != nil {
+			b.Fatalf("New(%s): %v", cfg.NodeName, err)
+		}
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			for ev := range m.Events() {
+				if idx >= 0 {
+					w.see(idx, ev)
+				}
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			_ = m.Run(ctx)
+		}()
+		return m
+	}
+
+	built := time.Now()
+	members = append(members, startMember(0, benchConfig("m0")))
+	seed := members[0].Addr()
+	const batch = 25
+	for len(members) < n {
+		for k := 0; k < batch && len(members) < n; k++ {
+			i := len(members)
+			members = append(members, startMember(i, benchConfig(fmt.Sprintf("m%d", i), seed)))
+		}
+		want := len(members)
+		waitFor(b, 60*time.Second, func() bool { return members[0].NumMembers() == want },
+			func() string {
+				var missing []string
+				for _, m := range members {
+					if mi, ok := members[0].Member(m.cfg.NodeName); !ok || mi.State != StateAlive {
+						missing = append(missing, fmt.Sprintf("%s(%s, sees %d)", m.cfg.NodeName, mi.State, m.NumMembers()))
+					}
+				}
+				return fmt.Sprintf("seed sees %d of %d members; not alive at the seed: %v", members[0].NumMembers(), want, missing)
+			})
+		if want%100 == 0 {
+			b.Logf("n=%d: %d members started, seed sees all, %s", n, want, time.Since(built).Round(time.Millisecond))
+		}
+	}
+	behind := func() (k int) {
+		for _, m := range members {
+			if m.NumMembers() != n {
+				k++
+			}
+		}
+		return k
+	}
+	waitFor(b, 2*time.Minute+time.Duration(n)*200*time.Millisecond, func() bool { return behind() == 0 },
+		func() string {
+			hist := map[int]int{}
+			health := 0
+			for _, m := range members {
+				hist[m.NumMembers()]++
+				health += m.ml.GetHealthScore()
+			}
+			states := map[State]int{}
+			for _, mi := range members[0].Members() {
+				states[mi.State]++
+			}
+			return fmt.Sprintf("%d members do not see all %d; NumMembers histogram %v; seed view %v; sum of health scores %d",
+				behind(), n, hist, states, health)
+		})
+	b.Logf("n=%d: cluster built and converged in %s (compression %t)", n, time.Since(built).Round(time.Millisecond), benchCompress)
+
+	mc := memberlist.DefaultLANConfig()
+	N := float64(n + 1)
+	rounds := math.Ceil(math.Log(N) / math.Log(float64(mc.GossipNodes)))
+	convFormula := time.Duration(rounds) * mc.GossipInterval
+	susp := time.Duration(float64(mc.SuspicionMult) * math.Max(1, math.Log10(N)) * float64(mc.ProbeInterval))
+	detMin := mc.ProbeInterval + susp
+	detMax := mc.ProbeInterval + time.Duration(mc.SuspicionMaxTimeoutMult)*susp
+
+	b.ResetTimer()
+	for it := 0; it < b.N; it++ {
+		name := fmt.Sprintf("probe-%d", it)
+		w.reset(name)
+		x, err := New(benchConfig(name), zerolog.Nop(), nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		members = append(members, x) // closed at the end if we fail early
+		wg.Add(1)
+		go func() { // drain
+			defer wg.Done()
+			for range x.Events() {
+			}
+		}()
+		t0 := time.Now()
+		if _, err := x.Join(ctx, seed); err != nil {
+			b.Fatalf("join: %v", err)
+		}
+		convMax, convP50 := w.wait(b, "convergence", func() map[int]time.Time { return w.joined }, n, t0, time.Minute)
+
+		t1 := time.Now()
+		_ = x.Close()
+		detTimeout := detMax + 60*time.Second
+		detMaxD, detP50 := w.wait(b, "failure detection", func() map[int]time.Time { return w.gone }, n, t1, detTimeout)
+
+		b.ReportMetric(convMax.Seconds(), "converge-max-s")
+		b.ReportMetric(convP50.Seconds(), "converge-p50-s")
+		b.ReportMetric(convFormula.Seconds(), "converge-formula-s")
+		b.ReportMetric(detMaxD.Seconds(), "detect-max-s")
+		b.ReportMetric(detP50.Seconds(), "detect-p50-s")
+		b.ReportMetric(detMin.Seconds(), "detect-formula-min-s")
+		b.ReportMetric(detMax.Seconds(), "detect-formula-max-s")
+		b.Logf("n=%d: convergence max %s p50 %s (formula %s = %v rounds x %s); detection max %s p50 %s (formula %s..%s)",
+			n, convMax.Round(time.Millisecond), convP50.Round(time.Millisecond), convFormula, rounds, mc.GossipInterval,
+			detMaxD.Round(time.Millisecond), detP50.Round(time.Millisecond), detMin.Round(time.Millisecond), detMax.Round(time.Millisecond))
+	}
+	b.StopTimer()
+}
+
+// waitFor polls cond every 100 ms until true or timeout (then fails with
+// what's description).
+func waitFor(b *testing.B, timeout time.Duration, cond func() bool, what func() string) {
+	b.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			b.Fatalf("not done within %s: %s", timeout, what())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
