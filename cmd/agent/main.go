@@ -4,10 +4,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -40,6 +42,12 @@ func run(args []string) error {
 		logLevel   = fs.String("log-level", "info", "log level: trace, debug, info, warn, error")
 		logFormat  = fs.String("log-format", "console", "log format: console or json")
 		showVer    = fs.Bool("version", false, "print the version and exit")
+		syncMode   = fs.String("sync", "auto", "data protection: on, off, or auto (on for ephemeral nodes)")
+		syncKey    = fs.String("sync-key", "~/.ssh/id_cluster", "SSH private key used to push data to the sync targets")
+		knownHosts = fs.String("sync-known-hosts", "", "optional known_hosts file checked in addition to the fingerprint each target's agent reports")
+		syncEvery  = fs.Duration("sync-interval", 5*time.Second, "pause between continuous sync cycles")
+		notice     = fs.Duration("preempt-notice", 0, "time from SIGTERM to the node's end: the final flush deadline (default by provider: vast 15s, runpod 5s, nebius 60s)")
+		bwMBps     = fs.Float64("sync-bandwidth-mbps", 0, "per-target bandwidth limit in MB/s (0 = unlimited)")
 	)
 	gf := cli.AddGossipFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -88,6 +96,21 @@ func run(args []string) error {
 	if *inventory != "" {
 		inv, _ = config.LoadFile(*inventory) // already validated above
 	}
+	ephemeral := (cfg.Host != nil && cfg.Host.Ephemeral()) || (cfg.Host == nil && *provider == "vast")
+	switch *syncMode {
+	case "on", "auto":
+		if *syncMode == "on" || ephemeral {
+			cfg.Sync = &agent.SyncConfig{KeyPath: expandHome(*syncKey), KnownHostsFile: *knownHosts, Interval: *syncEvery, Notice: *notice,
+				BandwidthLimit: int64(*bwMBps * 1e6)}
+			if inv != nil {
+				cfg.Sync.ReplicationTarget = inv.SyncRouting.ReplicationTarget
+				cfg.Sync.MaxConcurrent = inv.AutoSync.MaxConcurrentSyncs
+			}
+		}
+	case "off":
+	default:
+		return fmt.Errorf("--sync %q: want on, off or auto", *syncMode)
+	}
 	if cfg.Gossip, err = gf.Config(inv, *dev); err != nil {
 		return err
 	}
@@ -95,9 +118,33 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	// The one signal handler of the process: SIGTERM/SIGINT end the run,
-	// which publishes bye (and, on ephemeral nodes, the final flush).
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	// The one signal handler of the process: SIGTERM/SIGINT end the run; the
+	// agent then publishes preempt, flushes within the deadline (when sync is
+	// on) and says bye. The cause names the signal.
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	go func() {
+		s, ok := <-sigs
+		if !ok {
+			return
+		}
+		name := "SIGTERM"
+		if s == os.Interrupt {
+			name = "SIGINT"
+		}
+		cancel(errors.New("signal:" + name))
+	}()
 	return a.Run(ctx)
+}
+
+func expandHome(p string) string {
+	if strings.HasPrefix(p, "~/") {
+		if h, err := os.UserHomeDir(); err == nil {
+			return h + p[1:]
+		}
+	}
+	return p
 }

@@ -70,6 +70,12 @@ type Config struct {
 	ByeTimeout time.Duration
 	// OutboxMaxBytes bounds queued non-heartbeat events (default 64 MiB).
 	OutboxMaxBytes int64
+	// HostKeyPaths are the SSH host public keys whose fingerprint the agent
+	// reports (default detect.DefaultHostKeyPaths: /etc/ssh/ssh_host_*_key.pub).
+	HostKeyPaths []string
+	// Sync, when set, runs data protection (manifest, continuous sync,
+	// final flush on a termination signal). Nil = off.
+	Sync *SyncConfig
 	// Gossip, when set, joins the memberlist cluster of the voters (NodeName
 	// and Meta are filled in by the agent). Nil = no gossip.
 	Gossip *gossip.Config
@@ -84,6 +90,7 @@ type Agent struct {
 
 	box     *outbox.Outbox
 	member  *gossip.Member
+	sync    *syncState
 	sampler *health.Sampler
 	nc      *nats.Conn
 	js      jetstream.JetStream
@@ -236,6 +243,23 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err := a.emit(bus.KindHello, hello, false); err != nil {
 		return err
 	}
+	if a.cfg.Sync != nil {
+		st, err := a.setUpSync(hello.Paths)
+		if err != nil {
+			return fmt.Errorf("agent sync: %w", err)
+		}
+		a.sync = st
+		defer st.manifest.Close()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := st.engine.Run(runCtx); err != nil && !errors.Is(err, context.Canceled) {
+				a.log.Error().Err(err).Msg("sync engine stopped")
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() { defer wg.Done(); a.commands(runCtx) }()
 	a.log.Info().Str("provider", hello.Provider).Str("source", hello.ProviderSource).Str("instance", hello.InstanceID).
 		Str("ringrift_path", hello.Paths.Ringrift).Str("boot", a.boot).Msg("agent started")
 
@@ -247,15 +271,31 @@ func (a *Agent) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
-			return a.shutdown(box)
+			return a.shutdown(ctx, box)
 		case <-t.C:
 			a.heartbeat()
 		}
 	}
 }
 
-func (a *Agent) shutdown(box *outbox.Outbox) error {
-	if err := a.emit(bus.KindBye, events.Bye{Reason: "agent stopped"}, false); err != nil {
+func (a *Agent) shutdown(ctx context.Context, box *outbox.Outbox) error {
+	reason := "agent stopped"
+	if cause := context.Cause(ctx); cause != nil && cause != context.Canceled {
+		reason = cause.Error()
+	}
+	if a.sync != nil && !a.sync.flushed.Load() {
+		// Termination notice: say so first, then flush what matters most within the deadline.
+		notice := a.cfg.Sync.Notice
+		if notice <= 0 {
+			notice = DefaultNotice(a.identity.Provider)
+		}
+		deadline := time.Now().Add(notice)
+		if err := a.emit(bus.KindPreempt, events.Preempt{Source: reason, Deadline: deadline, NoticeSeconds: notice.Seconds()}, false); err != nil {
+			a.log.Error().Err(err).Msg("queue preempt")
+		}
+		a.flush(deadline.Add(-a.cfg.ByeTimeout/2), "preempt:"+reason)
+	}
+	if err := a.emit(bus.KindBye, events.Bye{Reason: reason}, false); err != nil {
 		a.log.Error().Err(err).Msg("queue bye")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.ByeTimeout)
@@ -353,6 +393,9 @@ func (a *Agent) heartbeat() {
 		_ = a.emit(bus.KindHealth, events.Health{Status: status, Previous: prev, Reasons: reasons}, false)
 	}
 	hb := events.Heartbeat{Status: status, Reasons: reasons, Health: s, IntervalSeconds: a.cfg.HeartbeatInterval.Seconds(), BusConnected: a.connected.Load()}
+	if a.sync != nil {
+		hb.RPO = toRPO(a.sync.engine.RPO())
+	}
 	_ = a.emit(bus.KindHeartbeat, hb, true)
 }
 
@@ -404,7 +447,7 @@ func (a *Agent) identify(ctx context.Context) events.Hello {
 	for _, e := range res.SSH {
 		ssh = append(ssh, events.Endpoint{Kind: e.Kind, Host: e.Host, Port: e.Port, User: e.User})
 	}
-	fp, _ := detect.SSHHostKeyFingerprint()
+	fp, _ := detect.SSHHostKeyFingerprint(a.cfg.HostKeyPaths...)
 	hostname, _ := os.Hostname()
 	return events.Hello{
 		AgentVersion: a.cfg.Version, Boot: a.boot, Hostname: hostname,

@@ -19,6 +19,7 @@ import (
 	"github.com/ringmesh/ringmesh/pkg/mesh"
 	"github.com/ringmesh/ringmesh/pkg/paths"
 	"github.com/ringmesh/ringmesh/pkg/registry"
+	meshsync "github.com/ringmesh/ringmesh/pkg/sync"
 )
 
 // Operation names (the <op> of mesh.v1.api.<op>).
@@ -175,4 +176,36 @@ const OpMembers = "members"
 type Members struct {
 	Voter   string              `json:"voter"`
 	Members []gossip.MemberInfo `json:"members"`
+}
+
+// Sync-related operations.
+const (
+	OpSync   = "sync"              // push now (leader)
+	OpSafe   = "safe_to_terminate" // the gate every destructive action passes
+	OpRoutes = "routes"            // the router's plan per ephemeral node, with reasons
+)
+
+// SyncRequest asks node's agent to push now; progress arrives on
+// mesh.v1.evt.<node>.sync with trigger "command:<request_id>".
+type SyncRequest struct {
+	Node      string `json:"node"`
+	RequestID string `json:"request_id"`
+}
+
+// SyncAccepted answers OpSync.
+type SyncAccepted struct {
+	Node    string `json:"node"`
+	Trigger string `json:"trigger"`
+}
+
+// Safe answers OpSafe.
+type Safe struct {
+	Node   string `json:"node"`
+	Safe   bool   `json:"safe"`
+	Reason string `json:"reason"`
+}
+
+// Routes answers OpRoutes.
+type Routes struct {
+	Plans map[string][]meshsync.Choice `json:"plans"`
 }

@@ -31,6 +31,9 @@ func (c *Coordinator) apiHandlers() map[string]apiHandler {
 		api.OpCost:        c.apiCost,
 		api.OpAct:         c.apiAct,
 		api.OpMembers:     c.apiMembers,
+		api.OpSync:        c.apiSync,
+		api.OpSafe:        c.apiSafe,
+		api.OpRoutes:      c.apiRoutes,
 	}
 }
 
@@ -47,7 +50,7 @@ func (c *Coordinator) startAPI() (micro.Service, error) {
 	for op, h := range c.apiHandlers() {
 		h := h
 		opts := []micro.EndpointOpt{micro.WithEndpointSubject(bus.APISubject(op))}
-		leaderOnly := op == api.OpAct || (c.cfg.Elect && (op == api.OpInstances || op == api.OpSSHConfig || op == api.OpCost))
+		leaderOnly := op == api.OpAct || op == api.OpSync || op == api.OpRoutes || (c.cfg.Elect && (op == api.OpInstances || op == api.OpSSHConfig || op == api.OpCost))
 		if leaderOnly {
 			// Every coordinator hears it; only the leader answers.
 			opts = append(opts, micro.WithEndpointQueueGroupDisabled())

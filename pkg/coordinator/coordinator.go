@@ -81,6 +81,8 @@ type Config struct {
 	Elect bool
 	// LeaderTTL is the lease TTL (default: Topology.LeaderTTL, 10 s).
 	LeaderTTL time.Duration
+	// VastWebhookSecret enables POST /webhooks/vast (HMAC-SHA256 verified).
+	VastWebhookSecret string
 	// Gossip, when set, runs a memberlist member on this voter (NodeName and
 	// Meta are filled in) and publishes its join/leave/fail/update events to
 	// mesh.v1.gossip.<name>. Nil = no gossip.
@@ -108,16 +110,17 @@ type Coordinator struct {
 	kv   jetstream.KeyValue
 	http *http.Server
 
-	appliedN   atomic.Uint64
-	report     atomic.Pointer[fleet.Report]
-	reconciled chan struct{}
-	ready      atomic.Bool
-	wasLeader  bool // touched by the Run loop only
-	member     atomic.Pointer[gossip.Member]
-	readyErr   atomic.Value // string
-	started    chan struct{}
-	startOnce  sync.Once
-	httpAddr   atomic.Value // string
+	appliedN    atomic.Uint64
+	report      atomic.Pointer[fleet.Report]
+	reconciled  chan struct{}
+	ready       atomic.Bool
+	wasLeader   bool // touched by the Run loop only
+	member      atomic.Pointer[gossip.Member]
+	sentTargets map[string]sentTargets // touched by the route loop only
+	readyErr    atomic.Value           // string
+	started     chan struct{}
+	startOnce   sync.Once
+	httpAddr    atomic.Value // string
 }
 
 // New validates cfg and builds a coordinator; Run starts it.
@@ -149,12 +152,13 @@ func New(cfg Config, log zerolog.Logger) (*Coordinator, error) {
 		return nil, fmt.Errorf("schemas: %w", err)
 	}
 	c := &Coordinator{
-		cfg:        cfg,
-		log:        log.With().Str("component", "coordinator").Str("coordinator", cfg.Name).Logger(),
-		reg:        registry.New(cfg.Thresholds),
-		val:        val,
-		started:    make(chan struct{}),
-		reconciled: make(chan struct{}, 1),
+		cfg:         cfg,
+		log:         log.With().Str("component", "coordinator").Str("coordinator", cfg.Name).Logger(),
+		reg:         registry.New(cfg.Thresholds),
+		val:         val,
+		started:     make(chan struct{}),
+		reconciled:  make(chan struct{}, 1),
+		sentTargets: map[string]sentTargets{},
 	}
 	c.m = newMetrics(cfg.Registry, c.reg)
 	if cfg.Cost != nil {
@@ -283,6 +287,7 @@ func (c *Coordinator) Run(ctx context.Context) error {
 	if c.cfg.Fleet != nil {
 		go c.reconcileLoop(ctx)
 	}
+	go c.routeLoop(ctx)
 	beat := time.NewTicker(voterBeatInterval)
 	defer beat.Stop()
 	c.beat(ctx)

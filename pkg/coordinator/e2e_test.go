@@ -354,3 +354,7 @@ func TestCoordinatorRestartRestoresRegistry(t *testing.T) {
 func contextWithCancel() (context.Context, context.CancelFunc) {
 	return context.WithCancel(context.Background())
 }
+
+type natsConn = nats.Conn
+
+func natsConnect(url string) (*nats.Conn, error) { return nats.Connect(url) }

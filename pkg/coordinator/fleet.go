@@ -64,6 +64,9 @@ func (c *Coordinator) ReconcileNow(ctx context.Context) fleet.Report {
 			Actor: "coordinator:" + c.cfg.Name, Detail: map[string]string{"provider": ch.Provider, "instance": ch.InstanceID}})
 	}
 	c.saveCost(actx)
+	if c.IsLeader() {
+		c.providerPreemptions(actx, rep)
+	}
 	select {
 	case c.reconciled <- struct{}{}:
 	default:

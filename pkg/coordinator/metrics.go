@@ -15,6 +15,7 @@ type metrics struct {
 	invalid     prometheus.Counter
 	duplicates  prometheus.Counter
 	transitions *prometheus.CounterVec
+	webhooks    *prometheus.CounterVec
 }
 
 func newMetrics(r *prometheus.Registry, reg *registry.Registry) *metrics {
@@ -28,7 +29,9 @@ func newMetrics(r *prometheus.Registry, reg *registry.Registry) *metrics {
 		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ringmesh_node_transitions_total", Help: "Node state transitions, by new state."}, []string{"to"}),
 	}
-	r.MustRegister(m.applied, m.invalid, m.duplicates, m.transitions, &nodeCollector{reg: reg},
+	m.webhooks = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ringmesh_webhooks_total", Help: "Provider webhooks received, by outcome."}, []string{"outcome"})
+	r.MustRegister(m.webhooks, m.applied, m.invalid, m.duplicates, m.transitions, &nodeCollector{reg: reg},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

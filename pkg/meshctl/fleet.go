@@ -2,6 +2,7 @@ package meshctl
 
 import (
 	"bufio"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -11,10 +12,14 @@ import (
 	"sort"
 	"strings"
 	"text/tabwriter"
+	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 
 	"github.com/ringmesh/ringmesh/pkg/api"
+	"github.com/ringmesh/ringmesh/pkg/bus"
+	"github.com/ringmesh/ringmesh/pkg/events"
 	"github.com/ringmesh/ringmesh/pkg/fleet"
 	"github.com/ringmesh/ringmesh/pkg/paths"
 	"github.com/ringmesh/ringmesh/pkg/view"
@@ -404,6 +409,143 @@ func membersCmd(o *Options) *cobra.Command {
 			for _, mi := range m.Members {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", mi.Name, mi.Addr, mi.State, dash(mi.Meta.Role), dash(mi.Meta.Provider),
 					dash(mi.Meta.AgentVersion), mi.Since.UTC().Format("15:04:05"))
+			}
+			return tw.Flush()
+		},
+	}
+}
+
+func syncCmd(o *Options) *cobra.Command {
+	return &cobra.Command{
+		Use:   "sync NODE",
+		Short: "Ask a node's agent to push its data to its targets now, with a progress bar",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			node := args[0]
+			c, closeFn, err := o.client()
+			if err != nil {
+				return err
+			}
+			defer closeFn()
+			subj, err := bus.EventSubject(node, bus.KindSync)
+			if err != nil {
+				return err
+			}
+			evs := make(chan *nats.Msg, 256)
+			sub, err := c.NC.ChanSubscribe(subj, evs)
+			if err != nil {
+				return err
+			}
+			defer sub.Unsubscribe()
+			reqID := fmt.Sprintf("%d", time.Now().UnixNano())
+			ctx, cancel := o.ctx()
+			defer cancel()
+			var acc api.SyncAccepted
+			if err := c.Call(ctx, api.OpSync, api.SyncRequest{Node: node, RequestID: reqID}, &acc); err != nil {
+				return err
+			}
+			fmt.Fprintf(o.errOut, "sync of %s requested\n", node)
+			wait := time.After(o.Timeout + 10*time.Minute)
+			for {
+				select {
+				case <-wait:
+					return fmt.Errorf("no result from %s's agent", node)
+				case m := <-evs:
+					var env bus.Envelope
+					var ev events.Sync
+					if json.Unmarshal(m.Data, &env) != nil || json.Unmarshal(env.Body, &ev) != nil || ev.Trigger != acc.Trigger {
+						continue
+					}
+					if ev.Phase == "progress" {
+						fmt.Fprintf(o.errOut, "\r%s", bar(ev.BytesSent, ev.BytesTotal))
+						continue
+					}
+					fmt.Fprintf(o.errOut, "\r%s\n", bar(ev.BytesSent, ev.BytesSent))
+					if o.JSON {
+						return o.printJSON(ev)
+					}
+					fmt.Fprintf(o.out, "%s: %d files pushed, %d failed, %s sent", node, len(ev.Made), len(ev.Missed), view.Bytes(ev.BytesSent))
+					if ev.RPO.UnsyncedBytes != nil {
+						fmt.Fprintf(o.out, "; still at risk: %s", view.Bytes(*ev.RPO.UnsyncedBytes))
+					}
+					fmt.Fprintln(o.out)
+					for _, f := range ev.Missed {
+						fmt.Fprintf(o.out, "  not pushed: %s: %s\n", f.Path, f.Reason)
+					}
+					if ev.Error != "" {
+						return errors.New(ev.Error)
+					}
+					return nil
+				}
+			}
+		},
+	}
+}
+
+func bar(done, total int64) string {
+	const width = 30
+	frac := 1.0
+	if total > 0 {
+		frac = float64(done) / float64(total)
+	}
+	n := int(frac * width)
+	if n > width {
+		n = width
+	}
+	return fmt.Sprintf("[%s%s] %3.0f%% %s / %s", strings.Repeat("#", n), strings.Repeat(" ", width-n), frac*100, view.Bytes(done), view.Bytes(total))
+}
+
+func rpoCmd(o *Options) *cobra.Command {
+	return &cobra.Command{
+		Use:   "rpo",
+		Short: "Per node: bytes and files that exist only on it, and the age of the oldest",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, closeFn, err := o.client()
+			if err != nil {
+				return err
+			}
+			defer closeFn()
+			ctx, cancel := o.ctx()
+			defer cancel()
+			st, err := c.Status(ctx)
+			if err != nil {
+				return err
+			}
+			type row struct {
+				Node      string   `json:"node"`
+				Ephemeral bool     `json:"ephemeral"`
+				State     string   `json:"state"`
+				Bytes     *int64   `json:"unsynced_bytes"`
+				Files     *int     `json:"unsynced_files"`
+				Oldest    *float64 `json:"oldest_unsynced_seconds"`
+				LastSync  string   `json:"last_sync,omitempty"`
+			}
+			var rows []row
+			for _, n := range st.Nodes {
+				r := row{Node: n.Node, Ephemeral: n.Ephemeral, State: string(n.State), Bytes: n.RPO.UnsyncedBytes, Files: n.RPO.UnsyncedFiles, Oldest: n.RPO.OldestUnsyncedSeconds}
+				if n.LastSync != nil {
+					r.LastSync = n.LastSync.Phase + " " + n.LastSync.Trigger
+				}
+				rows = append(rows, r)
+			}
+			if o.JSON {
+				return o.printJSON(rows)
+			}
+			tw := tabwriter.NewWriter(o.out, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "NODE\tEPHEMERAL\tSTATE\tAT RISK\tFILES\tOLDEST\tLAST SYNC")
+			for _, r := range rows {
+				b, f, age := view.Unknown, view.Unknown, view.Unknown
+				if r.Bytes != nil {
+					b = view.Bytes(*r.Bytes)
+				}
+				if r.Files != nil {
+					f = fmt.Sprint(*r.Files)
+				}
+				if r.Oldest != nil {
+					age = view.Ago(time.Duration(*r.Oldest * float64(time.Second)))
+				}
+				fmt.Fprintf(tw, "%s\t%v\t%s\t%s\t%s\t%s\t%s\n", r.Node, r.Ephemeral, r.State, b, f, age, dash(r.LastSync))
 			}
 			return tw.Flush()
 		},

@@ -1,0 +1,370 @@
+package coordinator
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ringmesh/ringmesh/pkg/agent"
+	"github.com/ringmesh/ringmesh/pkg/api"
+	"github.com/ringmesh/ringmesh/pkg/bus"
+	"github.com/ringmesh/ringmesh/pkg/events"
+	"github.com/ringmesh/ringmesh/pkg/fleet"
+	"github.com/ringmesh/ringmesh/pkg/mesh"
+	"github.com/ringmesh/ringmesh/pkg/paths"
+	"github.com/ringmesh/ringmesh/pkg/registry"
+	meshsync "github.com/ringmesh/ringmesh/pkg/sync"
+)
+
+// routeInterval is how often the leader re-routes sync targets; unchanged
+// assignments are re-sent every targetRefresh so a restarted agent gets them.
+const (
+	routeInterval = 5 * time.Second
+	targetRefresh = time.Minute
+)
+
+type sentTargets struct {
+	json string
+	at   time.Time
+}
+
+// command publishes work for one agent on mesh.v1.cmd.<node>.<verb>.
+func (c *Coordinator) command(ctx context.Context, node, verb string, args map[string]string, reason string) error {
+	subj, err := bus.CommandSubject(node, verb)
+	if err != nil {
+		return err
+	}
+	body := events.Command{Verb: verb, Args: args, RequestedBy: "coordinator:" + c.cfg.Name, Reason: reason}
+	raw, _ := json.Marshal(body)
+	sum := sha256.Sum256(raw)
+	id := fmt.Sprintf("cmd:%s:%s:%s:%d", node, verb, hex.EncodeToString(sum[:8]), c.cfg.Now().Unix()/60)
+	env, err := bus.NewEnvelope("command", id, c.cfg.Name, c.cfg.Now(), body)
+	if err != nil {
+		return err
+	}
+	data, _ := json.Marshal(env)
+	_, err = c.js.Publish(ctx, subj, data, jetstream.WithMsgID(id))
+	return err
+}
+
+// routingPolicy mirrors the inventory's sync_routing.
+func (c *Coordinator) routingPolicy() meshsync.RoutingPolicy {
+	var p meshsync.RoutingPolicy
+	inv := c.cfg.Inventory
+	if inv == nil {
+		return p
+	}
+	sr := inv.SyncRouting
+	p.MaxDiskUsagePercent, p.MinFreeDiskPercent, p.ReplicationTarget, p.PriorityHosts = sr.MaxDiskUsagePercent, sr.MinFreeDiskPercent, sr.ReplicationTarget, sr.PriorityHosts
+	for _, x := range sr.ExcludedHosts {
+		p.ExcludedHosts = append(p.ExcludedHosts, meshsync.ExcludedHost{Name: x.Name, ReceiveGames: x.ReceiveGames, ReceiveNPZ: x.ReceiveNPZ, ReceiveModels: x.ReceiveModels, Reason: x.Reason})
+	}
+	return p
+}
+
+func nodeInfo(rec registry.Record, skip bool) meshsync.NodeInfo {
+	n := meshsync.NodeInfo{NodeID: rec.Node, Provider: rec.Provider, Ephemeral: rec.Ephemeral, Persistent: !rec.Ephemeral,
+		Status: string(rec.State), Retired: rec.State == mesh.StateRetired, FilesystemIDs: rec.FilesystemIDs, SkipSyncReceive: skip}
+	if h := rec.Health; h != nil && len(h.Disks) > 0 {
+		d := h.Disks[0]
+		if d.FreeBytes != nil && d.TotalBytes != nil {
+			n.DiskFreeBytes, n.DiskTotalBytes = int64(*d.FreeBytes), int64(*d.TotalBytes)
+		}
+	}
+	if rec.RPO.UnsyncedBytes != nil {
+		n.PendingBytes = *rec.RPO.UnsyncedBytes
+	}
+	return n
+}
+
+// RouteSync assigns sync targets to every live ephemeral node and sends
+// them as sync_targets commands (leader only). It returns the plan by node.
+func (c *Coordinator) RouteSync(ctx context.Context) map[string][]meshsync.Choice {
+	recs := c.reg.Snapshot()
+	var rep fleet.Report
+	if c.cfg.Fleet != nil {
+		rep = c.cfg.Fleet.Report(recs)
+	}
+	entries := map[string]fleet.SSHEntry{}
+	for _, e := range fleet.SSHEntries(c.cfg.Inventory, recs, rep) {
+		entries[e.Node] = e
+	}
+	infos := make([]meshsync.NodeInfo, 0, len(recs))
+	byNode := map[string]registry.Record{}
+	for _, r := range recs {
+		skip := false
+		if c.cfg.Inventory != nil {
+			if h := c.cfg.Inventory.Hosts[r.Node]; h != nil {
+				skip = h.SkipSyncReceive
+			}
+		}
+		infos = append(infos, nodeInfo(r, skip))
+		byNode[r.Node] = r
+	}
+	pol := c.routingPolicy()
+	plans := map[string][]meshsync.Choice{}
+	for _, src := range recs {
+		if !src.Ephemeral || (src.State != mesh.StateHealthy && src.State != mesh.StateDegraded) {
+			continue
+		}
+		choices := meshsync.Route(nodeInfo(src, false), infos, pol)
+		plans[src.Node] = choices
+		var specs []agent.TargetSpec
+		for _, ch := range meshsync.Selected(choices) {
+			tr := byNode[ch.NodeID]
+			e, ok := entries[ch.NodeID]
+			if !ok || tr.HostKey == "" || tr.Paths == nil {
+				continue // cannot be reached safely: no endpoint or no reported host key
+			}
+			spec := agent.TargetSpec{Node: ch.NodeID, Host: e.Host, Port: e.Port, User: e.User,
+				RemoteDir: remoteDir(tr.Paths.Data[paths.SyncIncoming]), Fingerprint: tr.HostKey}
+			for _, cl := range ch.Classes {
+				spec.Classes = append(spec.Classes, string(cl))
+			}
+			specs = append(specs, spec)
+		}
+		if specs == nil {
+			specs = []agent.TargetSpec{}
+		}
+		b, _ := json.Marshal(specs)
+		prev := c.sentTargets[src.Node]
+		if prev.json == string(b) && c.cfg.Now().Sub(prev.at) < targetRefresh {
+			continue
+		}
+		if err := c.command(ctx, src.Node, "sync_targets", map[string]string{"targets": string(b)}, "sync routing"); err != nil {
+			c.log.Warn().Err(err).Str("node", src.Node).Msg("send sync targets")
+			continue
+		}
+		c.sentTargets[src.Node] = sentTargets{json: string(b), at: c.cfg.Now()}
+	}
+	return plans
+}
+
+// remoteDir makes a host path usable over SFTP: "~/x" is relative to the login's home.
+func remoteDir(p string) string {
+	if strings.HasPrefix(p, "~/") {
+		return p[2:]
+	}
+	return p
+}
+
+func (c *Coordinator) routeLoop(ctx context.Context) {
+	t := time.NewTicker(routeInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if c.IsLeader() {
+				rctx, cancel := context.WithTimeout(ctx, routeInterval)
+				c.RouteSync(rctx)
+				cancel()
+			}
+		}
+	}
+}
+
+// NotifyPreempt tells the registry that node is about to be terminated
+// (on its behalf: source is the provider signal) and asks its agent to
+// flush at once. id de-duplicates across coordinators and retries.
+func (c *Coordinator) NotifyPreempt(ctx context.Context, node, source, id string, notice time.Duration) error {
+	subj, err := bus.EventSubject(node, bus.KindPreempt)
+	if err != nil {
+		return err
+	}
+	deadline := c.cfg.Now().Add(notice)
+	boot := "coord-" + sanitize(id)
+	env, err := bus.NewEnvelope(bus.KindPreempt, bus.MessageID(node, boot, 1), node, c.cfg.Now(), events.Preempt{Source: source, Deadline: deadline, NoticeSeconds: notice.Seconds()})
+	if err != nil {
+		return err
+	}
+	data, _ := json.Marshal(env)
+	if _, err := c.js.Publish(ctx, subj, data, jetstream.WithMsgID(env.ID)); err != nil {
+		return err
+	}
+	c.log.Warn().Str("node", node).Str("source", source).Time("deadline", deadline).Msg("termination notice: asking the agent to flush")
+	return c.command(ctx, node, "flush", map[string]string{"deadline": deadline.UTC().Format(time.RFC3339Nano)}, source)
+}
+
+var unsafeToken = regexp.MustCompile(`[^A-Za-z0-9_-]+`)
+
+func sanitize(s string) string {
+	s = unsafeToken.ReplaceAllString(s, "-")
+	if len(s) > 40 {
+		sum := sha256.Sum256([]byte(s))
+		s = s[:20] + hex.EncodeToString(sum[:6])
+	}
+	return s
+}
+
+// providerPreemptions turns provider-reported preemptions (Vast outbid/
+// stopped, Lambda preempted, Nebius preemptible stop) into notices, once per instance state.
+func (c *Coordinator) providerPreemptions(ctx context.Context, rep fleet.Report) {
+	for _, iv := range rep.Instances {
+		if iv.Node == "" || iv.Stale || !(iv.State == "preempted" || iv.Interrupted) {
+			continue
+		}
+		rec, ok := c.reg.Get(iv.Node)
+		if !ok {
+			continue
+		}
+		switch rec.State {
+		case mesh.StateHealthy, mesh.StateDegraded, mesh.StateSuspect, mesh.StateBusPartitioned, mesh.StateJoining:
+		default:
+			continue
+		}
+		id := fmt.Sprintf("%s-api-%s-%s", iv.Provider, iv.ID, iv.RawState)
+		if err := c.NotifyPreempt(ctx, iv.Node, iv.Provider+":api", id, agent.DefaultNotice(iv.Provider)); err != nil {
+			c.log.Warn().Err(err).Str("node", iv.Node).Msg("provider preemption notice")
+		}
+	}
+}
+
+// Vast webhook (guides/reference/notification-webhooks): headers
+// X-Vast-Event-Id, X-Vast-Timestamp, X-Vast-Signature-256: sha256=<hex
+// HMAC-SHA256(secret, timestamp + "." + body)>; body {event_id, user_id,
+// notif_type, subject, message, timestamp}.
+const webhookReplayWindow = 5 * time.Minute
+
+type vastWebhook struct {
+	EventID   string `json:"event_id"`
+	NotifType string `json:"notif_type"`
+	Subject   string `json:"subject"`
+	Message   string `json:"message"`
+}
+
+var digits = regexp.MustCompile(`\d+`)
+
+func (c *Coordinator) vastWebhook(w http.ResponseWriter, r *http.Request) {
+	secret := c.cfg.VastWebhookSecret
+	if secret == "" {
+		http.Error(w, "vast webhook not configured", http.StatusNotFound)
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, 64<<10))
+	if err != nil {
+		http.Error(w, "read body", http.StatusBadRequest)
+		return
+	}
+	ts := r.Header.Get("X-Vast-Timestamp")
+	sig := strings.TrimPrefix(r.Header.Get("X-Vast-Signature-256"), "sha256=")
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write([]byte(ts + "." + string(body)))
+	want := mac.Sum(nil)
+	got, err := hex.DecodeString(sig)
+	if err != nil || !hmac.Equal(got, want) {
+		c.m.webhooks.WithLabelValues("bad_signature").Inc()
+		http.Error(w, "bad signature", http.StatusUnauthorized)
+		return
+	}
+	sec, err := strconv.ParseFloat(ts, 64)
+	if err != nil {
+		if t, perr := time.Parse(time.RFC3339, ts); perr == nil {
+			sec, err = float64(t.Unix()), nil
+		}
+	}
+	if err != nil || absDuration(c.cfg.Now().Sub(time.Unix(int64(sec), 0))) > webhookReplayWindow {
+		c.m.webhooks.WithLabelValues("replay").Inc()
+		http.Error(w, "timestamp outside the replay window", http.StatusUnauthorized)
+		return
+	}
+	var ev vastWebhook
+	if err := json.Unmarshal(body, &ev); err != nil {
+		http.Error(w, "bad body: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	if ev.EventID == "" {
+		ev.EventID = r.Header.Get("X-Vast-Event-Id")
+	}
+	if ev.NotifType != "outbid" && ev.NotifType != "client:outbid" {
+		c.m.webhooks.WithLabelValues("ignored").Inc()
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	node := c.nodeForVastText(ev.Subject + " " + ev.Message)
+	if node == "" {
+		c.m.webhooks.WithLabelValues("unknown_instance").Inc()
+		c.log.Warn().Str("event", ev.EventID).Msg("vast outbid webhook names no known instance")
+		w.WriteHeader(http.StatusAccepted)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	defer cancel()
+	if err := c.NotifyPreempt(ctx, node, "vast:webhook", "vastwh-"+ev.EventID, agent.DefaultNotice(mesh.ProviderVast)); err != nil {
+		http.Error(w, "bus: "+err.Error(), http.StatusServiceUnavailable) // Vast retries
+		return
+	}
+	c.m.webhooks.WithLabelValues("preempt").Inc()
+	w.WriteHeader(http.StatusAccepted)
+}
+
+func absDuration(d time.Duration) time.Duration {
+	if d < 0 {
+		return -d
+	}
+	return d
+}
+
+// nodeForVastText finds the node whose Vast instance ID appears in text.
+func (c *Coordinator) nodeForVastText(text string) string {
+	ids := map[string]bool{}
+	for _, d := range digits.FindAllString(text, -1) {
+		ids[d] = true
+	}
+	for _, r := range c.reg.Snapshot() {
+		if r.Provider == mesh.ProviderVast && r.InstanceID != "" && ids[r.InstanceID] {
+			return r.Node
+		}
+	}
+	return ""
+}
+
+func (c *Coordinator) apiSync(ctx context.Context, req []byte) (any, error) {
+	var r api.SyncRequest
+	if err := json.Unmarshal(req, &r); err != nil || r.Node == "" || r.RequestID == "" {
+		return nil, errors.New(`bad request: want {"node": ..., "request_id": ...}`)
+	}
+	if _, ok := c.reg.Get(r.Node); !ok {
+		return nil, fmt.Errorf("unknown node %q", r.Node)
+	}
+	if err := c.command(ctx, r.Node, "sync_now", map[string]string{"request_id": r.RequestID}, "meshctl sync"); err != nil {
+		return nil, err
+	}
+	return api.SyncAccepted{Node: r.Node, Trigger: "command:" + r.RequestID}, nil
+}
+
+func (c *Coordinator) apiSafe(ctx context.Context, req []byte) (any, error) {
+	var r api.NodeRequest
+	if err := json.Unmarshal(req, &r); err != nil || r.Node == "" {
+		return nil, errors.New(`bad request: want {"node": ...}`)
+	}
+	rec, ok := c.reg.Get(r.Node)
+	var recp *registry.Record
+	if ok {
+		recp = &rec
+	}
+	safe, why := fleet.SafeToTerminate(recp, false)
+	return api.Safe{Node: r.Node, Safe: safe, Reason: why}, nil
+}
+
+func (c *Coordinator) apiRoutes(ctx context.Context, _ []byte) (any, error) {
+	plans := c.RouteSync(ctx)
+	out := api.Routes{Plans: map[string][]meshsync.Choice{}}
+	for k, v := range plans {
+		out.Plans[k] = v
+	}
+	return out, nil
+}
