@@ -214,10 +214,14 @@ func (a *Agent) commands(ctx context.Context) {
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		cons, err := a.js.CreateOrUpdateConsumer(cctx, bus.StreamCommands, jetstream.ConsumerConfig{
 			Durable: "agent-" + a.cfg.NodeID, FilterSubject: filter, AckPolicy: jetstream.AckExplicitPolicy,
-			AckWait: 5 * time.Minute, MaxDeliver: 5, DeliverPolicy: jetstream.DeliverNewPolicy, InactiveThreshold: 24 * time.Hour,
+			// A new consumer starts from the last command of each verb, so
+			// targets sent before the agent subscribed are not missed; stale
+			// flush and sync_now commands are skipped by age below.
+			AckWait: 5 * time.Minute, MaxDeliver: 5, DeliverPolicy: jetstream.DeliverLastPerSubjectPolicy, InactiveThreshold: 24 * time.Hour,
 		})
 		cancel()
 		if err != nil {
+			a.log.Warn().Err(err).Msg("command consumer; retrying")
 			select {
 			case <-ctx.Done():
 				return
@@ -253,6 +257,10 @@ func (a *Agent) handleCommand(ctx context.Context, m jetstream.Msg) {
 		}
 		a.setTargets(specs)
 	case "sync_now":
+		if time.Since(env.TS) > time.Minute {
+			log.Info().Time("sent", env.TS).Msg("stale sync_now skipped")
+			break
+		}
 		if a.sync == nil {
 			_ = m.TermWithReason("sync is not enabled on this agent")
 			return
@@ -287,6 +295,10 @@ func (a *Agent) handleCommand(ctx context.Context, m jetstream.Msg) {
 		if err != nil {
 			_ = m.TermWithReason("bad deadline: " + err.Error())
 			return
+		}
+		if time.Now().After(deadline) {
+			log.Info().Time("deadline", deadline).Msg("flush command past its deadline skipped")
+			break
 		}
 		_ = m.InProgress()
 		log.Warn().Time("deadline", deadline).Str("reason", cmd.Reason).Msg("provider termination notice: flushing now")

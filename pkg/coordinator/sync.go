@@ -32,7 +32,7 @@ import (
 // assignments are re-sent every targetRefresh so a restarted agent gets them.
 const (
 	routeInterval = 5 * time.Second
-	targetRefresh = time.Minute
+	targetRefresh = 30 * time.Second
 )
 
 type sentTargets struct {
@@ -148,6 +148,15 @@ func (c *Coordinator) RouteSync(ctx context.Context) map[string][]meshsync.Choic
 			continue
 		}
 		c.sentTargets[src.Node] = sentTargets{json: string(b), at: c.cfg.Now()}
+		ev := c.log.Info().Str("node", src.Node).Int("targets", len(specs))
+		if len(specs) == 0 {
+			var why []string
+			for _, ch := range choices {
+				why = append(why, ch.NodeID+": "+ch.Reason)
+			}
+			ev = ev.Strs("rejected", why)
+		}
+		ev.Msg("sync targets sent")
 	}
 	return plans
 }

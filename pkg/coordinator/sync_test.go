@@ -54,7 +54,12 @@ type syncRig struct {
 // and an ephemeral Vast source agent with sync on.
 func startSyncRig(t *testing.T, secret string) *syncRig {
 	t.Helper()
-	h := startCoordinator(t, coordinator.Config{VastWebhookSecret: secret})
+	// The routing thresholds must not depend on how full this machine's disk is.
+	inv, err := config.Parse("sync.yaml", []byte("sync_routing: {max_disk_usage_percent: 100, min_free_disk_percent: 0.01, replication_target: 1}\nhosts:\n  hetzner-cpu2: {provider: hetzner}\n  vast-77: {provider: vast, is_ephemeral: true}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := startCoordinator(t, coordinator.Config{VastWebhookSecret: secret, Inventory: inv})
 	srv := sshtest.New(t, sshtest.Options{})
 	pub := filepath.Join(t.TempDir(), "ssh_host_ed25519_key.pub")
 	if err := os.WriteFile(pub, srv.HostKey.AuthorizedKey, 0o644); err != nil {
@@ -62,7 +67,8 @@ func startSyncRig(t *testing.T, secret string) *syncRig {
 	}
 	dead := closedURL(t)
 	det := detect.Options{Env: func(string) string { return "" }, HetznerURL: dead, VultrURL: dead, NebiusURL: dead, Timeout: 100 * time.Millisecond}
-	tgt, err := agent.New(agent.Config{NodeID: "hetzner-cpu2", Provider: "hetzner", InstanceID: "41000002", NATSURLs: []string{h.url}, StateDir: t.TempDir(),
+	var tgt *agent.Agent
+	tgt, err = agent.New(agent.Config{NodeID: "hetzner-cpu2", Provider: "hetzner", InstanceID: "41000002", NATSURLs: []string{h.url}, StateDir: t.TempDir(),
 		HeartbeatInterval: 200 * time.Millisecond, Detect: det, Paths: paths.Resolver{Root: t.TempDir(), Home: "/root"}, HostKeyPaths: []string{pub},
 		Host: &config.Host{Name: "hetzner-cpu2", Provider: "hetzner", SSHHost: "127.0.0.1", SSHPort: srv.Port, SSHUser: srv.User}}, testLog(t))
 	if err != nil {
