@@ -15,7 +15,8 @@ import (
 )
 
 // benchServer is an SSH target for benchmarks: the real sshd when
-// installed, else the in-process server.
+// installed (unless RINGMESH_BENCH_SERVER=inprocess), else the in-process
+// server.
 type benchServer struct {
 	kind      string // "openssh" or "inprocess"
 	target    Target
@@ -25,7 +26,7 @@ type benchServer struct {
 
 func newBenchServer(b *testing.B) *benchServer {
 	b.Helper()
-	if sshtest.FindSSHD() != "" {
+	if sshtest.FindSSHD() != "" && os.Getenv("RINGMESH_BENCH_SERVER") != "inprocess" {
 		o := sshtest.StartOpenSSH(b)
 		dir := filepath.Join(o.Dir, "store")
 		return &benchServer{kind: "openssh", openssh: o, remoteDir: dir, target: Target{

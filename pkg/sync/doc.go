@@ -63,8 +63,10 @@
 // discarded. Before sending, free space is checked with statvfs@openssh.com
 // where the server offers it; data is fsynced where fsync@openssh.com
 // exists. Then the SHA-256 of the partial is computed on the target with
-// "sha256sum" over an SSH exec channel, or, where exec is not allowed, by
-// reading the file back over SFTP. Only a matching partial is renamed into
+// "sha256sum" over an SSH exec channel for files of 8 MiB or more
+// (SFTPOptions.ExecHashMinSize), or by reading the file back over SFTP for
+// smaller files (cheaper than a remote process: OpenSSH forks a session and
+// a shell per exec) and where exec is not allowed. Only a matching partial is renamed into
 // place (posix-rename@openssh.com, atomic; else remove + rename). A final
 // file already present with the expected hash is verified and not sent again.
 //

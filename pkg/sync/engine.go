@@ -52,7 +52,8 @@ type EngineConfig struct {
 	RetryBackoff time.Duration
 	MaxBackoff   time.Duration
 	// OnProgress, when set, receives progress of every cycle, SyncNow and
-	// Flush (at most every 100 ms, and at the end).
+	// Flush (at most every 100 ms, and at the end), one call at a time, from
+	// the goroutines doing the pushes: it must return quickly.
 	OnProgress func(Progress)
 	// OnCycle, when set, receives each continuous cycle's report.
 	OnCycle func(CycleReport)
@@ -1037,9 +1038,10 @@ func writeFileAtomic(p string, b []byte) error {
 // progressTracker aggregates progress over concurrent pushes and emits it
 // at most every 100 ms.
 type progressTracker struct {
-	e    *Engine
-	fn   func(Progress)
-	sent atomic.Int64
+	e      *Engine
+	fn     func(Progress)
+	sent   atomic.Int64
+	emitMu sync.Mutex // callbacks run one at a time, in order
 
 	onFirstByte func()
 
@@ -1121,6 +1123,8 @@ func (t *progressTracker) finish() {
 }
 
 func (t *progressTracker) emit(force bool) {
+	t.emitMu.Lock()
+	defer t.emitMu.Unlock()
 	t.mu.Lock()
 	now := time.Now()
 	if !force && now.Sub(t.lastEmit) < 100*time.Millisecond {

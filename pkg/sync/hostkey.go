@@ -32,20 +32,41 @@ func algosForKeyType(t string) []string {
 	}
 }
 
-// parseFingerprint splits "[type ]SHA256:base64" and normalises the base64
-// (no padding).
-func parseFingerprint(s string) (keyType, fp string, err error) {
+// fingerprintTypes maps the key type spellings found next to fingerprints
+// (ssh-keygen -l prints "256 SHA256:... comment (ED25519)") to key types.
+var fingerprintTypes = map[string][]string{
+	"ssh-ed25519": {ssh.KeyAlgoED25519}, "ed25519": {ssh.KeyAlgoED25519},
+	"ssh-rsa": {ssh.KeyAlgoRSA}, "rsa": {ssh.KeyAlgoRSA},
+	"ecdsa-sha2-nistp256": {ssh.KeyAlgoECDSA256}, "ecdsa-sha2-nistp384": {ssh.KeyAlgoECDSA384},
+	"ecdsa-sha2-nistp521": {ssh.KeyAlgoECDSA521},
+	"ecdsa":               {ssh.KeyAlgoECDSA256, ssh.KeyAlgoECDSA384, ssh.KeyAlgoECDSA521},
+}
+
+// parseFingerprint finds the "SHA256:<base64>" token in s (normalising the
+// base64: no padding) and the key types named next to it, if any: "SHA256:x",
+// "ssh-ed25519 SHA256:x" and ssh-keygen's "256 SHA256:x comment (ED25519)"
+// are all accepted.
+func parseFingerprint(s string) (keyTypes []string, fp string, err error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
-		return "", "", nil
+		return nil, "", nil
 	}
-	if i := strings.IndexByte(s, ' '); i > 0 {
-		keyType, s = s[:i], strings.TrimSpace(s[i+1:])
+	for _, tok := range strings.Fields(s) {
+		switch {
+		case strings.HasPrefix(tok, "SHA256:") && len(tok) > len("SHA256:"):
+			if fp == "" {
+				fp = strings.TrimRight(tok, "=")
+			}
+		default:
+			if t, ok := fingerprintTypes[strings.ToLower(strings.Trim(tok, "()"))]; ok && keyTypes == nil {
+				keyTypes = t
+			}
+		}
 	}
-	if !strings.HasPrefix(s, "SHA256:") || len(s) <= len("SHA256:") {
-		return "", "", fmt.Errorf("host key fingerprint %q: want \"SHA256:<base64>\" (as printed by ssh-keygen -lf)", s)
+	if fp == "" {
+		return nil, "", fmt.Errorf("host key fingerprint %q: want \"SHA256:<base64>\" (as printed by ssh-keygen -lf)", s)
 	}
-	return keyType, strings.TrimRight(s, "="), nil
+	return keyTypes, fp, nil
 }
 
 // hostKeyPolicy builds the host key callback and the host key algorithms to
@@ -53,7 +74,7 @@ func parseFingerprint(s string) (keyType, fp string, err error) {
 // file or a fingerprint: ringmesh never skips host key verification.
 func hostKeyPolicy(t Target) (ssh.HostKeyCallback, []string, error) {
 	hk := t.HostKey
-	keyType, wantFP, err := parseFingerprint(hk.Fingerprint)
+	keyTypes, wantFP, err := parseFingerprint(hk.Fingerprint)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -71,7 +92,9 @@ func hostKeyPolicy(t Target) (ssh.HostKeyCallback, []string, error) {
 
 	algos := hk.Algorithms
 	if len(algos) == 0 {
-		algos = algosForKeyType(keyType)
+		for _, kt := range keyTypes {
+			algos = append(algos, algosForKeyType(kt)...)
+		}
 	}
 	if len(algos) == 0 && kh != nil {
 		// Offer only the key types known_hosts holds for this host, so that

@@ -289,6 +289,9 @@ func TestSFTPHostKeyVerification(t *testing.T) {
 		{"known_hosts ok", HostKeyConfig{KnownHostsFile: srv.KnownHostsPath}, nil, ""},
 		{"fingerprint ok", HostKeyConfig{Fingerprint: srv.Fingerprint()}, nil, ""},
 		{"fingerprint with type ok", HostKeyConfig{Fingerprint: "ssh-ed25519 " + srv.Fingerprint()}, nil, ""},
+		{"fingerprint as ssh-keygen -l prints it", HostKeyConfig{Fingerprint: "256 " + srv.Fingerprint() + " root@vast (ED25519)"}, nil, ""},
+		{"fingerprint of another key type", HostKeyConfig{Fingerprint: "ssh-rsa " + srv.Fingerprint()}, errAny, "handshake"},
+		{"not a SHA256 fingerprint", HostKeyConfig{Fingerprint: "MD5:12:34"}, errAny, "SHA256:<base64>"},
 		{"both ok", HostKeyConfig{KnownHostsFile: srv.KnownHostsPath, Fingerprint: srv.Fingerprint()}, nil, ""},
 		{"fingerprint ok, host unknown to known_hosts", HostKeyConfig{KnownHostsFile: otherHostKH, Fingerprint: srv.Fingerprint()}, nil, ""},
 		{"known_hosts wrong key", HostKeyConfig{KnownHostsFile: wrongKH}, ErrHostKeyMismatch, "known_hosts expects"},
@@ -312,7 +315,7 @@ func TestSFTPHostKeyVerification(t *testing.T) {
 				}
 				return
 			}
-			if !errors.Is(err, tc.wantErr) {
+			if err == nil || (tc.wantErr != errAny && !errors.Is(err, tc.wantErr)) {
 				t.Fatalf("err = %v, want %v", err, tc.wantErr)
 			}
 			if !strings.Contains(err.Error(), tc.mention) || !strings.Contains(err.Error(), "lambda-gh200-1") {
@@ -324,6 +327,9 @@ func TestSFTPHostKeyVerification(t *testing.T) {
 		})
 	}
 }
+
+// errAny marks a case that must fail without a specific sentinel.
+var errAny = errors.New("any error")
 
 func TestSFTPBandwidthLimit(t *testing.T) {
 	srv := sshtest.New(t, sshtest.Options{})

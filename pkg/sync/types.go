@@ -101,9 +101,9 @@ type HostKeyConfig struct {
 	// for ports other than 22).
 	KnownHostsFile string
 	// Fingerprint is the SHA-256 fingerprint the target's agent reported,
-	// "SHA256:base64..." as printed by ssh-keygen -l. It may be prefixed with
-	// the key type ("ssh-ed25519 SHA256:..."), which then restricts the
-	// host-key algorithms offered; without a type ed25519 is preferred.
+	// "SHA256:base64...". A key type next to it ("ssh-ed25519 SHA256:...",
+	// or ssh-keygen -l's "256 SHA256:... host (ED25519)") restricts the
+	// host-key algorithms offered; without one, ed25519 is preferred.
 	Fingerprint string
 	// Algorithms optionally restricts the host key algorithms offered
 	// (ssh.KeyAlgoED25519, ...).
@@ -122,6 +122,8 @@ type Target struct {
 	HostKey HostKeyConfig
 	// RemoteDir is the directory on the target under which the files of all
 	// source nodes are stored (<RemoteDir>/<source node>/<source name>/<rel>).
+	// Use an absolute path; a relative one is relative to the login
+	// directory.
 	RemoteDir string
 	// BandwidthLimit in bytes/second for all transfers to this target taken
 	// together; 0 = unlimited.
