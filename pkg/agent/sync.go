@@ -81,10 +81,27 @@ func DefaultSources(l paths.Layout, r paths.Resolver) []meshsync.Source {
 }
 
 type syncState struct {
-	engine   *meshsync.Engine
-	manifest *meshsync.Manifest
-	targets  atomic.Pointer[[]meshsync.Target]
-	flushed  atomic.Bool
+	engine    *meshsync.Engine
+	manifest  *meshsync.Manifest
+	targets   atomic.Pointer[[]meshsync.Target]
+	flushed   atomic.Bool
+	lastFlush atomic.Pointer[meshsync.FlushResult]
+}
+
+// SyncTargets returns how many sync targets the coordinator assigned.
+func (a *Agent) SyncTargets() int {
+	if a.sync == nil {
+		return 0
+	}
+	return len(*a.sync.targets.Load())
+}
+
+// LastFlush returns the result of the last final flush (nil if none).
+func (a *Agent) LastFlush() *meshsync.FlushResult {
+	if a.sync == nil {
+		return nil
+	}
+	return a.sync.lastFlush.Load()
 }
 
 // setUpSync opens the manifest and builds the engine; Run starts it.
@@ -195,6 +212,7 @@ func (a *Agent) flush(deadline time.Time, trigger string) meshsync.FlushResult {
 	defer cancel()
 	res := st.engine.Flush(ctx, deadline)
 	st.flushed.Store(true)
+	st.lastFlush.Store(&res)
 	ev := events.Sync{Phase: "flush", Trigger: trigger, BytesSent: res.BytesSent, RPO: toRPO(res.RPO), Error: res.Error,
 		Made: flushRefs(res.Made), Missed: flushRefs(res.Missed)}
 	if err := a.emit(bus.KindSync, ev, false); err != nil {

@@ -30,7 +30,7 @@ import (
 	"github.com/ringmesh/ringmesh/pkg/registry"
 )
 
-func testLog(t *testing.T) zerolog.Logger {
+func testLog(t testing.TB) zerolog.Logger {
 	if os.Getenv("RINGMESH_TEST_LOG") != "" {
 		return zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr}).With().Timestamp().Str("test", t.Name()).Logger()
 	}
@@ -38,7 +38,7 @@ func testLog(t *testing.T) zerolog.Logger {
 }
 
 // closedURL is a loopback URL nothing listens on: metadata probes fail fast.
-func closedURL(t *testing.T) string {
+func closedURL(t testing.TB) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -51,13 +51,13 @@ func closedURL(t *testing.T) string {
 var fastThresholds = registry.Thresholds{SuspectAfter: 1200 * time.Millisecond, DeadAfter: 2500 * time.Millisecond}
 
 type harness struct {
-	t     *testing.T
+	t     testing.TB
 	coord *coordinator.Coordinator
 	stop  func()
 	url   string
 }
 
-func startCoordinator(t *testing.T, cfg coordinator.Config) *harness {
+func startCoordinator(t testing.TB, cfg coordinator.Config) *harness {
 	t.Helper()
 	h, err := launchCoordinator(t, cfg, 30*time.Second)
 	if err != nil {
@@ -67,7 +67,7 @@ func startCoordinator(t *testing.T, cfg coordinator.Config) *harness {
 }
 
 // launchCoordinator starts a coordinator and waits for it; safe to call from any goroutine.
-func launchCoordinator(t *testing.T, cfg coordinator.Config, wait time.Duration) (*harness, error) {
+func launchCoordinator(t testing.TB, cfg coordinator.Config, wait time.Duration) (*harness, error) {
 	if cfg.Name == "" {
 		cfg.Name = "hetzner-cpu1"
 	}
@@ -120,7 +120,7 @@ type fakeNode struct {
 	root                   string // fixture filesystem root
 }
 
-func startAgent(t *testing.T, urls []string, n fakeNode, stateDir string) (*agent.Agent, func()) {
+func startAgent(t testing.TB, urls []string, n fakeNode, stateDir string) (*agent.Agent, func()) {
 	t.Helper()
 	if stateDir == "" {
 		stateDir = t.TempDir()
@@ -159,7 +159,7 @@ func startAgent(t *testing.T, urls []string, n fakeNode, stateDir string) (*agen
 	return a, stop
 }
 
-func status(t *testing.T, url string) api.Status {
+func status(t testing.TB, url string) api.Status {
 	t.Helper()
 	nc, err := nats.Connect(url)
 	if err != nil {
@@ -184,7 +184,7 @@ func nodeIn(st api.Status, id string) (registry.Record, bool) {
 	return registry.Record{}, false
 }
 
-func waitState(t *testing.T, url, node string, want mesh.NodeState, within time.Duration) registry.Record {
+func waitState(t testing.TB, url, node string, want mesh.NodeState, within time.Duration) registry.Record {
 	t.Helper()
 	var rec registry.Record
 	testutil.Eventually(t, within, func() error {
@@ -201,7 +201,7 @@ func waitState(t *testing.T, url, node string, want mesh.NodeState, within time.
 	return rec
 }
 
-func vastFixture(t *testing.T) string {
+func vastFixture(t testing.TB) string {
 	root := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(root, "workspace/ringrift/ai-service"), 0o755); err != nil {
 		t.Fatal(err)
@@ -288,7 +288,7 @@ func TestEndToEndStatusAndLiveness(t *testing.T) {
 	}
 }
 
-func auditTransitions(t *testing.T, url, node string) []string {
+func auditTransitions(t testing.TB, url, node string) []string {
 	t.Helper()
 	nc, err := nats.Connect(url)
 	if err != nil {

@@ -21,7 +21,7 @@ import (
 )
 
 // startFleet runs a coordinator whose providers are the demo fakes of every cloud.
-func startFleet(t *testing.T) (*harness, *demo.Fakes, *config.Inventory) {
+func startFleet(t testing.TB) (*harness, *demo.Fakes, *config.Inventory) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -50,7 +50,7 @@ func startFleet(t *testing.T) (*harness, *demo.Fakes, *config.Inventory) {
 	return h, fakes, inv
 }
 
-func run(t *testing.T, url string, stdin string, args ...string) (string, error) {
+func run(t testing.TB, url string, stdin string, args ...string) (string, error) {
 	t.Helper()
 	var out bytes.Buffer
 	root := meshctl.NewRoot(&out, &out)

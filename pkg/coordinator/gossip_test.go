@@ -22,7 +22,7 @@ func gossipConfig(seeds ...string) *gossip.Config {
 	return &gossip.Config{BindAddr: "127.0.0.1", Profile: "local", Dev: true, ClusterLabel: "test", Seeds: seeds, RejoinInterval: time.Second}
 }
 
-func startGossipAgent(t *testing.T, url, seed string, n fakeNode) *agent.Agent {
+func startGossipAgent(t testing.TB, url, seed string, n fakeNode) *agent.Agent {
 	t.Helper()
 	dead := closedURL(t)
 	a, err := agent.New(agent.Config{

@@ -38,6 +38,7 @@ const (
 type sentTargets struct {
 	json string
 	at   time.Time
+	boot string // the agent boot they were sent to: a restarted agent gets them again at once
 }
 
 // command publishes work for one agent on mesh.v1.cmd.<node>.<verb>.
@@ -49,7 +50,9 @@ func (c *Coordinator) command(ctx context.Context, node, verb string, args map[s
 	body := events.Command{Verb: verb, Args: args, RequestedBy: "coordinator:" + c.cfg.Name, Reason: reason}
 	raw, _ := json.Marshal(body)
 	sum := sha256.Sum256(raw)
-	id := fmt.Sprintf("cmd:%s:%s:%s:%d", node, verb, hex.EncodeToString(sum[:8]), c.cfg.Now().Unix()/60)
+	// Unique per send: a re-sent command (a restarted agent needs its targets
+	// again) must not be swallowed by de-duplication; agents apply them idempotently.
+	id := fmt.Sprintf("cmd:%s:%s:%s:%d", node, verb, hex.EncodeToString(sum[:8]), c.cfg.Now().UnixNano())
 	env, err := bus.NewEnvelope("command", id, c.cfg.Name, c.cfg.Now(), body)
 	if err != nil {
 		return err
@@ -140,14 +143,14 @@ func (c *Coordinator) RouteSync(ctx context.Context) map[string][]meshsync.Choic
 		}
 		b, _ := json.Marshal(specs)
 		prev := c.sentTargets[src.Node]
-		if prev.json == string(b) && c.cfg.Now().Sub(prev.at) < targetRefresh {
+		if prev.json == string(b) && prev.boot == src.Boot && c.cfg.Now().Sub(prev.at) < targetRefresh {
 			continue
 		}
 		if err := c.command(ctx, src.Node, "sync_targets", map[string]string{"targets": string(b)}, "sync routing"); err != nil {
 			c.log.Warn().Err(err).Str("node", src.Node).Msg("send sync targets")
 			continue
 		}
-		c.sentTargets[src.Node] = sentTargets{json: string(b), at: c.cfg.Now()}
+		c.sentTargets[src.Node] = sentTargets{json: string(b), at: c.cfg.Now(), boot: src.Boot}
 		ev := c.log.Info().Str("node", src.Node).Int("targets", len(specs))
 		if len(specs) == 0 {
 			var why []string

@@ -26,7 +26,7 @@ import (
 	"github.com/ringmesh/ringmesh/pkg/sync/sshtest"
 )
 
-func writeFile(t *testing.T, path string, size int) {
+func writeFile(t testing.TB, path string, size int) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		t.Fatal(err)
@@ -52,7 +52,7 @@ type syncRig struct {
 // startSyncRig: a coordinator, a persistent Hetzner target whose SSH server
 // is an in-process SFTP server (its agent reports that server's host key),
 // and an ephemeral Vast source agent with sync on.
-func startSyncRig(t *testing.T, secret string) *syncRig {
+func startSyncRig(t testing.TB, secret string) *syncRig {
 	t.Helper()
 	// The routing thresholds must not depend on how full this machine's disk is.
 	inv, err := config.Parse("sync.yaml", []byte("sync_routing: {max_disk_usage_percent: 100, min_free_disk_percent: 0.01, replication_target: 1}\nhosts:\n  hetzner-cpu2: {provider: hetzner}\n  vast-77: {provider: vast, is_ephemeral: true}\n"))
@@ -87,7 +87,7 @@ func startSyncRig(t *testing.T, secret string) *syncRig {
 	return r
 }
 
-func runAgent(t *testing.T, a *agent.Agent, _ any) (context.CancelCauseFunc, chan error) {
+func runAgent(t testing.TB, a *agent.Agent, _ any) (context.CancelCauseFunc, chan error) {
 	t.Helper()
 	ctx, cancel := context.WithCancelCause(context.Background())
 	done := make(chan error, 1)
@@ -111,11 +111,11 @@ func runAgent(t *testing.T, a *agent.Agent, _ any) (context.CancelCauseFunc, cha
 	return cancel, done
 }
 
-func (r *syncRig) remote(t *testing.T, rel string) string {
+func (r *syncRig) remote(t testing.TB, rel string) string {
 	return r.target.LocalPath("/root/ringrift/ai-service/data/sync_incoming/vast-77/" + rel)
 }
 
-func waitRPOZero(t *testing.T, h *harness, node string, within time.Duration) {
+func waitRPOZero(t testing.TB, h *harness, node string, within time.Duration) {
 	t.Helper()
 	testutil.Eventually(t, within, func() error {
 		rec, _ := h.coord.Registry().Get(node)
@@ -216,7 +216,7 @@ func TestContinuousSyncAndPreemptionFlush(t *testing.T) {
 	}
 }
 
-func mustConnect(t *testing.T, url string) *natsConn {
+func mustConnect(t testing.TB, url string) *natsConn {
 	t.Helper()
 	nc, err := natsConnect(url)
 	if err != nil {

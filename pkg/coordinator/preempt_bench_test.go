@@ -1,0 +1,73 @@
+package coordinator_test
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/ringmesh/ringmesh/internal/testutil"
+	"github.com/ringmesh/ringmesh/pkg/agent"
+	"github.com/ringmesh/ringmesh/pkg/detect"
+	"github.com/ringmesh/ringmesh/pkg/mesh"
+	"github.com/ringmesh/ringmesh/pkg/paths"
+)
+
+// BenchmarkPreemptNotice measures, per SIGTERM of an ephemeral agent with
+// sync on: the time to the first byte of the final flush, and the time
+// until the coordinator's registry shows the node preempting.
+//
+//	go test ./pkg/coordinator -run '^$' -bench PreemptNotice -benchtime 10x
+func BenchmarkPreemptNotice(b *testing.B) {
+	r := startSyncRig(b, "")
+	r.stopSrc(errors.New("stop the rig's own source"))
+	<-r.srcDone
+	var toByte, toRegistry time.Duration
+	dead := closedURL(b)
+	for i := 0; i < b.N; i++ {
+		root := b.TempDir()
+		a, err := agent.New(agent.Config{NodeID: "vast-bench", Provider: "vast", InstanceID: "9", NATSURLs: []string{r.h.url}, StateDir: b.TempDir(),
+			HeartbeatInterval: 200 * time.Millisecond, Paths: paths.Resolver{Root: root, Home: "/root"}, ByeTimeout: time.Second,
+			Detect: detect.Options{Env: func(string) string { return "" }, HetznerURL: dead, VultrURL: dead, NebiusURL: dead, Timeout: 50 * time.Millisecond},
+			Sync:   &agent.SyncConfig{KeyPath: r.target.ClientKeyPath, Interval: time.Hour, ReplicationTarget: 1, Notice: 5 * time.Second}}, testLog(b))
+		if err != nil {
+			b.Fatal(err)
+		}
+		stop, done := runAgent(b, a, nil)
+		// Wait until the router gave it its target, then add a file continuous sync has not sent.
+		testutil.Eventually(b, 20*time.Second, func() error {
+			if rec, _ := r.h.coord.Registry().Get("vast-bench"); rec.State != mesh.StateHealthy {
+				return fmt.Errorf("not healthy yet")
+			}
+			return nil
+		})
+		testutil.Eventually(b, 20*time.Second, func() error {
+			if a.SyncTargets() == 0 {
+				return fmt.Errorf("no sync target yet")
+			}
+			return nil
+		})
+		writeFile(b, filepath.Join(root, "root/ringrift/ai-service/checkpoints/new.pt"), 4<<20)
+		t0 := time.Now()
+		stop(errors.New("signal:SIGTERM"))
+		for {
+			if rec, _ := r.h.coord.Registry().Get("vast-bench"); rec.State == mesh.StatePreempting || rec.State == mesh.StatePreempted {
+				toRegistry += time.Since(t0)
+				break
+			}
+			if time.Since(t0) > 10*time.Second {
+				b.Fatal("preempt never reached the registry")
+			}
+			time.Sleep(time.Millisecond)
+		}
+		<-done
+		fr := a.LastFlush()
+		if fr == nil || fr.FirstByte.IsZero() {
+			b.Fatalf("flush sent nothing: %+v", fr)
+		}
+		toByte += fr.FirstByte.Sub(t0)
+	}
+	b.ReportMetric(float64(toByte.Milliseconds())/float64(b.N), "ms-to-first-flush-byte")
+	b.ReportMetric(float64(toRegistry.Microseconds())/1000/float64(b.N), "ms-to-registry")
+}
