@@ -224,13 +224,12 @@ func New(cfg Config, log zerolog.Logger, reg prometheus.Registerer) (*Member, er
 	// Safe to read without memberlist's lock: only UpdateNode rewrites the
 	// local node, and nobody can call it yet.
 	m.self = ml.LocalNode().Address()
-	m.log = m.log.With().Str("addr", m.self).Logger()
 
 	if err := m.metrics.register(reg); err != nil {
 		_ = ml.Shutdown()
 		return nil, err
 	}
-	m.log.Info().Object("config", cfg).Msg("gossip: member started")
+	m.log.Info().Object("config", cfg).Str("addr", m.self).Msg("gossip: member started")
 	return m, nil
 }
 
@@ -307,7 +306,8 @@ func (m *Member) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			m.shutdown(true)
 			return nil
-		case <-m.stopping:
+		case <-m.stopping: // Close was called
+			m.shutdown(false) // waits until Close has finished
 			return nil
 		case now := <-prune.C:
 			m.prune(now)
@@ -319,7 +319,10 @@ func (m *Member) Run(ctx context.Context) error {
 				m.log.Info().Strs("seeds", seeds).Int("contacted", n).Int("members", m.NumMembers()).Msg("gossip: joined the cluster")
 				joined = true
 			} else if ctx.Err() == nil {
-				m.log.Warn().Err(err).Dur("retry_in", backoff).Msg("gossip: could not reach any seed yet; retrying")
+				if ok, supp := m.limiter.allow("firstjoin", rejectLogEvery); ok {
+					m.log.Warn().Err(err).Dur("retry_in", backoff).Int("suppressed", supp).
+						Msg("gossip: could not reach any seed yet; retrying (normal while the first voters start)")
+				}
 			}
 			if joined {
 				rejoin.Reset(jitter(interval))
