@@ -91,9 +91,13 @@ func run(args []string) error {
 		*name = cli.DefaultNodeID()
 	}
 	if *dataDir == "" {
-		*dataDir = "/var/lib/ringmesh"
-		if *dev {
+		switch {
+		case *demoMode:
+			*dataDir = "ringmesh-demo" // kept apart from --dev: the demo's fake nodes would mix into its registry
+		case *dev:
 			*dataDir = "ringmesh-data"
+		default:
+			*dataDir = "/var/lib/ringmesh"
 		}
 	}
 	var inv *config.Inventory

@@ -166,7 +166,7 @@ done
 # Wait until every coordinator reports ready (or at least listens).
 ready() {
 	if command -v curl >/dev/null; then
-		curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$1/readyz"
+		curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$1/readyz" 2>/dev/null
 	else
 		port_in_use "$1"
 	fi

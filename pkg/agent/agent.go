@@ -183,6 +183,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 
 	hello := a.identify(ctx)
+	hello.SyncEnabled = a.cfg.Sync != nil
 	if a.cfg.Gossip != nil {
 		gc := *a.cfg.Gossip
 		gc.NodeName = a.cfg.NodeID
@@ -222,6 +223,16 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.nc = nc
 	defer nc.Close()
 	a.connected.Store(nc.IsConnected())
+	go func() {
+		// Say plainly when the bus is not there: events wait in the outbox meanwhile.
+		select {
+		case <-ctx.Done():
+		case <-time.After(3 * time.Second):
+			if !nc.IsConnected() {
+				a.log.Warn().Strs("nats_url", a.cfg.NATSURLs).Msg("cannot reach NATS yet; retrying forever, events are kept in the outbox")
+			}
+		}
+	}()
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return err
@@ -284,16 +295,22 @@ func (a *Agent) shutdown(ctx context.Context, box *outbox.Outbox) error {
 		reason = cause.Error()
 	}
 	if a.sync != nil && !a.sync.flushed.Load() {
-		// Termination notice: say so first, then flush what matters most within the deadline.
 		notice := a.cfg.Sync.Notice
 		if notice <= 0 {
 			notice = DefaultNotice(a.identity.Provider)
 		}
 		deadline := time.Now().Add(notice)
-		if err := a.emit(bus.KindPreempt, events.Preempt{Source: reason, Deadline: deadline, NoticeSeconds: notice.Seconds()}, false); err != nil {
-			a.log.Error().Err(err).Msg("queue preempt")
+		// SIGTERM is how clouds announce the end (RunPod, systemd on
+		// shutdown): say so first. SIGINT is an operator stopping the agent:
+		// flush as well, but it is no preemption and the node just leaves.
+		trigger := "stop:" + reason
+		if reason != "signal:SIGINT" {
+			trigger = "preempt:" + reason
+			if err := a.emit(bus.KindPreempt, events.Preempt{Source: reason, Deadline: deadline, NoticeSeconds: notice.Seconds()}, false); err != nil {
+				a.log.Error().Err(err).Msg("queue preempt")
+			}
 		}
-		a.flush(deadline.Add(-a.cfg.ByeTimeout/2), "preempt:"+reason)
+		a.flush(deadline.Add(-a.cfg.ByeTimeout/2), trigger)
 	}
 	if err := a.emit(bus.KindBye, events.Bye{Reason: reason}, false); err != nil {
 		a.log.Error().Err(err).Msg("queue bye")

@@ -229,6 +229,14 @@ func (a *Agent) commands(ctx context.Context) {
 		return
 	}
 	for ctx.Err() == nil {
+		if !a.nc.IsConnected() {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Second):
+				continue
+			}
+		}
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		cons, err := a.js.CreateOrUpdateConsumer(cctx, bus.StreamCommands, jetstream.ConsumerConfig{
 			Durable: "agent-" + a.cfg.NodeID, FilterSubject: filter, AckPolicy: jetstream.AckExplicitPolicy,
@@ -279,12 +287,12 @@ func (a *Agent) handleCommand(ctx context.Context, m jetstream.Msg) {
 			log.Info().Time("sent", env.TS).Msg("stale sync_now skipped")
 			break
 		}
+		trigger := "command:" + cmd.Args["request_id"]
 		if a.sync == nil {
-			_ = m.TermWithReason("sync is not enabled on this agent")
-			return
+			_ = a.emit(bus.KindSync, events.Sync{Phase: "result", Trigger: trigger, Error: "sync is not enabled on this agent (--sync)"}, false)
+			break
 		}
 		_ = m.InProgress()
-		trigger := "command:" + cmd.Args["request_id"]
 		last := time.Time{}
 		rep, err := a.sync.engine.SyncNow(ctx, func(p meshsync.Progress) {
 			if time.Since(last) < 500*time.Millisecond && p.Phase != "done" {

@@ -57,12 +57,12 @@ func Connect(cfg ConnConfig, log zerolog.Logger) (*nats.Conn, error) {
 			status(true)
 		}),
 		nats.DisconnectErrHandler(func(c *nats.Conn, err error) {
-			ev := l.Warn()
-			if err != nil {
-				ev = ev.Err(err)
-			}
-			ev.Msg("bus disconnected")
 			status(false)
+			if err == nil || c.IsClosed() {
+				l.Debug().Msg("bus disconnected (closing)")
+				return
+			}
+			l.Warn().Err(err).Msg("bus disconnected")
 		}),
 		nats.ReconnectHandler(func(c *nats.Conn) {
 			l.Info().Str("server", c.ConnectedUrlRedacted()).Msg("bus reconnected")

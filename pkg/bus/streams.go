@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -77,13 +78,34 @@ func StreamConfigs(t Topology) []jetstream.StreamConfig {
 }
 
 // EnsureStreams creates or updates every stream and bucket idempotently.
-// In a cluster that is still electing its JetStream meta leader, a request
-// can go unanswered: each call is retried with a short per-attempt timeout
-// until ctx ends.
+//
+// In a cluster, every voter's coordinator runs this at the same time, and
+// identical concurrent create proposals can go unanswered until the request
+// times out. So each resource is looked up first (an existing stream is only
+// updated when its limits differ; an existing bucket is left as it is), each
+// attempt has a short timeout, and retries are spread with random jitter so
+// the voters fall out of step. It returns when every resource exists or ctx
+// ends.
 func EnsureStreams(ctx context.Context, js jetstream.JetStream, t Topology) error {
 	t = t.withDefaults()
 	for _, sc := range StreamConfigs(t) {
-		if err := retry(ctx, func(ctx context.Context) error { _, err := js.CreateOrUpdateStream(ctx, sc); return err }); err != nil {
+		err := retry(ctx, func(ctx context.Context) error {
+			if st, err := js.Stream(ctx, sc.Name); err == nil {
+				if sameLimits(st.CachedInfo().Config, sc) {
+					return nil
+				}
+				_, err = js.UpdateStream(ctx, sc)
+				return err
+			} else if !errors.Is(err, jetstream.ErrStreamNotFound) {
+				return err
+			}
+			_, err := js.CreateStream(ctx, sc)
+			if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+				return nil // another voter was first
+			}
+			return err
+		})
+		if err != nil {
 			return fmt.Errorf("bus: stream %s: %w", sc.Name, err)
 		}
 	}
@@ -93,19 +115,45 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, t Topology) erro
 		{Bucket: BucketState, Description: "coordinator state (cost, reconcile)", History: 1, Storage: jetstream.FileStorage, Replicas: t.Replicas},
 	}
 	for _, kc := range buckets {
-		if err := retry(ctx, func(ctx context.Context) error { _, err := js.CreateOrUpdateKeyValue(ctx, kc); return err }); err != nil {
+		err := retry(ctx, func(ctx context.Context) error {
+			if _, err := js.KeyValue(ctx, kc.Bucket); err == nil {
+				return nil
+			} else if !errors.Is(err, jetstream.ErrBucketNotFound) {
+				return err
+			}
+			_, err := js.CreateKeyValue(ctx, kc)
+			if errors.Is(err, jetstream.ErrBucketExists) || errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+				return nil
+			}
+			return err
+		})
+		if err != nil {
 			return fmt.Errorf("bus: bucket %s: %w", kc.Bucket, err)
 		}
 	}
 	return nil
 }
 
-// retry runs f with a 5 s per-attempt timeout until it succeeds or ctx
+// sameLimits reports whether an existing stream already has the wanted
+// subjects, replicas and limits.
+func sameLimits(have, want jetstream.StreamConfig) bool {
+	if len(have.Subjects) != len(want.Subjects) {
+		return false
+	}
+	for i := range want.Subjects {
+		if have.Subjects[i] != want.Subjects[i] {
+			return false
+		}
+	}
+	return have.Replicas == want.Replicas && have.MaxAge == want.MaxAge && have.MaxBytes == want.MaxBytes && have.Duplicates == want.Duplicates
+}
+
+// retry runs f with a 2 s per-attempt timeout and 0.2–1.2 s of jitter between attempts until it succeeds or ctx
 // ends; it returns the last error.
 func retry(ctx context.Context, f func(context.Context) error) error {
 	var last error
 	for {
-		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		last = f(actx)
 		cancel()
 		if last == nil {
@@ -114,7 +162,7 @@ func retry(ctx context.Context, f func(context.Context) error) error {
 		select {
 		case <-ctx.Done():
 			return errors.Join(ctx.Err(), last)
-		case <-time.After(500 * time.Millisecond):
+		case <-time.After(200*time.Millisecond + time.Duration(rand.Int64N(int64(time.Second)))):
 		}
 	}
 }

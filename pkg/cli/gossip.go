@@ -92,7 +92,8 @@ func (g GossipFlags) Config(inv *config.Inventory, dev bool) (*gossip.Config, er
 		return nil, errors.New("gossip needs an encryption key outside --dev: --gossip-key-file or $RINGMESH_GOSSIP_KEY (make one with `head -c 32 /dev/urandom | base64`)")
 	}
 	cfg.Seeds = SplitList(*g.Seeds)
-	if len(cfg.Seeds) == 0 {
+	if len(cfg.Seeds) == 0 && !dev {
+		// Not in dev/demo: the inventory's voters are real machines elsewhere.
 		cfg.Seeds = VoterSeeds(inv)
 	}
 	return cfg, nil

@@ -126,11 +126,11 @@ func TestThreeVoterClusterFailover(t *testing.T) {
 		}
 		return nil
 	})
-	// The stopped voter is reported unreachable by the others.
+	// The stopped voter (a graceful stop here) is reported as such by the others.
 	testutil.Eventually(t, 20*time.Second, func() error {
 		st := status(t, urls[second])
 		for _, v := range st.Voters {
-			if v.Name == names[first] && strings.HasPrefix(v.State, "unreachable") {
+			if v.Name == names[first] && strings.HasPrefix(v.State, "stopped") && !v.Leader {
 				return nil
 			}
 		}

@@ -302,6 +302,7 @@ func (c *Coordinator) Run(ctx context.Context) error {
 			c.ready.Store(false)
 			fctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 			c.flush(fctx)
+			c.writeBeat(fctx, true)
 			cancel()
 			c.log.Info().Msg("coordinator stopped")
 			return nil
@@ -319,7 +320,9 @@ func (c *Coordinator) Run(ctx context.Context) error {
 }
 
 func (c *Coordinator) setup(ctx context.Context) error {
-	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	// Generous: a cluster whose voters start together elects a meta leader
+	// and sorts out concurrent stream creation first.
+	wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	if err := bus.WaitJetStream(wctx, c.js); err != nil {
 		return fmt.Errorf("jetstream not available: %w", err)

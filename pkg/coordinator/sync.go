@@ -349,8 +349,15 @@ func (c *Coordinator) apiSync(ctx context.Context, req []byte) (any, error) {
 	if err := json.Unmarshal(req, &r); err != nil || r.Node == "" || r.RequestID == "" {
 		return nil, errors.New(`bad request: want {"node": ..., "request_id": ...}`)
 	}
-	if _, ok := c.reg.Get(r.Node); !ok {
+	rec, ok := c.reg.Get(r.Node)
+	if !ok {
 		return nil, fmt.Errorf("unknown node %q", r.Node)
+	}
+	if rec.State != mesh.StateHealthy && rec.State != mesh.StateDegraded && rec.State != mesh.StatePreempting {
+		return nil, fmt.Errorf("node %s has no live agent (state %s)", r.Node, rec.State)
+	}
+	if !rec.SyncEnabled {
+		return nil, fmt.Errorf("node %s does not run data protection (its agent has --sync off)", r.Node)
 	}
 	if err := c.command(ctx, r.Node, "sync_now", map[string]string{"request_id": r.RequestID}, "meshctl sync"); err != nil {
 		return nil, err

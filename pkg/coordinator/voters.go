@@ -21,11 +21,14 @@ type voterBeat struct {
 	Consumer  string    `json:"consumer"`
 	Pending   uint64    `json:"pending"` // consumer messages not yet delivered
 	Connected bool      `json:"connected"`
+	Stopped   bool      `json:"stopped,omitempty"` // written once on a clean shutdown
 }
 
 const voterBeatInterval = 2 * time.Second
 
-func (c *Coordinator) beat(ctx context.Context) {
+func (c *Coordinator) beat(ctx context.Context) { c.writeBeat(ctx, false) }
+
+func (c *Coordinator) writeBeat(ctx context.Context, stopped bool) {
 	if c.nc == nil {
 		return
 	}
@@ -34,7 +37,10 @@ func (c *Coordinator) beat(ctx context.Context) {
 		return
 	}
 	b := voterBeat{Name: c.cfg.Name, At: c.cfg.Now().UTC(), Leader: c.IsLeader(), Server: c.nc.ConnectedServerName(),
-		Consumer: "coord-" + c.cfg.Name, Connected: c.nc.IsConnected()}
+		Consumer: "coord-" + c.cfg.Name, Connected: c.nc.IsConnected(), Stopped: stopped}
+	if stopped {
+		b.Leader = false
+	}
 	if cons, err := c.js.Consumer(ctx, bus.StreamEvents, b.Consumer); err == nil {
 		if info, err := cons.Info(ctx); err == nil {
 			b.Pending = info.NumPending
@@ -67,7 +73,9 @@ func (c *Coordinator) voters(ctx context.Context) []api.VoterStatus {
 					continue
 				}
 				state := "healthy"
-				if age := c.cfg.Now().Sub(b.At); age > 3*voterBeatInterval {
+				if b.Stopped {
+					state = "stopped (clean shutdown at " + b.At.Format(time.RFC3339) + ")"
+				} else if age := c.cfg.Now().Sub(b.At); age > 3*voterBeatInterval {
 					state = "unreachable (last beat " + age.Round(time.Second).String() + " ago)"
 				} else if !b.Connected {
 					state = "bus disconnected"

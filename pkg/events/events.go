@@ -39,6 +39,8 @@ type Hello struct {
 	FilesystemIDs []string `json:"filesystem_ids,omitempty"`
 	// GossipAddr is the node's memberlist address "host:port", empty if it does not gossip.
 	GossipAddr string `json:"gossip_addr,omitempty"`
+	// SyncEnabled is true when the agent protects its data (continuous sync, final flush).
+	SyncEnabled bool `json:"sync_enabled,omitempty"`
 	// HeartbeatIntervalSeconds is the agent's heartbeat interval, seconds.
 	HeartbeatIntervalSeconds float64 `json:"heartbeat_interval_seconds" jsonschema:"exclusiveMinimum=0"`
 	GoVersion                string  `json:"go_version"`

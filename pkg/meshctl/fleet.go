@@ -21,6 +21,7 @@ import (
 	"github.com/ringmesh/ringmesh/pkg/bus"
 	"github.com/ringmesh/ringmesh/pkg/events"
 	"github.com/ringmesh/ringmesh/pkg/fleet"
+	"github.com/ringmesh/ringmesh/pkg/mesh"
 	"github.com/ringmesh/ringmesh/pkg/paths"
 	"github.com/ringmesh/ringmesh/pkg/view"
 )
@@ -32,6 +33,9 @@ func instancesCmd(o *Options) *cobra.Command {
 		Short: "List every provider's instances with state, GPUs, price, SSH endpoints and the node each is linked to",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if provider != "" && !mesh.KnownProvider(provider) {
+				return fmt.Errorf("--provider %q: want one of %s", provider, strings.Join(mesh.Providers, ", "))
+			}
 			c, closeFn, err := o.client()
 			if err != nil {
 				return err
@@ -152,6 +156,7 @@ func confirm(in io.Reader, out io.Writer, prompt, want string) (bool, error) {
 	fmt.Fprint(out, prompt)
 	line, err := bufio.NewReader(in).ReadString('\n')
 	if err != nil && line == "" {
+		fmt.Fprintln(out)
 		return false, errors.New("confirmation needed but no input; use --yes")
 	}
 	return strings.TrimSpace(line) == want, nil
@@ -290,6 +295,11 @@ func costCmd(o *Options) *cobra.Command {
 		Short: "Price per hour of each instance and accrued cost per node, provider and day (per currency)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			switch by {
+			case "", "node", "provider", "day":
+			default:
+				return fmt.Errorf("--by %q: want node, provider or day", by)
+			}
 			c, closeFn, err := o.client()
 			if err != nil {
 				return err
@@ -445,12 +455,17 @@ func syncCmd(o *Options) *cobra.Command {
 				return err
 			}
 			fmt.Fprintf(o.errOut, "sync of %s requested\n", node)
-			wait := time.After(o.Timeout + 10*time.Minute)
+			// A push may take long, but silence may not: give up when the agent
+			// has said nothing for a minute (or --timeout, if longer).
+			quiet := max(time.Minute, o.Timeout)
+			idle := time.NewTimer(quiet)
+			defer idle.Stop()
 			for {
 				select {
-				case <-wait:
-					return fmt.Errorf("no result from %s's agent", node)
+				case <-idle.C:
+					return fmt.Errorf("no word from %s's agent for %s; it may be unreachable (see meshctl status)", node, quiet)
 				case m := <-evs:
+					idle.Reset(quiet)
 					var env bus.Envelope
 					var ev events.Sync
 					if json.Unmarshal(m.Data, &env) != nil || json.Unmarshal(env.Body, &ev) != nil || ev.Trigger != acc.Trigger {

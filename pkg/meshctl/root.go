@@ -54,6 +54,11 @@ func NewRoot(out, errOut io.Writer) *cobra.Command {
 
 // client connects to NATS once per command.
 func (o *Options) client() (api.Client, func(), error) {
+	for _, u := range strings.Split(o.NATSURL, ",") {
+		if u = strings.TrimSpace(u); u != "" && !strings.HasPrefix(u, "nats://") && !strings.HasPrefix(u, "tls://") && strings.Contains(u, "://") {
+			return api.Client{}, nil, fmt.Errorf("--nats-url %q: want nats://host:port (the coordinator's NATS port, not its HTTP port)", u)
+		}
+	}
 	nc, err := nats.Connect(o.NATSURL, nats.Name("meshctl"), nats.Timeout(o.Timeout))
 	if err != nil {
 		return api.Client{}, nil, fmt.Errorf("connect %s: %w", o.NATSURL, err)

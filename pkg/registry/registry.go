@@ -108,6 +108,7 @@ type Record struct {
 	HostKey           string            `json:"host_key_fingerprint,omitempty"`
 	FilesystemIDs     []string          `json:"filesystem_ids,omitempty"`
 	GossipAddr        string            `json:"gossip_addr,omitempty"`
+	SyncEnabled       bool              `json:"sync_enabled,omitempty"`
 	Gossip            GossipView        `json:"gossip"`
 	Preempt           *events.Preempt   `json:"preempt,omitempty"`
 	LastSync          *events.Sync      `json:"last_sync,omitempty"`
@@ -331,6 +332,7 @@ func (r *Registry) Apply(env bus.Envelope, kind string, at time.Time) (Result, e
 		rec.Paths = &lay
 		rec.SSH, rec.HostKey, rec.FilesystemIDs, rec.GossipAddr = b.SSH, b.HostKeyFingerprint, b.FilesystemIDs, b.GossipAddr
 		rec.HeartbeatInterval = b.HeartbeatIntervalSeconds
+		rec.SyncEnabled = b.SyncEnabled
 		rec.Preempt = nil
 		rec.LastSeen = at
 		tr(mesh.StateJoining, "hello from boot "+boot)
