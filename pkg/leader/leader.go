@@ -307,7 +307,21 @@ func (e *Elector) watch(ctx context.Context, out chan<- jetstream.KeyValueEntry)
 			}
 			e.log.Debug().Err(err).Msg("lease watch not started; polling meanwhile")
 		} else {
-			for ent := range w.Updates() {
+		recv:
+			for {
+				// Select on ctx as well: the updates channel is not always
+				// closed when the watch's context ends.
+				var ent jetstream.KeyValueEntry
+				var ok bool
+				select {
+				case <-ctx.Done():
+					_ = w.Stop()
+					return
+				case ent, ok = <-w.Updates():
+				}
+				if !ok {
+					break recv
+				}
 				if ent == nil {
 					continue
 				}
