@@ -192,7 +192,7 @@ func (c *Coordinator) apiAct(ctx context.Context, req []byte) (any, error) {
 	res, err := fleet.Act(ctx, c.cfg.Fleet.Providers(), c.cfg.Fleet.Inventory(), recp, r, term, func(ctx context.Context, id string, a events.Audit) {
 		a.Actor = strings.TrimSpace(a.Actor + " via coordinator:" + c.cfg.Name)
 		c.audit(ctx, "provider_call", id, a)
-	})
+	}, c.IsLeader)
 	if done != nil {
 		done(res, err)
 	}

@@ -56,6 +56,9 @@ func (c *Coordinator) writeBeat(ctx context.Context, stopped bool) {
 // (< 3 beats old), "unreachable" otherwise; configured voters that never
 // beat are listed as "unknown".
 func (c *Coordinator) voters(ctx context.Context) []api.VoterStatus {
+	// Bounded: status must answer even when KV mesh_state has no leader right now.
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
 	holder, _ := c.leader()
 	seen := map[string]api.VoterStatus{}
 	if kv, err := c.js.KeyValue(ctx, bus.BucketState); err == nil {

@@ -82,7 +82,10 @@ func SafeToTerminate(rec *registry.Record, force bool) (ok bool, why string) {
 // gate for stop/terminate. The decision is audited before the call (and
 // the result after it); a dry run stops after the gates. The caller checks
 // leadership. term stamps the audit IDs so a decision is applied once.
-func Act(ctx context.Context, provs *providers.Registry, inv *config.Inventory, rec *registry.Record, req ActionRequest, term uint64, audit Auditor) (ActionResult, error) {
+//
+// canAct (may be nil) is asked once more right before the provider call:
+// a coordinator that lost its lease meanwhile must not act.
+func Act(ctx context.Context, provs *providers.Registry, inv *config.Inventory, rec *registry.Record, req ActionRequest, term uint64, audit Auditor, canAct func() bool) (ActionResult, error) {
 	res := ActionResult{Node: req.Node, Op: req.Op, DryRun: req.DryRun, Term: term}
 	switch req.Op {
 	case OpStart, OpStop, OpTerminate:
@@ -139,6 +142,9 @@ func Act(ctx context.Context, provs *providers.Registry, inv *config.Inventory, 
 	if req.DryRun {
 		res.Message = fmt.Sprintf("dry run: would %s %s instance %s of node %s", req.Op, prov, id, req.Node)
 		return res, nil
+	}
+	if canAct != nil && !canAct() {
+		return res, fmt.Errorf("%w: this coordinator lost the leader lease before the %s call; not acting", ErrRefused, req.Op)
 	}
 	switch req.Op {
 	case OpStart:
