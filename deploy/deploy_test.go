@@ -195,11 +195,11 @@ func TestUnitsAgreeWithVoters(t *testing.T) {
 // units, drop-ins and local-cluster.sh pass is one the binary accepts.
 func TestUnitFlagsExist(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds the binaries")
+		t.Skip("skipped with -short: builds the binaries")
 	}
 	goBin, err := exec.LookPath("go")
 	if err != nil {
-		t.Skip("no go toolchain on PATH")
+		t.Skip("exec.LookPath: no go toolchain on PATH")
 	}
 	dir := t.TempDir()
 	build := exec.Command(goBin, "build", "-o", dir+string(filepath.Separator), "../cmd/coordinator", "../cmd/agent")
@@ -256,7 +256,7 @@ func TestUnitFlagsExist(t *testing.T) {
 func TestLocalClusterScript(t *testing.T) {
 	bash, err := exec.LookPath("bash")
 	if err != nil {
-		t.Skip("no bash")
+		t.Skip("exec.LookPath: no bash on PATH")
 	}
 	if out, err := exec.Command(bash, "-n", "examples/local-cluster.sh").CombinedOutput(); err != nil {
 		t.Fatalf("bash -n: %v\n%s", err, out)

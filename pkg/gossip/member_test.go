@@ -287,7 +287,7 @@ func TestCloseAndRunLifecycle(t *testing.T) {
 
 func TestPartitionAndHeal(t *testing.T) {
 	if testing.Short() {
-		t.Skip("partition detection takes up to ~10 s")
+		t.Skip("skipped with -short: partition detection takes up to ~10 s")
 	}
 	t.Parallel()
 	p := NewPartition()

@@ -36,15 +36,8 @@ func instancesCmd(o *Options) *cobra.Command {
 			if provider != "" && !mesh.KnownProvider(provider) {
 				return fmt.Errorf("--provider %q: want one of %s", provider, strings.Join(mesh.Providers, ", "))
 			}
-			c, closeFn, err := o.client()
-			if err != nil {
-				return err
-			}
-			defer closeFn()
-			ctx, cancel := o.ctx()
-			defer cancel()
 			var rep fleet.Report
-			if err := c.Call(ctx, api.OpInstances, api.InstancesRequest{Provider: provider}, &rep); err != nil {
+			if err := o.call(api.OpInstances, api.InstancesRequest{Provider: provider}, &rep); err != nil {
 				return err
 			}
 			if o.JSON {
@@ -191,15 +184,8 @@ func sshConfigCmd(o *Options) *cobra.Command {
 }
 
 func (o *Options) sshConfig() (api.SSHConfig, error) {
-	c, closeFn, err := o.client()
-	if err != nil {
-		return api.SSHConfig{}, err
-	}
-	defer closeFn()
-	ctx, cancel := o.ctx()
-	defer cancel()
 	var sc api.SSHConfig
-	err = c.Call(ctx, api.OpSSHConfig, nil, &sc)
+	err := o.call(api.OpSSHConfig, nil, &sc)
 	return sc, err
 }
 
@@ -257,15 +243,8 @@ func pathsCmd(o *Options) *cobra.Command {
 		Short: "Show a node's ringrift path and data paths",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, closeFn, err := o.client()
-			if err != nil {
-				return err
-			}
-			defer closeFn()
-			ctx, cancel := o.ctx()
-			defer cancel()
 			var p api.Paths
-			if err := c.Call(ctx, api.OpPaths, api.NodeRequest{Node: args[0]}, &p); err != nil {
+			if err := o.call(api.OpPaths, api.NodeRequest{Node: args[0]}, &p); err != nil {
 				return err
 			}
 			if o.JSON {
@@ -300,15 +279,8 @@ func costCmd(o *Options) *cobra.Command {
 			default:
 				return fmt.Errorf("--by %q: want node, provider or day", by)
 			}
-			c, closeFn, err := o.client()
-			if err != nil {
-				return err
-			}
-			defer closeFn()
-			ctx, cancel := o.ctx()
-			defer cancel()
 			var res api.Cost
-			if err := c.Call(ctx, api.OpCost, api.CostRequest{}, &res); err != nil {
+			if err := o.call(api.OpCost, api.CostRequest{}, &res); err != nil {
 				return err
 			}
 			if o.JSON {
@@ -399,15 +371,8 @@ func membersCmd(o *Options) *cobra.Command {
 		Short: "List gossip members as a voter sees them: address, state and metadata",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, closeFn, err := o.client()
-			if err != nil {
-				return err
-			}
-			defer closeFn()
-			ctx, cancel := o.ctx()
-			defer cancel()
 			var m api.Members
-			if err := c.Call(ctx, api.OpMembers, nil, &m); err != nil {
+			if err := o.call(api.OpMembers, nil, &m); err != nil {
 				return err
 			}
 			if o.JSON {
@@ -516,14 +481,8 @@ func rpoCmd(o *Options) *cobra.Command {
 		Short: "Per node: bytes and files that exist only on it, and the age of the oldest",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, closeFn, err := o.client()
-			if err != nil {
-				return err
-			}
-			defer closeFn()
-			ctx, cancel := o.ctx()
-			defer cancel()
-			st, err := c.Status(ctx)
+			var st api.Status
+			err := o.call(api.OpStatus, nil, &st)
 			if err != nil {
 				return err
 			}

@@ -66,6 +66,18 @@ func (o *Options) client() (api.Client, func(), error) {
 	return api.Client{NC: nc}, nc.Close, nil
 }
 
+// call connects, asks the coordinator one operation and decodes the answer into out.
+func (o *Options) call(op string, req, out any) error {
+	c, closeFn, err := o.client()
+	if err != nil {
+		return err
+	}
+	defer closeFn()
+	ctx, cancel := o.ctx()
+	defer cancel()
+	return c.Call(ctx, op, req, out)
+}
+
 func (o *Options) ctx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), o.Timeout)
 }
@@ -82,14 +94,8 @@ func statusCmd(o *Options) *cobra.Command {
 		Short: "Show every node: provider, role, state, GPUs, disk, RPO, last seen, agent version",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, closeFn, err := o.client()
-			if err != nil {
-				return err
-			}
-			defer closeFn()
-			ctx, cancel := o.ctx()
-			defer cancel()
-			st, err := c.Status(ctx)
+			var st api.Status
+			err := o.call(api.OpStatus, nil, &st)
 			if err != nil {
 				return err
 			}
@@ -143,14 +149,8 @@ func eventsCmd(o *Options) *cobra.Command {
 			if !invalid {
 				return fmt.Errorf("only --invalid is supported for now (the dead-letter view)")
 			}
-			c, closeFn, err := o.client()
-			if err != nil {
-				return err
-			}
-			defer closeFn()
-			ctx, cancel := o.ctx()
-			defer cancel()
-			d, err := c.DeadLetters(ctx, limit)
+			var d api.DeadLetters
+			err := o.call(api.OpDeadLetters, api.DeadLettersRequest{Limit: limit}, &d)
 			if err != nil {
 				return err
 			}

@@ -258,7 +258,7 @@ func TestNebiusNotConfiguredWithoutCLI(t *testing.T) {
 func TestNebiusCLIThatIsNotTheFake(t *testing.T) {
 	bin, err := exec.LookPath("true")
 	if err != nil {
-		t.Skip("no true(1)")
+		t.Skip("exec.LookPath: no true(1) on PATH")
 	}
 	f, err := demo.StartFakes(context.Background(), demo.Options{Delay: -1, Empty: true, NebiusCLI: bin})
 	if err != nil {
