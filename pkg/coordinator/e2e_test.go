@@ -2,6 +2,8 @@ package coordinator_test
 
 import (
 	"bytes"
+	"io"
+	"net/http"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -255,6 +257,19 @@ func TestEndToEndStatusAndLiveness(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "healthy") {
 		t.Errorf("no healthy row:\n%s", out.String())
+	}
+
+	// The HTTP side: readiness, metrics and the status page.
+	for path, want := range map[string]string{"/healthz": "ok", "/readyz": "ready", "/metrics": "ringmesh_node_up", "/": "vast-29129529"} {
+		resp, err := http.Get("http://" + h.coord.HTTPAddr() + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), want) {
+			t.Errorf("GET %s: %d, body lacks %q", path, resp.StatusCode, want)
+		}
 	}
 
 	// Silence one agent: suspect after 1.2 s, dead after 2.5 s.

@@ -28,8 +28,9 @@ func (c *Coordinator) httpHandler() http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(c.Status())
 	})
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		st := c.Status()
+		st.Voters = c.voters(r.Context())
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		if err := page.Execute(w, map[string]any{"Status": st, "Rows": view.StatusRows(st.Nodes, st.GeneratedAt)}); err != nil {
 			c.log.Warn().Err(err).Msg("render status page")
@@ -48,6 +49,10 @@ td,th{padding:4px 10px;border-bottom:1px solid #ddd;text-align:left}
 <h1>ringmesh</h1>
 <p>coordinator <b>{{.Status.Coordinator}}</b> · leader <b>{{.Status.Leader}}</b> · {{.Status.GeneratedAt.Format "2006-01-02 15:04:05 UTC"}} ·
 suspect after {{.Status.Thresholds.SuspectAfterSeconds}}s, dead after {{.Status.Thresholds.DeadAfterSeconds}}s</p>
-<table><tr><th>node</th><th>provider</th><th>role</th><th>state</th><th>GPUs</th><th>GPU util</th><th>disk free</th><th>RPO</th><th>last seen</th><th>agent</th><th>cause</th></tr>
-{{range .Rows}}<tr><td>{{.Node}}</td><td>{{.Provider}}</td><td>{{.Role}}</td><td class="{{.State}}">{{.State}}</td><td>{{.GPUs}}</td><td>{{.GPUUtil}}</td><td>{{.DiskFree}}</td><td>{{.RPO}}</td><td>{{.LastSeen}}</td><td>{{.Version}}</td><td>{{.Cause}}</td></tr>
+{{if .Status.Voters}}<h2>voters</h2><table><tr><th>voter</th><th>leader</th><th>state</th><th>NATS server</th><th>pending</th></tr>
+{{range .Status.Voters}}<tr><td>{{.Name}}</td><td>{{if .Leader}}★{{end}}</td><td>{{.State}}</td><td>{{.Server}}</td><td>{{.Pending}}</td></tr>
+{{end}}</table>{{end}}
+<h2>nodes</h2>
+<table><tr><th>node</th><th>provider</th><th>role</th><th>state</th><th>gossip</th><th>GPUs</th><th>GPU util</th><th>disk free</th><th>RPO</th><th>last seen</th><th>agent</th><th>cause</th></tr>
+{{range .Rows}}<tr><td>{{.Node}}</td><td>{{.Provider}}</td><td>{{.Role}}</td><td class="{{.State}}">{{.State}}</td><td>{{.Gossip}}</td><td>{{.GPUs}}</td><td>{{.GPUUtil}}</td><td>{{.DiskFree}}</td><td>{{.RPO}}</td><td>{{.LastSeen}}</td><td>{{.Version}}</td><td>{{.Cause}}</td></tr>
 {{end}}</table></body></html>`))
