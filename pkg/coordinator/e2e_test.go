@@ -2,12 +2,12 @@ package coordinator_test
 
 import (
 	"bytes"
-	"io"
-	"net/http"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
