@@ -39,18 +39,24 @@ func TestClusterR3StreamsSurviveOneServer(t *testing.T) {
 	}
 	t.Logf("R3 streams created in %s", time.Since(start))
 	c.Stop(1)
-	pctx, pcancel := context.WithTimeout(ctx, 30*time.Second)
-	defer pcancel()
-	for {
-		_, err := js.Publish(pctx, "mesh.v1.evt.n1.hello", []byte("{}"), jetstream.WithMsgID("x1"))
+	// Publish until one attempt succeeds. Each attempt gets its own short
+	// timeout: an attempt that hangs (its request went to the stopped
+	// server, or the stream is electing a new leader) must not eat the whole
+	// budget, so the next attempt goes out on the surviving servers.
+	budget := time.Now().Add(2 * time.Minute)
+	for attempt := 1; ; attempt++ {
+		actx, acancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, err := js.Publish(actx, "mesh.v1.evt.n1.hello", []byte("{}"), jetstream.WithMsgID("x1"))
+		acancel()
 		if err == nil {
+			t.Logf("published with one server down on attempt %d", attempt)
 			break
 		}
-		if pctx.Err() != nil {
-			t.Fatalf("publish with one server down: %v", err)
+		if time.Now().After(budget) {
+			t.Fatalf("publish with one server down: %d attempts in 2m, last: %v", attempt, err)
 		}
-		t.Logf("publish: %v", err)
-		time.Sleep(time.Second)
+		t.Logf("publish attempt %d: %v", attempt, err)
+		time.Sleep(500 * time.Millisecond)
 	}
 	if err := c.Restart(1); err != nil {
 		t.Fatal(err)
