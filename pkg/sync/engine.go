@@ -59,7 +59,11 @@ type EngineConfig struct {
 	OnCycle func(CycleReport)
 	// Logger; the zero value logs nothing.
 	Logger zerolog.Logger
-	// Now is the clock; default time.Now.
+	// Now is the clock; default time.Now. Push durations (and so the
+	// throughput estimates) and Flush's deadline decisions (whether a push
+	// fits in the time left, whether to start another one) read it, so a
+	// test can drive the engine on virtual time; the flush context keeps
+	// the deadline as a wall-clock backstop.
 	Now func() time.Time
 }
 
@@ -588,6 +592,9 @@ type jobHooks struct {
 	skip func(j *job, t Target) string
 	// connectTimeout overrides targets' ConnectTimeout when > 0.
 	connectTimeout func() time.Duration
+	// expired reports that no further job may start (the flush deadline
+	// passed on the engine's clock).
+	expired func() bool
 }
 
 // runJobs runs jobs in order on the engine's push slots.
@@ -602,7 +609,7 @@ func (e *Engine) runJobs(ctx context.Context, jobs []*job, pr *progressTracker, 
 			acquired = true
 		case <-ctx.Done():
 		}
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || (hooks != nil && hooks.expired != nil && hooks.expired()) {
 			if acquired {
 				<-e.slots
 			}
@@ -685,9 +692,9 @@ func (e *Engine) runJob(ctx context.Context, j *job, pr *progressTracker, hooks 
 			last = sent
 		}
 		pr.current(ent.Path)
-		start := time.Now()
+		start := e.cfg.Now()
 		rc, err := e.cfg.Transport.Push(ctx, f, t)
-		d := time.Since(start)
+		d := e.cfg.Now().Sub(start)
 		res := PushResult{Path: ent.Path, Class: ent.Class, Target: t.NodeID, Seconds: d.Seconds()}
 		if err != nil {
 			j.lastErr = err
@@ -774,9 +781,13 @@ func (e *Engine) Flush(ctx context.Context, deadline time.Time) FlushResult {
 	var firstByte atomic.Int64
 	pr.onFirstByte = func() { firstByte.CompareAndSwap(0, e.cfg.Now().UnixNano()) }
 
+	// expired: the deadline passed on the engine's clock (or the flush
+	// context ended).
+	expired := func() bool { return fctx.Err() != nil || !e.cfg.Now().Before(deadline) }
 	hooks := &jobHooks{
+		expired: expired,
 		skip: func(j *job, t Target) string {
-			left := time.Until(deadline)
+			left := deadline.Sub(e.cfg.Now())
 			if left <= 0 {
 				return "deadline passed before the push started"
 			}
@@ -793,7 +804,7 @@ func (e *Engine) Flush(ctx context.Context, deadline time.Time) FlushResult {
 			return ""
 		},
 		connectTimeout: func() time.Duration {
-			ct := time.Until(deadline) / 4
+			ct := deadline.Sub(e.cfg.Now()) / 4
 			return min(max(ct, time.Second), 10*time.Second)
 		},
 	}
@@ -813,7 +824,7 @@ func (e *Engine) Flush(ctx context.Context, deadline time.Time) FlushResult {
 	// targets hold it.
 	pushManifest := func(want int) {
 		for _, t := range manTargets {
-			if len(manifestReceipts) >= want || fctx.Err() != nil {
+			if len(manifestReceipts) >= want || expired() {
 				return
 			}
 			if slices.ContainsFunc(manifestReceipts, func(r Receipt) bool { return r.NodeID == t.NodeID }) {
@@ -872,10 +883,10 @@ func (e *Engine) Flush(ctx context.Context, deadline time.Time) FlushResult {
 	pr.plan("flush", pass1)
 	e.runJobs(fctx, pass1, pr, hooks)
 
-	if mErr == nil && fctx.Err() == nil {
+	if mErr == nil && !expired() {
 		pushManifest(len(manTargets)) // the other targets get it too
 	}
-	if fctx.Err() == nil {
+	if !expired() {
 		for _, ent := range e.ordered() {
 			have := ent.VerifiedCopies()
 			if have >= repl {

@@ -26,6 +26,12 @@ type fakeTransport struct {
 	mu sync.Mutex
 	// bytesPerSec is the simulated throughput (0 = instant).
 	bytesPerSec float64
+	// clock, when set, makes the transport run on virtual time: instead of
+	// sleeping it advances clock by each chunk's transfer time, and a push
+	// whose next chunk would end past ctx's deadline (read as a time on
+	// clock) is cut there with context.DeadlineExceeded, as a real
+	// deadline would cut it. Give the engine the same clock.
+	clock *fakeClock
 	// store[target][remoteName] = sha256 of the verified copy.
 	store map[string]map[string]string
 	// log lists pushes in start order: "target remoteName".
@@ -43,6 +49,7 @@ func (f *fakeTransport) Push(ctx context.Context, file LocalFile, t Target) (Rec
 	f.log = append(f.log, t.NodeID+" "+file.RemoteName)
 	fail := f.fail
 	bps := f.bytesPerSec
+	clk := f.clock
 	f.mu.Unlock()
 	if fail != nil {
 		if err := fail(file, t); err != nil {
@@ -68,10 +75,24 @@ func (f *fakeTransport) Push(ctx context.Context, file LocalFile, t Target) (Rec
 	buf := make([]byte, chunk)
 	for {
 		n, rerr := fh.Read(buf)
+		if n > 0 && clk != nil {
+			if err := ctx.Err(); err != nil {
+				return Receipt{}, fmt.Errorf("fake push of %s cut after %d bytes: %w", file.RemoteName, sent, err)
+			}
+			var step time.Duration
+			if bps > 0 {
+				step = time.Duration(float64(n) / bps * float64(time.Second))
+			}
+			if dl, ok := ctx.Deadline(); ok && clk.Now().Add(step).After(dl) {
+				clk.advanceTo(dl)
+				return Receipt{}, fmt.Errorf("fake push of %s cut after %d bytes: %w", file.RemoteName, sent, context.DeadlineExceeded)
+			}
+			clk.Advance(step)
+		}
 		if n > 0 {
 			h.Write(buf[:n])
 			sent += int64(n)
-			if bps > 0 {
+			if bps > 0 && clk == nil {
 				due := start.Add(time.Duration(float64(sent) / bps * float64(time.Second)))
 				if d := time.Until(due); d > 0 {
 					select {
@@ -105,10 +126,29 @@ func (f *fakeTransport) Push(ctx context.Context, file LocalFile, t Target) (Rec
 	}
 	f.store[t.NodeID][file.RemoteName] = sum
 	f.mu.Unlock()
-	return Receipt{NodeID: t.NodeID, SHA256: sum, Size: sent, VerifiedAt: time.Now(), RemotePath: file.RemoteName,
+	verified := time.Now()
+	if clk != nil {
+		verified = clk.Now()
+	}
+	return Receipt{NodeID: t.NodeID, SHA256: sum, Size: sent, VerifiedAt: verified, RemotePath: file.RemoteName,
 		Transport: "fake", BytesSent: sent, SourceSize: file.SourceSize, SourceModTime: file.SourceModTime,
 		SourceWALSize: file.SourceWALSize, SourceWALModTime: file.SourceWALModTime}, nil
 }
+
+// advanceTo moves the clock forward to t (never back).
+func (c *fakeClock) advanceTo(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if t.After(c.t) {
+		c.t = t
+	}
+}
+
+// newVirtualClock starts a virtual clock a day ahead of the wall clock, so
+// that a flush context's deadline (a time on the virtual clock) never fires
+// on the wall clock during a test: only the virtual time the transport
+// spends decides what makes the deadline.
+func newVirtualClock() *fakeClock { return &fakeClock{t: time.Now().Add(24 * time.Hour)} }
 
 func (f *fakeTransport) has(target, remote string) (string, bool) {
 	f.mu.Lock()
@@ -348,19 +388,23 @@ func TestEngineBacksOffFailingTarget(t *testing.T) {
 	}
 }
 
-// TestFlushPreemption: a 15 s preemption deadline and a 5 s sync interval,
-// scaled by 1/10 so the test runs in seconds; the transport moves 20 MiB/s
-// (scaled: 2 MiB/s of test time ~ 20 MiB per real 10 s). Files older than
-// the interval were synced by the continuous loop; the flush pushes the
-// manifest first, then the new small files, and reports exactly the new big
-// files as missed for the deadline.
+// TestFlushPreemption: a 15 s preemption deadline on a link that moves
+// 2 MiB/s, on virtual time (the engine's clock and the transport's), so a
+// busy machine changes nothing the test sees. Files older than the last
+// continuous cycle were synced by the continuous loop; new data lands after
+// it, and the notice comes before the next one (the interval is long, so
+// no second cycle races the flush). The flush pushes the manifest first,
+// then the new small files, and reports exactly the new big files as
+// missed for the deadline: it does not even try them, as the throughput
+// the continuous loop measured says they cannot make it.
 func TestFlushPreemption(t *testing.T) {
-	const scale = 0.1
-	interval := time.Duration(5 * float64(time.Second) * scale)
-	deadlineIn := time.Duration(15 * float64(time.Second) * scale)
+	const interval = time.Hour
+	const deadlineIn = 15 * time.Second
 
 	f := newEngineFixture(t, 2)
+	clk := newVirtualClock()
 	tr := newFakeTransport(2 << 20)
+	tr.clock = clk
 	old := []string{
 		f.file(t, "checkpoints/old.pt", 1<<20, time.Hour),
 		f.file(t, "models/old.bin", 256<<10, time.Hour),
@@ -369,7 +413,7 @@ func TestFlushPreemption(t *testing.T) {
 	}
 	targets := []Target{{NodeID: "hetzner-cpu1"}, {NodeID: "hetzner-cpu2"}}
 	eng, err := NewEngine(EngineConfig{NodeID: "vast-29129529", Manifest: f.m, Transport: tr, StateDir: filepath.Join(f.dir, "state"),
-		Interval: interval, Targets: func() []Target { return targets }})
+		Interval: interval, Targets: func() []Target { return targets }, Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -389,13 +433,13 @@ func TestFlushPreemption(t *testing.T) {
 	}
 	newBig := []string{
 		f.sparse(t, "checkpoints/new-big.pt", 64<<20), // needs ~32 s at 2 MiB/s
-		f.sparse(t, "training/new-big.npz", 24<<20),   // needs ~12 s
+		f.sparse(t, "training/new-big.npz", 48<<20),   // needs ~24 s
 	}
-	flushStart := time.Now()
+	flushStart := clk.Now()
 	res := eng.Flush(context.Background(), flushStart.Add(deadlineIn))
-	took := time.Since(flushStart)
-	if took > deadlineIn+time.Second {
-		t.Errorf("flush took %v, deadline was %v", took, deadlineIn)
+	took := res.Finished.Sub(res.Started) // virtual: the time the pushes took on the link
+	if res.Started != flushStart || res.Finished.After(res.Deadline) {
+		t.Errorf("flush ran %v → %v on the engine's clock, deadline %v", res.Started, res.Finished, res.Deadline)
 	}
 	if res.Error != "" {
 		t.Fatalf("flush error %s", res.Error)
@@ -407,7 +451,7 @@ func TestFlushPreemption(t *testing.T) {
 			flushLog = append(flushLog, l)
 		}
 	}
-	t.Logf("flush took %v; pushes: %q", took, flushLog)
+	t.Logf("flush took %v of link time; pushes: %q", took, flushLog)
 	// The manifest went first, and lists every file.
 	if len(res.Manifest.Receipts) != 2 {
 		t.Fatalf("manifest receipts %+v; result %+v", res.Manifest, res)
@@ -457,8 +501,8 @@ func TestFlushPreemption(t *testing.T) {
 	}
 	for _, p := range newBig {
 		ff, ok := missed[p]
-		if !ok || ff.Reason != ReasonDeadline || ff.Detail == "" {
-			t.Errorf("big new file %s: %+v (made: %+v), want missed for the deadline", p, ff, made[p])
+		if !ok || ff.Reason != ReasonDeadline || !strings.HasPrefix(ff.Detail, "not attempted") {
+			t.Errorf("big new file %s: %+v (made: %+v), want missed for the deadline, not attempted", p, ff, made[p])
 		}
 		ent, _ := f.m.Entry(p)
 		for _, tg := range targets {
@@ -490,18 +534,21 @@ func TestFlushPreemption(t *testing.T) {
 
 // TestFlushDeadlineCutsInFlightPush: without throughput history the flush
 // starts the newest (big) checkpoint, the deadline cuts it, and everything
-// behind it is reported as not started.
+// behind it is reported as not started. Virtual time: the deadline falls
+// while the big file is on the link, however busy the machine is.
 func TestFlushDeadlineCutsInFlightPush(t *testing.T) {
 	f := newEngineFixture(t, 1)
+	clk := newVirtualClock()
 	tr := newFakeTransport(1 << 20)
+	tr.clock = clk
 	f.file(t, "training/small.npz", 1000, time.Hour)
 	big := f.sparse(t, "checkpoints/big.pt", 32<<20)
 	eng, err := NewEngine(EngineConfig{NodeID: "vast-2", Manifest: f.m, Transport: tr, StateDir: filepath.Join(f.dir, "state"),
-		Targets: func() []Target { return []Target{{NodeID: "hetzner-cpu1"}} }})
+		Targets: func() []Target { return []Target{{NodeID: "hetzner-cpu1"}} }, Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
-	res := eng.Flush(context.Background(), time.Now().Add(500*time.Millisecond))
+	res := eng.Flush(context.Background(), clk.Now().Add(500*time.Millisecond))
 	if len(res.Manifest.Receipts) != 1 || len(res.Made) != 0 || len(res.Missed) != 2 {
 		t.Fatalf("result %+v", res)
 	}
@@ -518,7 +565,9 @@ func TestFlushDeadlineCutsInFlightPush(t *testing.T) {
 
 func TestFlushReportsErrorsAndNoTarget(t *testing.T) {
 	f := newEngineFixture(t, 1)
+	clk := newVirtualClock()
 	tr := newFakeTransport(0)
+	tr.clock = clk
 	tr.fail = func(file LocalFile, tg Target) error {
 		if strings.HasSuffix(file.RemoteName, ".pt") {
 			return fmt.Errorf("%w: 1.0 MiB free", ErrTargetDiskFull)
@@ -530,11 +579,11 @@ func TestFlushReportsErrorsAndNoTarget(t *testing.T) {
 	eng, err := NewEngine(EngineConfig{NodeID: "vast-3", Manifest: f.m, Transport: tr, StateDir: filepath.Join(f.dir, "state"),
 		Targets: func() []Target {
 			return []Target{{NodeID: "hetzner-cpu1", Classes: []Class{ClassManifest, ClassCheckpoint}}}
-		}})
+		}, Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
-	res := eng.Flush(context.Background(), time.Now().Add(5*time.Second))
+	res := eng.Flush(context.Background(), clk.Now().Add(5*time.Second))
 	if len(res.Missed) != 2 || len(res.Made) != 0 {
 		t.Fatalf("result %+v", res)
 	}
