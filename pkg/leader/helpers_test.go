@@ -23,6 +23,20 @@ import (
 // Short lease for tests: margin 200 ms, renew every 333 ms.
 const testTTL = time.Second
 
+// steadyTTL is the lease of tests that need a leader to keep its lease
+// for a while: with margin 1 s and renewals every 1.7 s, a busy machine
+// would have to stall the elector for over 2 s to cost it the lease.
+const steadyTTL = 5 * time.Second
+
+// slowTTL is the lease of tests that tell a hand-over (the key released or
+// recognised as one's own: a few round trips) from an expiry (TTL): any
+// machine does the first within slowTTL/2, none sees the second before.
+const slowTTL = 20 * time.Second
+
+// patience bounds waits for things that take milliseconds to seconds on an
+// idle machine: generous, so a busy one passes too.
+const patience = 30 * time.Second
+
 // startBus runs an embedded server with the streams and buckets of
 // pkg/bus, mesh_leader at bucketTTL, and returns its client URL.
 func startBus(t *testing.T, bucketTTL time.Duration) string {
@@ -113,6 +127,9 @@ func runElector(t *testing.T, nc *nats.Conn, kv jetstream.KeyValue, name string,
 }
 
 func crash(c *Config) { c.noStepDown = true }
+
+// withTTL sets the lease TTL (other settings take their TTL-based defaults).
+func withTTL(ttl time.Duration) func(*Config) { return func(c *Config) { c.TTL = ttl } }
 
 // stop cancels Run and waits for it.
 func (el *elector) stop(t *testing.T) error {
@@ -212,8 +229,15 @@ func startSampler(els ...*elector) *sampler {
 	return s
 }
 
+// stop ends sampling once there were at least 100 conclusive sweeps (on a
+// busy machine many sweeps are discarded, so it may sample a little longer
+// than the caller's window; more sweeps only check more) and reports what
+// the sampler saw.
 func (s *sampler) stop(t *testing.T) {
 	t.Helper()
+	for deadline := time.Now().Add(patience); s.sweeps.Load() < 100 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
 	close(s.stopc)
 	<-s.done
 	if n := s.violations.Load(); n > 0 {
