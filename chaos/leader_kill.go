@@ -566,7 +566,7 @@ func writeFakeInventory(path string, fakes *demo.Fakes) error {
 	inv := demo.DemoInventory
 	i, j := strings.Index(inv, "\nproviders:\n"), strings.Index(inv, "\nhosts:\n")
 	if i < 0 || j < i {
-		return errors.New("demo inventory has no providers: section before hosts:")
+		return errors.New("demo inventory has no providers section before its hosts section")
 	}
 	var b strings.Builder
 	b.WriteString("\nproviders:\n")

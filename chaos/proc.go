@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -21,7 +20,7 @@ import (
 func buildCoordinator(ctx context.Context, dir string) (string, error) {
 	goBin, err := exec.LookPath("go")
 	if err != nil {
-		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+		return "", fmt.Errorf("building cmd/coordinator needs the go tool on PATH: %w", err)
 	}
 	out := filepath.Join(dir, "coordinator")
 	bctx, cancel := context.WithTimeout(ctx, 5*time.Minute)

@@ -448,7 +448,11 @@ func readCPUTimes(ctx context.Context) (cpu.TimesStat, error) {
 // cpu.Percent computes it (guest time is already inside user time on Linux;
 // idle and iowait count as not busy). ok is false when no time passed.
 func busyPercent(a, b cpu.TimesStat) (float64, bool) {
-	total := func(t cpu.TimesStat) float64 { return t.Total() - t.Guest - t.GuestNice }
+	// Every field of the reading but guest time (TimesStat.Total less Guest
+	// and GuestNice; Total itself is deprecated).
+	total := func(t cpu.TimesStat) float64 {
+		return t.User + t.System + t.Idle + t.Nice + t.Iowait + t.Irq + t.Softirq + t.Steal
+	}
 	idle := func(t cpu.TimesStat) float64 { return t.Idle + t.Iowait }
 	dt := total(b) - total(a)
 	if dt <= 0 {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/rs/zerolog"
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // DefaultReplicationTarget is sync_routing.replication_target's default.
@@ -220,7 +221,7 @@ func OpenManifest(path string, opts ManifestOptions) (*Manifest, error) {
 	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
 	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
+		if errors.Is(err, berrors.ErrTimeout) {
 			return nil, fmt.Errorf("manifest %s is locked by another process (is another agent running?)", path)
 		}
 		return nil, fmt.Errorf("manifest %s: %w", path, err)

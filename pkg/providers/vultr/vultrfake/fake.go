@@ -544,6 +544,7 @@ func page(total int, r *http.Request) (from, to int, m meta, err error) {
 	if v := r.URL.Query().Get("per_page"); v != "" {
 		n, convErr := strconv.Atoi(v)
 		if convErr != nil || n < 1 || n > 500 {
+			//lint:ignore ST1005 Vultr's API error text, verbatim (it becomes the response's error field)
 			return 0, 0, m, errors.New("Invalid per_page value.")
 		}
 		perPage = n
@@ -551,11 +552,13 @@ func page(total int, r *http.Request) (from, to int, m meta, err error) {
 	if c := r.URL.Query().Get("cursor"); c != "" {
 		raw, decErr := base64.StdEncoding.DecodeString(c)
 		if decErr != nil {
+			//lint:ignore ST1005 Vultr's API error text, verbatim (it becomes the response's error field)
 			return 0, 0, m, errors.New("Invalid cursor.")
 		}
 		var n int
 		if _, scanErr := fmt.Sscanf(string(raw), "next__%d", &n); scanErr != nil {
 			if _, scanErr = fmt.Sscanf(string(raw), "prev__%d", &n); scanErr != nil || n < 0 {
+				//lint:ignore ST1005 Vultr's API error text, verbatim (it becomes the response's error field)
 				return 0, 0, m, errors.New("Invalid cursor.")
 			}
 		}
