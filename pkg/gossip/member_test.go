@@ -86,7 +86,7 @@ func TestGracefulLeaveIsLeave(t *testing.T) {
 	}
 	select {
 	case <-c.ev.done:
-	case <-time.After(5 * time.Second):
+	case <-time.After(30 * time.Second):
 		t.Error("Events channel not closed after Run returned")
 	}
 }
@@ -121,7 +121,7 @@ func TestCrashIsFail(t *testing.T) {
 		if err != nil {
 			t.Errorf("Run after Close = %v", err)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(30 * time.Second):
 		t.Error("Run did not return after Close")
 	}
 }

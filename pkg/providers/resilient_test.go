@@ -350,7 +350,7 @@ func TestBreakerHalfOpenAllowsOneTrial(t *testing.T) {
 	}()
 	select {
 	case <-entered:
-	case <-time.After(5 * time.Second):
+	case <-time.After(30 * time.Second):
 		t.Fatal("trial call never reached the provider")
 	}
 	if st, _ := providers.BreakerStateOf(p); st != providers.BreakerHalfOpen {
