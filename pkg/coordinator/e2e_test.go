@@ -273,25 +273,33 @@ func TestEndToEndStatusAndLiveness(t *testing.T) {
 	}
 
 	// Silence one agent: suspect after 1.2 s, dead after 2.5 s.
+	// The suspect state lasts 1.3 s: a poll that a busy machine delays can
+	// miss it, so the poll accepts dead too, and the audited transitions
+	// below prove that suspect came first.
 	silenced := time.Now()
 	agents["runpod-a100-1"].PauseHeartbeats(true)
-	rec := waitState(t, h.url, "runpod-a100-1", mesh.StateSuspect, 5*time.Second)
+	var rec registry.Record
+	testutil.Eventually(t, 30*time.Second, func() error {
+		rec, _ = nodeIn(status(t, h.url), "runpod-a100-1")
+		if rec.State != mesh.StateSuspect && rec.State != mesh.StateDead {
+			return fmt.Errorf("runpod-a100-1 is %s (%s), want suspect", rec.State, rec.Cause)
+		}
+		return nil
+	})
 	if !strings.Contains(rec.Cause, "no heartbeat") {
-		t.Errorf("suspect cause = %q", rec.Cause)
+		t.Errorf("%s cause = %q", rec.State, rec.Cause)
 	}
-	waitState(t, h.url, "runpod-a100-1", mesh.StateDead, 6*time.Second)
+	waitState(t, h.url, "runpod-a100-1", mesh.StateDead, 30*time.Second)
 	// The last heartbeat may have left up to one interval (200 ms) before the pause.
 	if el := time.Since(silenced); el < fastThresholds.DeadAfter-200*time.Millisecond {
 		t.Errorf("dead %s after the pause, before the %s threshold", el, fastThresholds.DeadAfter)
 	}
 	for _, other := range []string{"vast-29129529", "hetzner-cpu2"} {
-		if r, _ := nodeIn(status(t, h.url), other); r.State != mesh.StateHealthy {
-			t.Errorf("%s: %s, want healthy", other, r.State)
-		}
+		waitState(t, h.url, other, mesh.StateHealthy, 30*time.Second) // at once, unless a busy machine delayed a heartbeat
 	}
 	// It comes back when heartbeats resume.
 	agents["runpod-a100-1"].PauseHeartbeats(false)
-	rec = waitState(t, h.url, "runpod-a100-1", mesh.StateHealthy, 5*time.Second)
+	rec = waitState(t, h.url, "runpod-a100-1", mesh.StateHealthy, 30*time.Second)
 	if !strings.Contains(rec.Cause, "resumed") {
 		t.Errorf("resume cause = %q", rec.Cause)
 	}
