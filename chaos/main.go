@@ -1,4 +1,4 @@
-// Command chaos is ringmesh's fault-injection suite (DESIGN §8): it kills
+// Command chaos is ringmesh's fault-injection suite (docs/ARCHITECTURE.md §8): it kills
 // and restarts NATS servers, SIGKILLs the leader coordinator, cuts agents
 // off the bus and makes the cloud APIs fail, then checks that no event was
 // lost or duplicated and that no provider call was made twice.

@@ -72,7 +72,7 @@ func (r Result) String() string {
 }
 
 // Scenario is one fault-injection run: it sets up the system, breaks it
-// for a while, lets it settle and checks the invariants of DESIGN §8. Run
+// for a while, lets it settle and checks the invariants of docs/ARCHITECTURE.md §8. Run
 // returns an error on any lost event or broken invariant; the Result is
 // filled as far as the run got, also on error.
 type Scenario struct {

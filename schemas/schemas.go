@@ -52,7 +52,7 @@ func Generate() (map[string][]byte, error) {
 			Version:     "https://json-schema.org/draft/2020-12/schema",
 			ID:          jsonschema.ID(BaseURL + FileName(kind)),
 			Title:       "mesh.v1." + kind,
-			Description: fmt.Sprintf("Envelope of a %s message (DESIGN §3); body is events.%s.", kind, reflect.TypeOf(body).Name()),
+			Description: fmt.Sprintf("Envelope of a %s message (docs/ARCHITECTURE.md §3); body is events.%s.", kind, reflect.TypeOf(body).Name()),
 			Type:        "object",
 			Required:    []string{"schema", "id", "node", "ts", "body"},
 			Properties:  jsonschema.NewProperties(),

@@ -53,12 +53,11 @@ func run(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if *showVer { // before the environment: --version never fails and never starts anything
+		return version.Fprint(os.Stdout, "ringmesh-agent")
+	}
 	if err := cli.ApplyEnv(fs, "RINGMESH_AGENT"); err != nil {
 		return err
-	}
-	if *showVer {
-		fmt.Println(version.String())
-		return nil
 	}
 	log, err := logging.Stderr(*logFormat, *logLevel)
 	if err != nil {

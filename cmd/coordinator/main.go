@@ -70,12 +70,11 @@ func run(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if *showVersion { // before the environment: --version never fails and never starts anything
+		return version.Fprint(os.Stdout, "ringmesh-coordinator")
+	}
 	if err := cli.ApplyEnv(fs, "RINGMESH"); err != nil {
 		return err
-	}
-	if *showVersion {
-		fmt.Println(version.String())
-		return nil
 	}
 	log, err := logging.Stderr(*logFormat, *logLevel)
 	if err != nil {

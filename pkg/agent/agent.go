@@ -1,4 +1,4 @@
-// Package agent is the process that runs on every node (DESIGN §4): it
+// Package agent is the process that runs on every node (docs/ARCHITECTURE.md §4): it
 // identifies the node, samples its health without blocking, and publishes
 // hello, heartbeats, health changes and bye over JetStream through a
 // disk-backed outbox, so nothing it has to say is lost while the bus is

@@ -19,7 +19,7 @@ import (
 	meshsync "github.com/ringmesh/ringmesh/pkg/sync"
 )
 
-// SyncConfig turns on data protection (DESIGN §6): a manifest of the data
+// SyncConfig turns on data protection (docs/ARCHITECTURE.md §6): a manifest of the data
 // paths, continuous pushes to the targets the coordinator's router assigns,
 // and the final flush on a termination notice.
 type SyncConfig struct {

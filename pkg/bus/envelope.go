@@ -10,7 +10,7 @@ import (
 	"github.com/ringmesh/ringmesh/pkg/mesh"
 )
 
-// Envelope wraps every bus message (DESIGN §3). ID is also the
+// Envelope wraps every bus message (docs/ARCHITECTURE.md §3). ID is also the
 // Nats-Msg-Id header (JetStream de-duplication) and the handler's
 // idempotency key: "<node>:<boot>:<seq>".
 type Envelope struct {

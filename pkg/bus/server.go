@@ -1,6 +1,6 @@
 // Package bus wraps NATS for ringmesh: the embedded nats-server with
 // JetStream, client connections that reconnect forever, the streams and
-// buckets of DESIGN §3, typed subject builders and the message envelope.
+// buckets of docs/ARCHITECTURE.md §3, typed subject builders and the message envelope.
 package bus
 
 import (

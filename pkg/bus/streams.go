@@ -10,7 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// Stream and bucket names (DESIGN §3).
+// Stream and bucket names (docs/ARCHITECTURE.md §3).
 const (
 	StreamEvents     = "MESH_EVT"
 	StreamCommands   = "MESH_CMD"

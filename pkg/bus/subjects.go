@@ -8,7 +8,7 @@ import (
 	"github.com/ringmesh/ringmesh/pkg/mesh"
 )
 
-// Subject prefixes (DESIGN §3). All subjects are versioned.
+// Subject prefixes (docs/ARCHITECTURE.md §3). All subjects are versioned.
 const (
 	Prefix        = "mesh.v1"
 	EventsAll     = Prefix + ".evt.>"

@@ -1,6 +1,6 @@
 // Package config loads the cluster inventory, distributed_hosts.yaml, in the
 // format of the original system's README and the wider field set of its
-// loader (reference/original-system.md §3), and validates it into one
+// loader (docs/ARCHITECTURE.md §7), and validates it into one
 // Inventory value.
 //
 // Rules:
@@ -123,7 +123,7 @@ type Host struct {
 	Pos Pos `yaml:"-" json:"-"`
 }
 
-// Ephemeral is the one definition of "ephemeral" (DESIGN §2): explicit
+// Ephemeral is the one definition of "ephemeral" (docs/ARCHITECTURE.md §2): explicit
 // is_ephemeral wins, else the provider's nature (mesh.EphemeralByDefault).
 func (h *Host) Ephemeral() bool {
 	if h.IsEphemeral != nil {

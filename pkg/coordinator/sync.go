@@ -245,7 +245,7 @@ func (c *Coordinator) providerPreemptions(ctx context.Context, rep fleet.Report)
 	}
 }
 
-// Vast webhook (guides/reference/notification-webhooks): headers
+// Vast webhook (docs/provider-apis.md §1, "Preemption"): headers
 // X-Vast-Event-Id, X-Vast-Timestamp, X-Vast-Signature-256: sha256=<hex
 // HMAC-SHA256(secret, timestamp + "." + body)>; body {event_id, user_id,
 // notif_type, subject, message, timestamp}.

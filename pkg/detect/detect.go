@@ -1,6 +1,6 @@
 // Package detect tells the agent which cloud it runs on and as which
-// provider instance, from inside the node (DESIGN.md §4 step 1; facts from
-// reference/provider-apis.md §7 and the in-container environment lists of
+// provider instance, from inside the node (docs/ARCHITECTURE.md §4 step 1; facts from
+// docs/provider-apis.md §7 and the in-container environment lists of
 // §1 (Vast.ai, docs guides/instances/docker-environment.mdx) and §2 (RunPod,
 // docs pods/templates/environment-variables.mdx)).
 //
@@ -47,7 +47,7 @@ import (
 	"time"
 )
 
-// Provider names, as in DESIGN.md §2.
+// Provider names, as in docs/ARCHITECTURE.md §2.
 const (
 	ProviderVast    = "vast"
 	ProviderRunPod  = "runpod"
@@ -74,7 +74,7 @@ const (
 	EndpointProxy  = "proxy"  // a provider SSH gateway (e.g. sshN.vast.ai); never known from inside
 )
 
-// Default metadata service URLs (provider-apis.md §7).
+// Default metadata service URLs (docs/provider-apis.md §7).
 const (
 	// DefaultHetznerURL is Hetzner Cloud's metadata document (YAML).
 	DefaultHetznerURL = "http://169.254.169.254/hetzner/v1/metadata"
@@ -89,7 +89,7 @@ const (
 )
 
 // Endpoint is one explicit SSH endpoint: host and port are a pair and are
-// never mixed across endpoints (original-system.md §7 items 2-3).
+// never mixed across endpoints (docs/ARCHITECTURE.md §11.1).
 type Endpoint struct {
 	Kind string `json:"kind"` // EndpointDirect or EndpointProxy
 	Host string `json:"host"` // IP address or DNS name
@@ -269,7 +269,7 @@ func fromEnv(env func(string) string) (Result, bool) {
 	return runpodFromEnv(env)
 }
 
-// vastFromEnv: provider-apis.md §1 "In-container env". CONTAINER_ID is the
+// vastFromEnv: docs/provider-apis.md §1 "In-container environment". CONTAINER_ID is the
 // instance id; VAST_CONTAINERLABEL is "C.<instance_id>" (3p scripts);
 // PUBLIC_IPADDR is set at start and not refreshed; VAST_TCP_PORT_22 is the
 // external port mapped to the container's port 22.
@@ -302,7 +302,7 @@ func vastFromEnv(env func(string) string) (Result, bool) {
 	return r, true
 }
 
-// runpodFromEnv: provider-apis.md §2 "In-pod env": RUNPOD_POD_ID,
+// runpodFromEnv: docs/provider-apis.md §2 "In-pod environment": RUNPOD_POD_ID,
 // RUNPOD_PUBLIC_IP (if any), RUNPOD_TCP_PORT_22 (public port for SSH),
 // RUNPOD_DC_ID, RUNPOD_POD_HOSTNAME, RUNPOD_GPU_COUNT. The proxy endpoint
 // (ssh.runpod.io, user "<podid>-<suffix>") cannot be built from inside: the

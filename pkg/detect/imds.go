@@ -25,7 +25,7 @@ type imdsProbe struct {
 	run  func(ctx context.Context, c *http.Client, o Options) (Result, error)
 }
 
-// imdsProbes in priority order (provider-apis.md §7: Nebius, Hetzner,
+// imdsProbes in priority order (docs/provider-apis.md §7: Nebius, Hetzner,
 // Vultr).
 var imdsProbes = []imdsProbe{
 	{"nebius", probeNebius},
@@ -121,7 +121,7 @@ func get(ctx context.Context, c *http.Client, url string, header map[string]stri
 	return body, nil
 }
 
-// nebiusInstanceData is the JSON of GET /v1/instance-data (provider-apis.md
+// nebiusInstanceData is the JSON of GET /v1/instance-data (docs/provider-apis.md
 // §6/§7; Nebius docs "metadata service").
 type nebiusInstanceData struct {
 	ID           string `json:"id"`        // "computeinstance-…"
@@ -159,7 +159,7 @@ func probeNebius(ctx context.Context, c *http.Client, o Options) (Result, error)
 }
 
 // hetznerMetadata is the YAML of GET /hetzner/v1/metadata
-// (provider-apis.md §7; Hetzner docs "Server metadata").
+// (docs/provider-apis.md §7; Hetzner docs "Server metadata").
 type hetznerMetadata struct {
 	InstanceID       int64  `yaml:"instance-id"`
 	Hostname         string `yaml:"hostname"`
@@ -198,7 +198,7 @@ func probeHetzner(ctx context.Context, c *http.Client, o Options) (Result, error
 	return r, nil
 }
 
-// vultrMetadata is the JSON of GET /v1.json (provider-apis.md §7; cloud-init
+// vultrMetadata is the JSON of GET /v1.json (docs/provider-apis.md §7; cloud-init
 // helpers/vultr.py).
 type vultrMetadata struct {
 	InstanceID   flexString `json:"instanceid"`     // legacy numeric SUBID

@@ -2,7 +2,7 @@
 // wrapper around hashicorp/memberlist (SWIM + Lifeguard), in the way Serf and
 // Consul use it. Gossip gives fast, eventually consistent *hints* (who is
 // alive, who left, who failed, a few bytes of metadata per node); the
-// authoritative cluster state lives in JetStream (see DESIGN.md §2, §4, §5).
+// authoritative cluster state lives in JetStream (see docs/ARCHITECTURE.md §2, §4, §5).
 //
 // # What this package adds to memberlist
 //

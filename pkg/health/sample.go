@@ -2,7 +2,7 @@
 // memory, uptime, the disks of the data paths, NVIDIA GPUs (through
 // nvidia-smi) and the presence of watched processes (training, self-play).
 //
-// Design rules (DESIGN.md §4 step 2; original-system.md §7 items 23-24):
+// Design rules (docs/ARCHITECTURE.md §4 step 2, §11.16-17):
 //
 //   - A probe that cannot measure reports unknown, never 0: every measured
 //     number is a pointer, nil when unknown, encoded as JSON null. An

@@ -17,7 +17,7 @@ const UnknownPrefix = "unknown: "
 
 // Default thresholds (see Thresholds).
 const (
-	DefaultDiskUsedPercent     = 90.0 // original-system.md §7 item 27: disks hit 91–93 %
+	DefaultDiskUsedPercent     = 90.0 // docs/ARCHITECTURE.md §11.19: disks hit 91–93 %
 	DefaultMemAvailablePercent = 5.0
 	DefaultGPUTemperatureC     = 90.0 // below the ~90+ C slowdown point of data-centre NVIDIA GPUs
 )

@@ -1,5 +1,5 @@
 // Package leader elects the one acting coordinator among the voters
-// (DESIGN §5, §8). The lease is a single key (default "coordinator") in the
+// (docs/ARCHITECTURE.md §5, §8). The lease is a single key (default "coordinator") in the
 // JetStream KV bucket mesh_leader, which pkg/bus creates with History 1 and
 // TTL = Topology.LeaderTTL. Only the elector whose IsLeader reports true may
 // call mutating provider APIs or issue commands; it should stamp each such

@@ -12,7 +12,7 @@ import (
 var nodeIDRe = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 
 // ValidateNodeID returns an error unless id is a subject-safe token
-// [A-Za-z0-9_-]{1,64} (DESIGN §2): node IDs become NATS subject tokens.
+// [A-Za-z0-9_-]{1,64} (docs/ARCHITECTURE.md §2): node IDs become NATS subject tokens.
 func ValidateNodeID(id string) error {
 	if !nodeIDRe.MatchString(id) {
 		return fmt.Errorf("invalid node ID %q: must match [A-Za-z0-9_-]{1,64}", id)
@@ -74,7 +74,7 @@ func ProviderFromName(node string) string {
 // is_ephemeral: true (spot/community pods, preemptible VMs).
 func EphemeralByDefault(provider string) bool { return provider == ProviderVast }
 
-// NodeState is the registry's state of a node (DESIGN §5).
+// NodeState is the registry's state of a node (docs/ARCHITECTURE.md §5).
 type NodeState string
 
 // Node states.

@@ -1,5 +1,5 @@
 // Package outbox is the agent's local, bounded, disk-backed queue of bus
-// messages (DESIGN §4.3). Every message the agent publishes goes through it,
+// messages (docs/ARCHITECTURE.md §4 step 3). Every message the agent publishes goes through it,
 // so nothing is lost while the bus is unreachable or across an agent
 // restart: entries are removed only after JetStream acknowledged them, and
 // they drain in order with the IDs they were given.

@@ -33,7 +33,7 @@ func (e *RetiredError) Is(target error) bool { return target == ErrRetired }
 // and every mutation (Start, Stop, Terminate) is refused with a *RetiredError
 // without reaching the cloud. A retired cloud is still watched (its instances
 // and prices stay visible) but never acted on. Enablement is configuration,
-// not code (original-system.md §7.9).
+// not code (docs/ARCHITECTURE.md §11.5).
 func Retire(p Provider) Provider { return RetireWithReason(p, DefaultRetiredReason) }
 
 // RetireWithReason is Retire with an explicit reason for messages and Status.

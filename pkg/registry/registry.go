@@ -1,7 +1,7 @@
 // Package registry keeps the coordinator's picture of the cluster: one
 // merged record per node, fed by agent events (hello, heartbeat, health,
 // preempt, sync, bye), gossip observations and provider instances, and a
-// state machine with a stated rule for every transition (DESIGN §5):
+// state machine with a stated rule for every transition (docs/ARCHITECTURE.md §5):
 //
 //	unknown ─hello→ joining ─heartbeat→ healthy ⇄ degraded
 //	healthy/degraded/joining ─no heartbeat for SuspectAfter→ suspect

@@ -15,7 +15,7 @@ var ErrProtected = errors.New("server is a protected voter")
 
 // VoterGuard is the set of Hetzner servers that must not be stopped or
 // terminated by automation: the always-on CPU voters that run the NATS cluster
-// members, gossip seeds and coordinator replicas (DESIGN §2, "voter"; the
+// members, gossip seeds and coordinator replicas (docs/ARCHITECTURE.md §2, "voter"; the
 // original system kept 3 Hetzner nodes for voter quorum). Entries match a
 // server's numeric ID ("42") or its name ("hetzner-cpu1"). The coordinator
 // owns the set and may replace it at any time (Set); it is safe for

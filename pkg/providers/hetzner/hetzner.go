@@ -1,7 +1,7 @@
 // Package hetzner implements providers.Provider for Hetzner Cloud
 // (https://api.hetzner.cloud/v1) with github.com/hetznercloud/hcloud-go/v2.
 //
-// Operations (reference/provider-apis.md §5):
+// Operations (docs/provider-apis.md §5):
 //
 //	List       GET /servers?page=&per_page=50, all pages (meta.pagination.next_page)
 //	Get        GET /servers/{id}                       404 -> providers.ErrNotFound

@@ -1,5 +1,5 @@
 // Package lambda is a hand-written client of the Lambda Cloud API
-// implementing providers.Provider (reference/provider-apis.md §3; Lambda
+// implementing providers.Provider (docs/provider-apis.md §3; Lambda
 // OpenAPI 1.5.3 / 1.10.0). No Go SDK is available on the module proxy.
 //
 // Endpoints used (below https://cloud.lambda.ai/api/v1):

@@ -10,7 +10,7 @@ import (
 	"github.com/ringmesh/ringmesh/pkg/providers"
 )
 
-// docInstance is the example of provider-apis.md §3 (the "data" value).
+// docInstance is the example of docs/provider-apis.md §3 (the "data" value).
 const docInstance = `{"id":"0920582c7ff041399e34823a0be62549","name":"fleet-gh200-1","ip":"198.51.100.2","private_ip":"10.0.2.100",
  "status":"active","ssh_key_names":["fleet"],"file_system_names":[],"hostname":"198-51-100-2",
  "region":{"name":"us-east-3","description":"Washington DC, USA"},

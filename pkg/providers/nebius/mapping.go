@@ -13,7 +13,7 @@ import (
 // Wire types of the nebius CLI's "--format json" output for
 // nebius.compute.v1.Instance (field names as in nebius/api
 // compute/v1/instance.proto, snake_case as the CLI prints them;
-// reference/provider-apis.md §6). Only the fields ringmesh reads.
+// docs/provider-apis.md §6). Only the fields ringmesh reads.
 type wireInstance struct {
 	Metadata wireMetadata `json:"metadata"`
 	Spec     wireSpec     `json:"spec"`
@@ -132,7 +132,7 @@ const (
 )
 
 // IsPreemptible reports whether inst was reported as a preemptible Nebius VM.
-// The registry should treat such a node as ephemeral (DESIGN §2) unless its
+// The registry should treat such a node as ephemeral (docs/ARCHITECTURE.md §2) unless its
 // config says otherwise.
 func IsPreemptible(inst providers.Instance) bool {
 	return inst.Labels[LabelPreemptible] == "true"

@@ -1,7 +1,7 @@
 // Package nebius implements providers.Provider for Nebius AI Cloud.
 //
 // Nebius exposes gRPC only and its Go SDK (github.com/nebius/gosdk) is not
-// available from the module proxy here (reference/provider-apis.md §6, §9), so
+// available from the module proxy here (docs/provider-apis.md §6, §9), so
 // this package drives the official `nebius` CLI with JSON output when it is
 // installed, and otherwise serves a read-only inventory from config.
 //

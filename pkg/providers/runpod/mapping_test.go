@@ -9,7 +9,7 @@ import (
 	"github.com/ringmesh/ringmesh/pkg/providers"
 )
 
-// docPod follows the v2 Pod of provider-apis.md §2b (fake values).
+// docPod follows the v2 Pod of docs/provider-apis.md §2b (fake values).
 const docPod = `{"id":"xedezhzb9la3ye","name":"runpod-h100-1","status":"RUNNING",
  "actions":["stop","restart","terminate"],"image":"runpod/pytorch:2.4.0","args":[],"disk":50,
  "mounts":{"persistent":{"size":20,"path":"/workspace"}},"ports":["22/tcp","8888/http"],"env":{},

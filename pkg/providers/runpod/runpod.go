@@ -1,6 +1,6 @@
 // Package runpod is a hand-written client of the RunPod REST API v2
 // implementing providers.Provider (REST v1 was retired on 2026-11-15 and no Go
-// SDK is fetchable; reference/provider-apis.md §2b, runpod/docs
+// SDK is fetchable; docs/provider-apis.md §2b, runpod/docs
 // api-reference-v2/openapi.json).
 //
 // Endpoints used (paths below the host https://api.runpod.io):

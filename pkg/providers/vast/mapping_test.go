@@ -9,7 +9,7 @@ import (
 	"github.com/ringmesh/ringmesh/pkg/providers"
 )
 
-// docInstance is the example object of provider-apis.md §1 (fake values).
+// docInstance is the example object of docs/provider-apis.md §1 (fake values).
 const docInstance = `{"id": 31337001, "machine_id": 4242, "host_id": 77, "label": "fleet-node-3",
  "actual_status": "running", "intended_status": "running", "cur_state": "running", "next_state": "running",
  "status_msg": "success, running vastai/base-image_…/ssh",

@@ -1,7 +1,7 @@
 // Package vast is a hand-written client of the Vast.ai REST API implementing
 // providers.Provider (no Go SDK for Vast is available on the module proxy).
 //
-// Endpoints used (reference/provider-apis.md §1; vast-ai/docs
+// Endpoints used (docs/provider-apis.md §1; vast-ai/docs
 // api-reference/openapi/yaml/show_instances.yaml and show_instance.yaml):
 //
 //	List       GET    /api/v1/instances/?limit=25&order_by=…&after_token=…  (paged; follows next_token until null)
@@ -51,7 +51,7 @@
 //	(a) intended_status is "running" but actual_status is "stopped" (or
 //	    actual_status is null/"exited" while cur_state is "stopped"): the user
 //	    wants it running but it lost the GPU to a higher bid; Vast resumes it
-//	    by itself when priority returns (provider-apis.md §1, "Preemption");
+//	    by itself when priority returns (docs/provider-apis.md §1, "Preemption");
 //	(b) cur_state == intended_status == next_state == "stopped": the rule
 //	    dstack uses to detect interruption (dstackai/dstack
 //	    src/dstack/_internal/core/backends/vastai/compute.py, third party).

@@ -73,7 +73,7 @@ func rawState(status, power, server string) string {
 
 // plan is the subset of a Vultr plan that ringmesh uses. It is decoded from the
 // raw /v2/plans JSON because govultr v3.34.0's Plan struct lacks hourly_cost and
-// gpu_count (reference/provider-apis.md §4).
+// gpu_count (docs/provider-apis.md §4).
 type plan struct {
 	ID          string   `json:"id"`
 	VCPUCount   int      `json:"vcpu_count"`

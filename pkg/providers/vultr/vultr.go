@@ -1,7 +1,7 @@
 // Package vultr implements providers.Provider for Vultr (API v2,
 // https://api.vultr.com/v2) with github.com/vultr/govultr/v3.
 //
-// Operations (reference/provider-apis.md §4):
+// Operations (docs/provider-apis.md §4):
 //
 //	List       GET    /v2/instances?per_page=&cursor=   all pages, following meta.links.next
 //	Get        GET    /v2/instances/{id}                404 -> providers.ErrNotFound

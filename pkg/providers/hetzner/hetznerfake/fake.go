@@ -1,7 +1,7 @@
 // Package hetznerfake is a stateful, in-process fake of the parts of the
 // Hetzner Cloud API (https://api.hetzner.cloud/v1) that ringmesh uses, for
 // tests and the demo mode. Wire shapes are hcloud-go's hcloud/schema structs
-// (reference/provider-apis.md §5).
+// (docs/provider-apis.md §5).
 //
 //	GET    /v1/servers[?page=&per_page=&name=&status=]  -> {"servers":[…],"meta":{"pagination":{…}}}
 //	GET    /v1/servers/{id}                             -> {"server":{…}} | 404 not_found

@@ -1,5 +1,5 @@
 // Package lambdafake is a stateful, in-memory fake of the Lambda Cloud
-// instance API (reference/provider-apis.md §3) on a loopback
+// instance API (docs/provider-apis.md §3) on a loopback
 // httptest.Server, for tests and the demo mode.
 //
 // It serves

@@ -3,7 +3,7 @@
 // CLI invocations (separate processes) share it.
 //
 // It answers, with the documented JSON shapes (nebius.compute.v1.Instance in
-// snake_case, reference/provider-apis.md §6):
+// snake_case, docs/provider-apis.md §6):
 //
 //	nebius compute instance list [--parent-id P] [--page-size N] [--page-token T] --format json
 //	    -> {"items":[…],"next_page_token":"…"}

@@ -1,5 +1,5 @@
 // Package runpodfake is a stateful, in-memory fake of the RunPod REST v2 pod
-// API (reference/provider-apis.md §2b) on a loopback httptest.Server, for
+// API (docs/provider-apis.md §2b) on a loopback httptest.Server, for
 // tests and the demo mode.
 //
 // It serves

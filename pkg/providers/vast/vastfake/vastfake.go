@@ -1,5 +1,5 @@
 // Package vastfake is a stateful, in-memory fake of the part of the Vast.ai
-// REST API that ringmesh uses (reference/provider-apis.md §1), served by an
+// REST API that ringmesh uses (docs/provider-apis.md §1), served by an
 // httptest.Server on loopback. It is meant for tests and the demo mode.
 //
 // It serves

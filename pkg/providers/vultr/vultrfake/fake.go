@@ -1,7 +1,7 @@
 // Package vultrfake is a stateful, in-process fake of the parts of the Vultr
 // API v2 that ringmesh uses, for tests and the demo mode.
 //
-// Endpoints (shapes from the Vultr OpenAPI and govultr v3, reference/provider-apis.md §4):
+// Endpoints (shapes from the Vultr OpenAPI and govultr v3, docs/provider-apis.md §4):
 //
 //	GET    /v2/instances[?per_page=&cursor=&label=&tag=&region=&main_ip=]
 //	                                 -> 200 {"instances":[…],"meta":{"total":n,"links":{"next":"…","prev":"…"}}}
@@ -98,7 +98,7 @@ type Plan struct {
 	Locations   []string `json:"locations"`
 }
 
-// DefaultPlans is a small catalogue with prices from reference/provider-apis.md §8
+// DefaultPlans is a small catalogue with prices from docs/provider-apis.md §8
 // (fake values in the documented shape). vc2-1c-1gb has no hourly_cost so the
 // monthly fallback is exercised.
 func DefaultPlans() []Plan {
