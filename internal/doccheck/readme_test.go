@@ -12,6 +12,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/ringmesh/ringmesh/pkg/config"
 	"github.com/ringmesh/ringmesh/pkg/mesh"
 )
 
@@ -440,4 +441,31 @@ func TestFlagMentionsParser(t *testing.T) {
 	if strings.Join(keys(got), "\n") != strings.Join(keys(want), "\n") {
 		t.Errorf("got\n%s\nwant\n%s", strings.Join(keys(got), "\n"), strings.Join(keys(want), "\n"))
 	}
+}
+
+var yamlBlockRe = regexp.MustCompile("(?s)```yaml\n(.*?)```")
+
+// Every inventory example in the README (a yaml block with hosts:) loads
+// without errors or warnings.
+func TestREADMEInventoryExamplesLoad(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(root(t), "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, m := range yamlBlockRe.FindAllStringSubmatch(string(b), -1) {
+		if !strings.Contains(m[1], "hosts:") {
+			continue
+		}
+		n++
+		inv, err := config.Parse("README.md example", []byte(m[1]))
+		if err != nil {
+			t.Errorf("README inventory example does not load: %v\n%s", err, m[1])
+			continue
+		}
+		if len(inv.Warnings) > 0 {
+			t.Errorf("README inventory example warns: %v", inv.Warnings)
+		}
+	}
+	t.Logf("%d inventory examples", n)
 }
