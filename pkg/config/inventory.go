@@ -542,7 +542,13 @@ func (p *parser) pairs(m *yaml.Node, field string) []pair {
 			p.errorf(mv, field+".<<", "merge (<<) needs a mapping or a list of mappings (usually aliases such as *defaults), got %s", kindName(d))
 		}
 		for _, src := range srcs {
+			inSrc := map[string]*yaml.Node{}
 			for _, sp := range p.pairs(src, field) {
+				if prev, dup := inSrc[sp.k.Value]; dup {
+					p.errorf(sp.k, field+"."+sp.k.Value, "duplicate key (first at line %d)", prev.Line)
+					continue
+				}
+				inSrc[sp.k.Value] = sp.k
 				if set[sp.k.Value] {
 					continue
 				}

@@ -133,9 +133,10 @@ func TestMergedFieldsReportedAtTheirSource(t *testing.T) {
 
 func TestBadMerges(t *testing.T) {
 	cases := map[string]struct{ body, want string }{
-		"scalar":         {"hosts:\n  vast-1:\n    <<: 5\n", "m.yaml:3:9: hosts.vast-1.<<: merge (<<) needs a mapping"},
-		"list of scalar": {"x: &a {provider: vast}\nhosts:\n  vast-1:\n    <<: [*a, 3]\n", "m.yaml:4:14: hosts.vast-1.<<: a merge list holds mappings"},
-		"alias to list":  {"x: &a [1]\nhosts:\n  vast-1:\n    <<: *a\n", "m.yaml:4:9: hosts.vast-1.<<: merge (<<) needs a mapping or a list of mappings (usually aliases such as *defaults), got an alias to a list"},
+		"scalar":              {"hosts:\n  vast-1:\n    <<: 5\n", "m.yaml:3:9: hosts.vast-1.<<: merge (<<) needs a mapping"},
+		"list of scalar":      {"x: &a {provider: vast}\nhosts:\n  vast-1:\n    <<: [*a, 3]\n", "m.yaml:4:14: hosts.vast-1.<<: a merge list holds mappings"},
+		"duplicate in merged": {"x-a: &a\n  provider: vast\n  provider: runpod\nhosts:\n  vast-1: {<<: *a}\n", "m.yaml:3:3: hosts.vast-1.provider: duplicate key (first at line 2)"},
+		"alias to list":       {"x: &a [1]\nhosts:\n  vast-1:\n    <<: *a\n", "m.yaml:4:9: hosts.vast-1.<<: merge (<<) needs a mapping or a list of mappings (usually aliases such as *defaults), got an alias to a list"},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
