@@ -778,7 +778,7 @@ var (
 
 // checkSSHHost returns why ssh_host s cannot be used ("" when it can). It
 // accepts [user@]host where host is a DNS name, an IPv4 address or a bare
-// IPv6 address (2001:db8::1, fe80::1%eth0). A port inside it is refused,
+// IPv6 address (2001:db8::1; no %zone). A port inside it is refused,
 // since ssh_port is the port's one place: "host:2222" would otherwise
 // become an endpoint host:2222:22. port is the host's ssh_port (0 = unset),
 // quoted in the message.
@@ -805,7 +805,9 @@ func checkSSHHost(s string, port int) string {
 		return fmt.Sprintf("%q holds a port (%s), and %s: ringmesh takes the port only from ssh_port. Write either `ssh_host: %s` with `ssh_port: %s`, or `ssh_host: %s` alone for port 22", s, strings.TrimPrefix(tail, ":"), portNote, inner, strings.TrimPrefix(tail, ":"), inner)
 	}
 	if a, err := netip.ParseAddr(host); err == nil {
-		_ = a
+		if a.Zone() != "" {
+			return fmt.Sprintf("%q: an IPv6 zone (%%%s) cannot be used: ssh config reads %% as a token; use a routable address", s, a.Zone())
+		}
 		return "" // IPv4, or a bare IPv6 literal (its colons are the address's own)
 	}
 	if m := portTailRe.FindStringSubmatch(host); m != nil && !strings.Contains(m[1], ":") {

@@ -188,6 +188,7 @@ func TestSSHHostWithPortRefused(t *testing.T) {
 		"bracketed v6":      {"\"[2001:db8::1]\"", []string{"without brackets"}},
 		"injection":         {"\"h\\n  ProxyCommand x\"", []string{"not a host name"}},
 		"bad user":          {"\"ro ot@h\"", []string{"not a login name"}},
+		"ipv6 zone":         {"\"fe80::1%eth0\"", []string{"IPv6 zone (%eth0)"}},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -202,7 +203,7 @@ func TestSSHHostWithPortRefused(t *testing.T) {
 			}
 		})
 	}
-	for _, ok := range []string{"2001:db8::1", "root@2001:db8::1", "fe80::1%eth0", "ssh6.vast.ai", "203.0.113.5", "box_1.internal.", "root@ssh6.vast.ai"} {
+	for _, ok := range []string{"2001:db8::1", "root@2001:db8::1", "ssh6.vast.ai", "203.0.113.5", "box_1.internal.", "root@ssh6.vast.ai"} {
 		inv, err := Parse("h.yaml", []byte("hosts:\n  vast-1:\n    ssh_port: 2222\n    ssh_host: \""+ok+"\"\n"))
 		if err != nil {
 			t.Errorf("%s refused: %v", ok, err)
