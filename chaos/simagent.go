@@ -19,6 +19,7 @@ import (
 	"github.com/ringmesh/ringmesh/pkg/bus"
 	"github.com/ringmesh/ringmesh/pkg/events"
 	"github.com/ringmesh/ringmesh/pkg/health"
+	"github.com/ringmesh/ringmesh/pkg/mesh"
 	"github.com/ringmesh/ringmesh/pkg/outbox"
 	"github.com/ringmesh/ringmesh/pkg/paths"
 )
@@ -184,7 +185,7 @@ func (a *simAgent) state() (ids []string, lastBytes int64, putErrs int) {
 
 func helloBody(node, boot string, hb time.Duration) events.Hello {
 	return events.Hello{AgentVersion: "chaos-sim", Boot: boot, Hostname: node, Provider: "vast", ProviderSource: "config",
-		InstanceID: node, Ephemeral: true, Paths: paths.For("vast", "", nil), HeartbeatIntervalSeconds: hb.Seconds(),
+		InstanceID: node, Ephemeral: mesh.EphemeralByDefault(mesh.ProviderVast), Paths: paths.For("vast", "", nil), HeartbeatIntervalSeconds: hb.Seconds(),
 		GoVersion: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH}
 }
 

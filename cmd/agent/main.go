@@ -17,6 +17,7 @@ import (
 	"github.com/ringmesh/ringmesh/pkg/cli"
 	"github.com/ringmesh/ringmesh/pkg/config"
 	"github.com/ringmesh/ringmesh/pkg/logging"
+	"github.com/ringmesh/ringmesh/pkg/mesh"
 	"github.com/ringmesh/ringmesh/pkg/version"
 )
 
@@ -46,7 +47,7 @@ func run(args []string) error {
 		syncKey    = fs.String("sync-key", "~/.ssh/id_cluster", "SSH private key used to push data to the sync targets")
 		knownHosts = fs.String("sync-known-hosts", "", "optional known_hosts file checked in addition to the fingerprint each target's agent reports")
 		syncEvery  = fs.Duration("sync-interval", 5*time.Second, "pause between continuous sync cycles")
-		notice     = fs.Duration("preempt-notice", 0, "time from SIGTERM to the node's end: the final flush deadline (default by provider: vast 15s, runpod 5s, nebius 60s)")
+		notice     = fs.Duration("preempt-notice", 0, "time from SIGTERM to the node's end: the final flush deadline (default by provider: "+mesh.NoticeSummary()+")")
 		bwMBps     = fs.Float64("sync-bandwidth-mbps", 0, "per-target bandwidth limit in MB/s (0 = unlimited)")
 	)
 	gf := cli.AddGossipFlags(fs)
@@ -95,7 +96,7 @@ func run(args []string) error {
 	if *inventory != "" {
 		inv, _ = config.LoadFile(*inventory) // already validated above
 	}
-	ephemeral := (cfg.Host != nil && cfg.Host.Ephemeral()) || (cfg.Host == nil && *provider == "vast")
+	ephemeral := (cfg.Host != nil && cfg.Host.Ephemeral()) || (cfg.Host == nil && mesh.EphemeralByDefault(*provider))
 	switch *syncMode {
 	case "on", "auto":
 		if *syncMode == "on" || ephemeral {

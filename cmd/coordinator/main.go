@@ -12,6 +12,8 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sort"
+	"strings"
 	"syscall"
 	"time"
 
@@ -32,16 +34,55 @@ import (
 	"github.com/ringmesh/ringmesh/pkg/version"
 )
 
+// EnvVastWebhookSecret holds the secret of the Vast.ai webhook (the key of
+// its X-Vast-Signature-256 HMAC-SHA256). Set, it enables POST
+// /webhooks/vast on the --http listener. It is read from the environment
+// only (never a flag: argv is readable by every local user), never logged,
+// and removed from the environment once read, so the processes the
+// coordinator starts (the nebius CLI) do not inherit it.
+const EnvVastWebhookSecret = "RINGMESH_VAST_WEBHOOK_SECRET"
+
 func main() {
 	// With --demo this binary also serves as the fake nebius CLI.
 	demo.RunFakeCLIIfInvoked()
-	if err := run(os.Args[1:]); err != nil {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:])
+	stop()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "coordinator:", err)
 		os.Exit(1)
 	}
 }
 
-func run(args []string) error {
+// usageEnv is the environment section of -h: the variables read directly,
+// besides RINGMESH_<FLAG> for every flag.
+func usageEnv(fs *flag.FlagSet) func() {
+	return func() {
+		out := fs.Output()
+		fmt.Fprintf(out, "Usage of %s:\n", fs.Name())
+		fs.PrintDefaults()
+		fmt.Fprintf(out, "\nEnvironment: RINGMESH_<FLAG> sets any flag not given (e.g. RINGMESH_NATS_URL). Read directly, never logged:\n")
+		fmt.Fprintf(out, "  %s\n    \tenables POST /webhooks/vast (HMAC-SHA256 key of X-Vast-Signature-256)\n", EnvVastWebhookSecret)
+		fmt.Fprintf(out, "  RINGMESH_GOSSIP_KEY\n    \tbase64 gossip encryption key (or --gossip-key-file)\n")
+		names := make([]string, 0, len(providers.DefaultCredentialSources))
+		for p, src := range providers.DefaultCredentialSources {
+			names = append(names, fmt.Sprintf("  %s\n    \t%s API credential (or the file %s)", src.Env, p, src.File))
+		}
+		sort.Strings(names)
+		fmt.Fprintln(out, strings.Join(names, "\n"))
+	}
+}
+
+// vastWebhookSecret takes the webhook secret out of the environment
+// (surrounding blanks, as an env file may leave them, are trimmed).
+func vastWebhookSecret() string {
+	s := strings.TrimSpace(os.Getenv(EnvVastWebhookSecret))
+	_ = os.Unsetenv(EnvVastWebhookSecret)
+	return s
+}
+
+// run runs the coordinator until ctx ends (main: SIGINT or SIGTERM).
+func run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("coordinator", flag.ContinueOnError)
 	var (
 		dev          = fs.Bool("dev", false, "development mode: embedded NATS on 127.0.0.1, data under ./ringmesh-data, plus an agent for this machine")
@@ -67,6 +108,7 @@ func run(args []string) error {
 		reconcile    = fs.Duration("reconcile-interval", 30*time.Second, "how often every provider is listed and reconciled with the nodes")
 	)
 	gf := cli.AddGossipFlags(fs)
+	fs.Usage = usageEnv(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -79,6 +121,14 @@ func run(args []string) error {
 	log, err := logging.Stderr(*logFormat, *logLevel)
 	if err != nil {
 		return err
+	}
+	webhookSecret := vastWebhookSecret()
+	if webhookSecret != "" {
+		if *httpAddr == "" {
+			log.Warn().Msg(EnvVastWebhookSecret + " is set but --http is off: the Vast webhook cannot be reached")
+		} else {
+			log.Info().Str("http", *httpAddr).Msg("Vast webhook enabled: POST /webhooks/vast (signature checked with " + EnvVastWebhookSecret + ")")
+		}
 	}
 	if *demoMode {
 		*dev = true
@@ -193,14 +243,12 @@ func run(args []string) error {
 		HTTPAddr:          *httpAddr,
 		Inventory:         inv,
 		Thresholds:        registry.Thresholds{SuspectAfter: *suspectAfter, DeadAfter: *deadAfter},
+		VastWebhookSecret: webhookSecret,
 	}
 	coord, err := coordinator.New(cfg, log)
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-
 	coordErr, agentErr := make(chan error, 1), make(chan error, 1)
 	cctx, cancelCoord := context.WithCancel(context.Background())
 	defer cancelCoord()

@@ -33,6 +33,7 @@ import (
 	"github.com/ringmesh/ringmesh/pkg/mesh"
 	"github.com/ringmesh/ringmesh/pkg/outbox"
 	"github.com/ringmesh/ringmesh/pkg/paths"
+	meshsync "github.com/ringmesh/ringmesh/pkg/sync"
 )
 
 // Config configures an agent. Values from flags and the inventory are
@@ -56,7 +57,9 @@ type Config struct {
 	Version string
 	// Detect configures provider self-detection (endpoints, timeouts).
 	Detect detect.Options
-	// Paths maps host paths onto the local filesystem (tests use a fixture root).
+	// Paths maps host paths onto the local filesystem (tests use a fixture
+	// root). The mount table read for the shared filesystems the node
+	// reports in hello (FilesystemIDs) is Paths.Root + /proc/self/mountinfo.
 	Paths paths.Resolver
 	// ProcessPatterns are watched processes, name → regexp on the command line.
 	ProcessPatterns map[string]string
@@ -466,12 +469,34 @@ func (a *Agent) identify(ctx context.Context) events.Hello {
 	}
 	fp, _ := detect.SSHHostKeyFingerprint(a.cfg.HostKeyPaths...)
 	hostname, _ := os.Hostname()
+	fsIDs := a.sharedFilesystems()
 	return events.Hello{
 		AgentVersion: a.cfg.Version, Boot: a.boot, Hostname: hostname,
 		Provider: provider, ProviderSource: source, InstanceID: res.InstanceID, Role: role, Ephemeral: ephemeral,
-		Paths: a.cfg.Paths.Layout(provider, override, overrides), SSH: ssh, HostKeyFingerprint: fp, GossipAddr: gossip,
+		Paths: a.cfg.Paths.Layout(provider, override, overrides), SSH: ssh, HostKeyFingerprint: fp, GossipAddr: gossip, FilesystemIDs: fsIDs,
 		HeartbeatIntervalSeconds: a.cfg.HeartbeatInterval.Seconds(), GoVersion: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH,
 	}
+}
+
+// sharedFilesystems returns the IDs of the shared (network) filesystems
+// mounted on this node, from its mount table (meshsync.SharedFilesystems),
+// so that the router never picks a node on the same NFS share as a copy.
+// An unreadable mount table is reported and leaves the list empty
+// (unknown); a node without /proc (not Linux) has none to report.
+func (a *Agent) sharedFilesystems() []string {
+	ids, err := meshsync.SharedFilesystems(a.cfg.Paths.Root)
+	if err != nil {
+		ev := a.log.Warn()
+		if runtime.GOOS != "linux" && errors.Is(err, os.ErrNotExist) {
+			ev = a.log.Debug()
+		}
+		ev.Err(err).Msg("cannot read the mount table: shared filesystems unknown, the router cannot tell whether another node shares this one's storage")
+		return nil
+	}
+	if len(ids) > 0 {
+		a.log.Info().Strs("filesystems", ids).Msg("shared filesystems mounted")
+	}
+	return ids
 }
 
 func storageOverrides(s config.StoragePaths) map[paths.Kind]string {

@@ -59,16 +59,9 @@ type TargetSpec struct {
 	Classes     []string `json:"classes,omitempty"`
 }
 
-// DefaultNotice returns the provider's typical termination notice.
-func DefaultNotice(provider string) time.Duration {
-	switch provider {
-	case mesh.ProviderRunPod:
-		return 5 * time.Second
-	case mesh.ProviderNebius:
-		return 60 * time.Second
-	}
-	return 15 * time.Second
-}
+// DefaultNotice returns the provider's typical termination notice: the one
+// table's mesh.PreemptNotice.
+func DefaultNotice(provider string) time.Duration { return mesh.PreemptNotice(provider) }
 
 // DefaultSources protects the node's data paths (host paths resolved through r).
 func DefaultSources(l paths.Layout, r paths.Resolver) []meshsync.Source {

@@ -11,12 +11,25 @@
 //   - A host's provider is its provider: field; the node-name prefix is only
 //     the fallback (mesh.ProviderFromName).
 //   - Node IDs must be subject-safe tokens ([A-Za-z0-9_-]{1,64}).
+//   - YAML anchors, aliases and merge keys are honoured as YAML defines
+//     them (https://yaml.org/type/merge.html): `<<: *base` and
+//     `<<: [*a, *b]` copy the keys of the merged mappings that the mapping
+//     does not set itself, earlier mappings in a list winning over later
+//     ones; a whole host may be an alias (`vast-2: *base`). A merged value is
+//     checked like a written one; its errors and warnings carry the position
+//     where it is written (the anchor), reported once however many hosts
+//     merge it. Top-level keys starting with "x-" are free for anchors
+//     (`x-gpu-defaults: &gpu {...}`) and are otherwise ignored.
+//   - ssh_host is a host name or a bare IPv4/IPv6 address, optionally with a
+//     user@ prefix; a port in it (`host:2222`, `[2001:db8::1]:22`) is
+//     refused: the port belongs in ssh_port.
 package config
 
 import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"reflect"
 	"regexp"
@@ -410,17 +423,142 @@ type parser struct {
 	inv    *Inventory
 	errs   Errors
 	voters *yaml.Node
+	// flat caches the effective key/value pairs of each mapping node, so a
+	// mapping merged into many hosts is expanded once (no alias bombs).
+	flat map[*yaml.Node][]pair
+	// inFlat marks mappings being expanded (a merge cycle is an error).
+	inFlat map[*yaml.Node]bool
+	// reported de-duplicates findings at one source position: content
+	// merged into twenty hosts is one mistake, reported once.
+	reported map[string]bool
 }
 
 func (p *parser) pos(n *yaml.Node) Pos { return Pos{p.file, n.Line, n.Column} }
 
+// once reports whether a finding (kind, position, last field component,
+// message) is new.
+func (p *parser) once(kind string, n *yaml.Node, field, msg string) bool {
+	if p.reported == nil {
+		p.reported = map[string]bool{}
+	}
+	leaf := field
+	if i := strings.LastIndex(field, "."); i >= 0 {
+		leaf = field[i+1:]
+	}
+	k := fmt.Sprintf("%s\x00%d:%d\x00%s\x00%s", kind, n.Line, n.Column, leaf, msg)
+	if p.reported[k] {
+		return false
+	}
+	p.reported[k] = true
+	return true
+}
+
 func (p *parser) errorf(n *yaml.Node, field, format string, args ...any) {
-	p.errs = append(p.errs, &Error{Pos: p.pos(n), Field: field, Msg: fmt.Sprintf(format, args...)})
+	msg := fmt.Sprintf(format, args...)
+	if p.once("error", n, field, msg) {
+		p.errs = append(p.errs, &Error{Pos: p.pos(n), Field: field, Msg: msg})
+	}
 }
 
 func (p *parser) warnf(n *yaml.Node, field, format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	if !p.once("warning", n, field, msg) {
+		return
+	}
 	pos := p.pos(n)
-	p.inv.Warnings = append(p.inv.Warnings, Warning{Pos: pos, Where: pos.String(), Field: field, Msg: fmt.Sprintf(format, args...)})
+	p.inv.Warnings = append(p.inv.Warnings, Warning{Pos: pos, Where: pos.String(), Field: field, Msg: msg})
+}
+
+// pair is one effective key/value of a mapping after merges.
+type pair struct {
+	k, v *yaml.Node
+	// merged is true when the pair came from a << merge, not the mapping itself.
+	merged bool
+}
+
+// deref follows aliases to the node they name.
+func deref(n *yaml.Node) *yaml.Node {
+	for i := 0; n != nil && n.Kind == yaml.AliasNode && n.Alias != nil && i < 100; i++ {
+		n = n.Alias
+	}
+	return n
+}
+
+// isMergeKey reports whether k is the YAML merge key << (plain or tagged
+// !!merge; a quoted "<<" is an ordinary string key), as the yaml package
+// decides it.
+func isMergeKey(k *yaml.Node) bool {
+	return k.Kind == yaml.ScalarNode && k.Value == "<<" && (k.Tag == "" || k.Tag == "!" || k.Tag == "!!merge" || k.Tag == "tag:yaml.org,2002:merge")
+}
+
+// pairs returns the effective key/value pairs of mapping m (an alias is
+// followed): first its own keys in order (duplicates included, for the
+// caller to report), then each key of the merged mappings that is not yet
+// set, in merge order, so that explicit keys win and, in a list of merges,
+// earlier mappings win over later ones (YAML merge key semantics). Bad
+// merge values are reported at their position; field names the mapping.
+func (p *parser) pairs(m *yaml.Node, field string) []pair {
+	m = deref(m)
+	if out, ok := p.flat[m]; ok {
+		return out
+	}
+	if p.flat == nil {
+		p.flat, p.inFlat = map[*yaml.Node][]pair{}, map[*yaml.Node]bool{}
+	}
+	if p.inFlat[m] {
+		p.errorf(m, field, "merge (<<) includes the mapping it is part of")
+		return nil
+	}
+	p.inFlat[m] = true
+	defer delete(p.inFlat, m)
+	var out []pair
+	set := map[string]bool{}
+	var merges []*yaml.Node
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		k, v := m.Content[i], m.Content[i+1]
+		if isMergeKey(k) {
+			merges = append(merges, v)
+			continue
+		}
+		out = append(out, pair{k: k, v: v})
+		set[k.Value] = true
+	}
+	for _, mv := range merges {
+		var srcs []*yaml.Node
+		switch d := deref(mv); {
+		case d.Kind == yaml.MappingNode:
+			srcs = append(srcs, d)
+		case mv.Kind == yaml.AliasNode: // an alias must name a mapping (as the yaml package decides)
+			p.errorf(mv, field+".<<", "merge (<<) needs a mapping or a list of mappings (usually aliases such as *defaults), got an alias to %s", kindName(d))
+		case d.Kind == yaml.SequenceNode:
+			for _, e := range d.Content {
+				if de := deref(e); de.Kind == yaml.MappingNode {
+					srcs = append(srcs, de)
+				} else {
+					p.errorf(e, field+".<<", "a merge list holds mappings (usually aliases such as *defaults), got %s", kindName(de))
+				}
+			}
+		default:
+			p.errorf(mv, field+".<<", "merge (<<) needs a mapping or a list of mappings (usually aliases such as *defaults), got %s", kindName(d))
+		}
+		for _, src := range srcs {
+			inSrc := map[string]*yaml.Node{}
+			for _, sp := range p.pairs(src, field) {
+				if prev, dup := inSrc[sp.k.Value]; dup {
+					p.errorf(sp.k, field+"."+sp.k.Value, "duplicate key (first at line %d)", prev.Line)
+					continue
+				}
+				inSrc[sp.k.Value] = sp.k
+				if set[sp.k.Value] {
+					continue
+				}
+				set[sp.k.Value] = true
+				out = append(out, pair{k: sp.k, v: sp.v, merged: true})
+			}
+		}
+	}
+	p.flat[m] = out
+	return out
 }
 
 // originalSections are top-level sections of the original format that
@@ -432,13 +570,16 @@ var originalSections = map[string]bool{
 
 func (p *parser) root(root *yaml.Node) {
 	seen := map[string]*yaml.Node{}
-	for i := 0; i+1 < len(root.Content); i += 2 {
-		k, v := root.Content[i], root.Content[i+1]
+	for _, kv := range p.pairs(root, "") {
+		k, v := kv.k, kv.v
 		if prev, dup := seen[k.Value]; dup {
 			p.errorf(k, k.Value, "duplicate key (first at line %d)", prev.Line)
 			continue
 		}
 		seen[k.Value] = k
+		if strings.HasPrefix(k.Value, "x-") {
+			continue // a home for anchors (x-gpu-defaults: &gpu {...}); not read
+		}
 		switch k.Value {
 		case "hosts":
 			p.hosts(v)
@@ -494,20 +635,23 @@ func typeErrMsg(err error) string {
 
 // strict decodes a mapping field by field into the struct pointed to by out,
 // so that each wrong type is reported at its own position and unknown fields
-// are warned about (and dropped).
-func (p *parser) strict(v *yaml.Node, path string, out any) map[string]any {
+// are warned about (and kept in the returned map). Merge keys (<<) and
+// aliases are resolved first (see pairs). nodes maps each set field to the
+// node its value came from, for positions in later checks.
+func (p *parser) strict(v *yaml.Node, path string, out any) (extra map[string]any, nodes map[string]*yaml.Node) {
+	v = deref(v)
 	if v.Kind != yaml.MappingNode {
 		if v.Tag == "!!null" {
-			return nil
+			return nil, nil
 		}
 		p.errorf(v, path, "wrong type: expected a mapping, got %s", kindName(v))
-		return nil
+		return nil, nil
 	}
 	fields := yamlFields(reflect.ValueOf(out).Elem())
-	var extra map[string]any
+	nodes = map[string]*yaml.Node{}
 	seen := map[string]*yaml.Node{}
-	for i := 0; i+1 < len(v.Content); i += 2 {
-		k, val := v.Content[i], v.Content[i+1]
+	for _, kv := range p.pairs(v, path) {
+		k, val := kv.k, kv.v
 		fp := path + "." + k.Value
 		if prev, dup := seen[k.Value]; dup {
 			p.errorf(k, fp, "duplicate key (first at line %d)", prev.Line)
@@ -525,19 +669,22 @@ func (p *parser) strict(v *yaml.Node, path string, out any) map[string]any {
 			p.warnf(k, fp, "unknown field (kept, ignored)")
 			continue
 		}
-		if val.Tag == "!!null" {
+		dv := deref(val)
+		if dv.Tag == "!!null" {
 			continue
 		}
+		nodes[k.Value] = dv
 		if f.Kind() == reflect.Struct && f.Type().NumMethod() == 0 && !f.Addr().Type().Implements(reflect.TypeFor[yaml.Unmarshaler]()) {
-			p.strict(val, fp, f.Addr().Interface())
+			p.strict(dv, fp, f.Addr().Interface())
 			continue
 		}
-		p.decode(val, fp, f.Addr().Interface())
+		p.decode(dv, fp, f.Addr().Interface())
 	}
-	return extra
+	return extra, nodes
 }
 
 func kindName(n *yaml.Node) string {
+	n = deref(n)
 	switch n.Kind {
 	case yaml.SequenceNode:
 		return "a list"
@@ -563,12 +710,13 @@ func yamlFields(v reflect.Value) map[string]reflect.Value {
 }
 
 func (p *parser) hosts(v *yaml.Node) {
+	v = deref(v)
 	if v.Kind != yaml.MappingNode {
 		p.errorf(v, "hosts", "wrong type: expected a mapping of node ID to host, got %s", kindName(v))
 		return
 	}
-	for i := 0; i+1 < len(v.Content); i += 2 {
-		k, hv := v.Content[i], v.Content[i+1]
+	for _, kv := range p.pairs(v, "hosts") {
+		k, hv := kv.k, deref(kv.v)
 		name := k.Value
 		path := "hosts." + name
 		if err := mesh.ValidateNodeID(name); err != nil {
@@ -581,38 +729,107 @@ func (p *parser) hosts(v *yaml.Node) {
 		}
 		h := &Host{Name: name, Pos: p.pos(k)}
 		nerr := len(p.errs)
+		var nodes map[string]*yaml.Node
 		if hv.Tag == "!!null" {
 			p.errorf(hv, path, "empty host: expected a mapping of fields")
 		} else {
-			h.Extra = p.strict(hv, path, h)
+			h.Extra, nodes = p.strict(hv, path, h)
 		}
 		if len(p.errs) > nerr {
 			p.inv.Hosts[name] = h // keep for duplicate detection only; Parse fails anyway
 			continue
 		}
+		at := func(field string) *yaml.Node {
+			if n := nodes[field]; n != nil {
+				return n
+			}
+			return hv
+		}
 		if h.Provider != "" {
 			h.Provider = strings.ToLower(h.Provider)
 			h.ProviderExplicit = true
 			if !mesh.KnownProvider(h.Provider) {
-				p.errorf(hv, path+".provider", "unknown provider %q (want one of %s, local, unknown)", h.Provider, strings.Join(mesh.Providers, ", "))
+				p.errorf(at("provider"), path+".provider", "unknown provider %q (want one of %s, local, unknown)", h.Provider, strings.Join(mesh.Providers, ", "))
 			}
 		} else {
 			h.Provider = mesh.ProviderFromName(name)
 		}
 		if h.SSHPort < 0 || h.SSHPort > 65535 {
-			p.errorf(hv, path+".ssh_port", "out of range: %d", h.SSHPort)
+			p.errorf(at("ssh_port"), path+".ssh_port", "out of range: %d", h.SSHPort)
+		}
+		if msg := checkSSHHost(h.SSHHost, h.SSHPort); msg != "" {
+			p.errorf(at("ssh_host"), path+".ssh_host", "%s", msg)
+		}
+		if h.SSHUser != "" && !sshUserRe.MatchString(h.SSHUser) {
+			p.errorf(at("ssh_user"), path+".ssh_user", "%q is not a login name ([A-Za-z0-9_][A-Za-z0-9._-]{0,31})", h.SSHUser)
 		}
 		p.inv.Hosts[name] = h
 	}
 }
 
+var (
+	sshUserRe = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._-]{0,31}$`)
+	// hostNameRe is a DNS name (RFC 1123 labels; '_' tolerated as in
+	// internal names). It has no ':' and no space: the value goes into an
+	// ssh config HostName line and onto ssh's command line.
+	hostNameRe = regexp.MustCompile(`^[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,62}))*\.?$`)
+	portTailRe = regexp.MustCompile(`^(.*):([0-9]+)$`)
+)
+
+// checkSSHHost returns why ssh_host s cannot be used ("" when it can). It
+// accepts [user@]host where host is a DNS name, an IPv4 address or a bare
+// IPv6 address (2001:db8::1; no %zone). A port inside it is refused,
+// since ssh_port is the port's one place: "host:2222" would otherwise
+// become an endpoint host:2222:22. port is the host's ssh_port (0 = unset),
+// quoted in the message.
+func checkSSHHost(s string, port int) string {
+	if s == "" {
+		return ""
+	}
+	host := s
+	if at := strings.LastIndex(host, "@"); at >= 0 {
+		if u := host[:at]; !sshUserRe.MatchString(u) {
+			return fmt.Sprintf("%q: user %q before @ is not a login name", s, u)
+		}
+		host = host[at+1:]
+	}
+	portNote := "ssh_port is not set (22 applies)"
+	if port != 0 {
+		portNote = fmt.Sprintf("ssh_port says %d", port)
+	}
+	if strings.HasPrefix(host, "[") {
+		inner, tail, _ := strings.Cut(strings.TrimPrefix(host, "["), "]")
+		if tail == "" {
+			return fmt.Sprintf("%q: write an IPv6 address bare, without brackets (ssh_host: %s)", s, inner)
+		}
+		return fmt.Sprintf("%q holds a port (%s), and %s: ringmesh takes the port only from ssh_port. Write either `ssh_host: %s` with `ssh_port: %s`, or `ssh_host: %s` alone for port 22", s, strings.TrimPrefix(tail, ":"), portNote, inner, strings.TrimPrefix(tail, ":"), inner)
+	}
+	if a, err := netip.ParseAddr(host); err == nil {
+		if a.Zone() != "" {
+			return fmt.Sprintf("%q: an IPv6 zone (%%%s) cannot be used: ssh config reads %% as a token; use a routable address", s, a.Zone())
+		}
+		return "" // IPv4, or a bare IPv6 literal (its colons are the address's own)
+	}
+	if m := portTailRe.FindStringSubmatch(host); m != nil && !strings.Contains(m[1], ":") {
+		return fmt.Sprintf("%q holds a port (%s), and %s: ringmesh takes the port only from ssh_port. Write either `ssh_host: %s` with `ssh_port: %s`, or `ssh_host: %s` alone for port 22", s, m[2], portNote, m[1], m[2], m[1])
+	}
+	if strings.Contains(host, ":") {
+		return fmt.Sprintf("%q is neither a host name nor an IP address; for IPv6 write the bare address (2001:db8::1) and the port in ssh_port", s)
+	}
+	if !hostNameRe.MatchString(host) || len(host) > 253 {
+		return fmt.Sprintf("%q is not a host name or IP address (letters, digits, '-', '_' and '.')", s)
+	}
+	return ""
+}
+
 func (p *parser) providers(v *yaml.Node) {
+	v = deref(v)
 	if v.Kind != yaml.MappingNode {
 		p.errorf(v, "providers", "wrong type: expected a mapping of provider name to settings, got %s", kindName(v))
 		return
 	}
-	for i := 0; i+1 < len(v.Content); i += 2 {
-		k, sv := v.Content[i], v.Content[i+1]
+	for _, kv := range p.pairs(v, "providers") {
+		k, sv := kv.k, kv.v
 		if !mesh.KnownProvider(k.Value) {
 			p.errorf(k, "providers."+k.Value, "unknown provider (want one of %s)", strings.Join(mesh.Providers, ", "))
 			continue
@@ -623,17 +840,35 @@ func (p *parser) providers(v *yaml.Node) {
 	}
 }
 
+// validate checks p2p_voters against hosts. A voter listed twice is a
+// warning naming it, and counts once (quorum is a majority of the distinct
+// configured voters); a voter that is not a host is an error, since it has
+// no address to reach and would count towards quorum while never voting.
 func (p *parser) validate() {
 	if len(p.errs) > 0 || p.voters == nil {
 		return
 	}
+	items := deref(p.voters).Content
+	first := map[string]int{}
+	var uniq []string
 	for i, n := range p.inv.Voters {
-		if _, ok := p.inv.Hosts[n]; !ok {
-			at := p.voters
-			if i < len(p.voters.Content) {
-				at = p.voters.Content[i]
+		at := p.voters
+		if i < len(items) {
+			at = items[i]
+		}
+		if j, dup := first[n]; dup {
+			line := p.voters.Line
+			if j < len(items) {
+				line = deref(items[j]).Line
 			}
+			p.warnf(at, "p2p_voters", "voter %q is listed twice (first at line %d); it counts once", n, line)
+			continue
+		}
+		first[n] = i
+		uniq = append(uniq, n)
+		if _, ok := p.inv.Hosts[n]; !ok {
 			p.errorf(at, "p2p_voters", "names host %q, which is not in hosts:", n)
 		}
 	}
+	p.inv.Voters = uniq
 }

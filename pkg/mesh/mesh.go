@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"time"
 )
 
 var nodeIDRe = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
@@ -67,12 +68,94 @@ func ProviderFromName(node string) string {
 	return ProviderUnknown
 }
 
-// EphemeralByDefault is the provider half of the one "ephemeral" definition:
-// a host's explicit is_ephemeral wins; otherwise only Vast.ai instances are
-// ephemeral by nature (interruptible, 15–30 s notice). RunPod pods keep a
-// persistent /workspace and Nebius VMs are on-demand unless a host says
-// is_ephemeral: true (spot/community pods, preemptible VMs).
-func EphemeralByDefault(provider string) bool { return provider == ProviderVast }
+// ProviderFacts are the static facts about a cloud that config, the
+// providers, the agent and the coordinator act on. They are written once, in
+// the providerFacts table below; every other package asks Facts (or
+// EphemeralByDefault / PreemptNotice) instead of restating them, and a test
+// (TestProviderFactsHaveOneDefinition) fails on a second definition.
+type ProviderFacts struct {
+	// Ephemeral: an instance of this provider can vanish with little or no
+	// notice by its nature, so a host of it is ephemeral unless its inventory
+	// entry says otherwise (DESIGN §2: explicit is_ephemeral wins, else this).
+	// A provider whose instances are only sometimes interruptible (RunPod
+	// spot/community pods, Nebius preemptible VMs) is false here; those hosts
+	// say is_ephemeral: true, or the provider reports the instance as
+	// interruptible.
+	Ephemeral bool
+	// Notice is the documented time from the provider's termination signal
+	// (SIGTERM, outbid, preemption) to the end of the instance; 0 when the
+	// provider documents no figure (PreemptNotice then uses FallbackNotice).
+	Notice time.Duration
+}
+
+// providerFacts is the one table of provider facts. Sources, per provider,
+// are the providers' documentation as collected in the project's provider
+// API notes:
+var providerFacts = map[string]ProviderFacts{
+	// Vast.ai: interruptible (bid) instances are stopped when outbid and the
+	// marketplace gives no guarantee on any instance, so every Vast host is
+	// ephemeral. Vast documents no in-container advance notice; the original
+	// system's documentation states "15–30 s termination notice", of which
+	// the lower bound is taken.
+	ProviderVast: {Ephemeral: true, Notice: 15 * time.Second},
+	// RunPod: on-demand pods keep a persistent /workspace volume (not
+	// ephemeral); spot/interruptible pods "can be terminated with only a
+	// 5-second warning (SIGTERM, then SIGKILL)" (RunPod docs, until removed
+	// 2026-05-06).
+	ProviderRunPod: {Ephemeral: false, Notice: 5 * time.Second},
+	// Lambda Cloud: on-demand instances, no stop; status "preempted" exists
+	// (API 1.10.0) but no notice figure is documented.
+	ProviderLambda: {Ephemeral: false},
+	// Vultr: on-demand instances, billed until destroyed; no preemption.
+	ProviderVultr: {Ephemeral: false},
+	// Hetzner Cloud: on-demand servers, billed until deleted; no preemption.
+	ProviderHetzner: {Ephemeral: false},
+	// Nebius: on-demand VMs are not ephemeral; preemptible VMs get "SIGTERM
+	// 60 s before stopping, then SIGKILL" (docs.nebius.com,
+	// compute/virtual-machines/preemptible).
+	ProviderNebius: {Ephemeral: false, Notice: 60 * time.Second},
+}
+
+// FallbackNotice is the flush deadline used for a provider that documents
+// no notice figure (Lambda, Vultr, Hetzner, local, unknown): 15 s, the
+// shortest figure documented for a provider that gives none in-container
+// (Vast, above).
+const FallbackNotice = 15 * time.Second
+
+// Facts returns the facts of provider p (the zero value for local, unknown
+// and names that are not providers: not ephemeral, no documented notice).
+func Facts(p string) ProviderFacts { return providerFacts[p] }
+
+// EphemeralByDefault is the provider half of the one "ephemeral" definition
+// (DESIGN §2): a host's explicit is_ephemeral wins; otherwise
+// Facts(provider).Ephemeral.
+func EphemeralByDefault(provider string) bool { return Facts(provider).Ephemeral }
+
+// PreemptNotice is the time from a termination signal to the node's end
+// that the agent plans its final flush for, and the deadline the
+// coordinator announces: Facts(provider).Notice, else FallbackNotice.
+func PreemptNotice(provider string) time.Duration {
+	if n := Facts(provider).Notice; n > 0 {
+		return n
+	}
+	return FallbackNotice
+}
+
+// NoticeSummary describes PreemptNotice for help texts, e.g.
+// "vast 15s, runpod 5s, nebius 60s, else 15s".
+func NoticeSummary() string {
+	var parts []string
+	for _, p := range Providers {
+		if n := Facts(p).Notice; n > 0 {
+			parts = append(parts, fmt.Sprintf("%s %ds", p, n/time.Second))
+		}
+	}
+	return strings.Join(append(parts, fmt.Sprintf("else %ds", FallbackNotice/time.Second)), ", ")
+}
+
+// NoticeSeconds is Notice in whole seconds (0 = no documented figure), the
+// unit of providers.Capabilities.NoticeSeconds.
+func (f ProviderFacts) NoticeSeconds() int { return int(f.Notice / time.Second) }
 
 // NodeState is the registry's state of a node (docs/ARCHITECTURE.md §5).
 type NodeState string

@@ -116,8 +116,8 @@ type Capabilities struct {
 	CanStop           bool `json:"can_stop"`            // false for Lambda (terminate only)
 	CanStart          bool `json:"can_start"`           // start a stopped instance
 	BillsWhileStopped bool `json:"bills_while_stopped"` // Vultr, Hetzner
-	Ephemeral         bool `json:"ephemeral"`           // instances may vanish with little notice (Vast, RunPod spot)
-	NoticeSeconds     int  `json:"notice_seconds"`      // typical termination notice, seconds (0 = none/unknown)
+	Ephemeral         bool `json:"ephemeral"`           // instances may vanish with little notice by the cloud's nature (mesh.Facts)
+	NoticeSeconds     int  `json:"notice_seconds"`      // documented termination notice, seconds (0 = none/unknown; mesh.Facts)
 }
 
 // Provider is one cloud account. All methods that do I/O take a context and

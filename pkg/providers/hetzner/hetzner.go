@@ -37,6 +37,7 @@ import (
 	"github.com/hetznercloud/hcloud-go/v2/hcloud"
 	"github.com/rs/zerolog"
 
+	"github.com/ringmesh/ringmesh/pkg/mesh"
 	"github.com/ringmesh/ringmesh/pkg/providers"
 )
 
@@ -141,7 +142,7 @@ func (p *Provider) Guard() *VoterGuard { return p.guard }
 // Capabilities: power on/off supported; powered-off servers keep billing
 // (Hetzner bills until deletion); servers are not ephemeral.
 func (p *Provider) Capabilities() providers.Capabilities {
-	return providers.Capabilities{CanStop: true, CanStart: true, BillsWhileStopped: true}
+	return providers.Capabilities{CanStop: true, CanStart: true, BillsWhileStopped: true, Ephemeral: mesh.Facts(mesh.ProviderHetzner).Ephemeral, NoticeSeconds: mesh.Facts(mesh.ProviderHetzner).NoticeSeconds()}
 }
 
 // List returns every server of the project, all pages (50 per page). Any page

@@ -57,6 +57,7 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/time/rate"
 
+	"github.com/ringmesh/ringmesh/pkg/mesh"
 	"github.com/ringmesh/ringmesh/pkg/providers"
 	"github.com/ringmesh/ringmesh/pkg/providers/internal/restapi"
 )
@@ -132,7 +133,7 @@ func (c *Client) Name() string { return Name }
 
 // Capabilities: terminate only; on-demand instances are not ephemeral.
 func (c *Client) Capabilities() providers.Capabilities {
-	return providers.Capabilities{CanStop: false, CanStart: false}
+	return providers.Capabilities{CanStop: false, CanStart: false, Ephemeral: mesh.Facts(mesh.ProviderLambda).Ephemeral, NoticeSeconds: mesh.Facts(mesh.ProviderLambda).NoticeSeconds()}
 }
 
 // List returns the account's instances.

@@ -49,6 +49,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/ringmesh/ringmesh/pkg/mesh"
 	"github.com/ringmesh/ringmesh/pkg/providers"
 )
 
@@ -210,7 +211,7 @@ func (p *Provider) Mode() Mode { return p.mode }
 // flagged per instance, see IsPreemptible); NoticeSeconds is the preemption notice (60 s).
 func (p *Provider) Capabilities() providers.Capabilities {
 	cli := p.mode == ModeCLI
-	return providers.Capabilities{CanStop: cli, CanStart: cli, BillsWhileStopped: false, NoticeSeconds: 60}
+	return providers.Capabilities{CanStop: cli, CanStart: cli, BillsWhileStopped: false, Ephemeral: mesh.Facts(mesh.ProviderNebius).Ephemeral, NoticeSeconds: mesh.Facts(mesh.ProviderNebius).NoticeSeconds()}
 }
 
 // List returns every instance of the project (all pages), or the config inventory.

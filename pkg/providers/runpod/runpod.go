@@ -61,6 +61,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/ringmesh/ringmesh/pkg/mesh"
 	"github.com/ringmesh/ringmesh/pkg/providers"
 	"github.com/ringmesh/ringmesh/pkg/providers/internal/restapi"
 )
@@ -115,7 +116,7 @@ func (c *Client) Name() string { return Name }
 // Capabilities: pods stop and start; a stopped pod bills only its volume;
 // community and spot pods may vanish with a ~5 s warning.
 func (c *Client) Capabilities() providers.Capabilities {
-	return providers.Capabilities{CanStop: true, CanStart: true, Ephemeral: true, NoticeSeconds: 5}
+	return providers.Capabilities{CanStop: true, CanStart: true, Ephemeral: mesh.Facts(mesh.ProviderRunPod).Ephemeral, NoticeSeconds: mesh.Facts(mesh.ProviderRunPod).NoticeSeconds()}
 }
 
 // List returns every pod of the account.

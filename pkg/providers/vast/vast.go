@@ -81,6 +81,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/ringmesh/ringmesh/pkg/mesh"
 	"github.com/ringmesh/ringmesh/pkg/providers"
 	"github.com/ringmesh/ringmesh/pkg/providers/internal/restapi"
 )
@@ -147,7 +148,7 @@ func (c *Client) Name() string { return Name }
 // costs only storage, and instances may vanish or be paused (outbid) with no
 // notice.
 func (c *Client) Capabilities() providers.Capabilities {
-	return providers.Capabilities{CanStop: true, CanStart: true, Ephemeral: true}
+	return providers.Capabilities{CanStop: true, CanStart: true, Ephemeral: mesh.Facts(mesh.ProviderVast).Ephemeral, NoticeSeconds: mesh.Facts(mesh.ProviderVast).NoticeSeconds()}
 }
 
 type listPage struct {

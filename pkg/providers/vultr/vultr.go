@@ -35,6 +35,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/vultr/govultr/v3"
 
+	"github.com/ringmesh/ringmesh/pkg/mesh"
 	"github.com/ringmesh/ringmesh/pkg/providers"
 )
 
@@ -138,7 +139,7 @@ func (p *Provider) Name() string { return Name }
 // Capabilities: stop (halt) and start are supported; halted instances keep
 // billing (docs.vultr.com billing page); instances are not ephemeral.
 func (p *Provider) Capabilities() providers.Capabilities {
-	return providers.Capabilities{CanStop: true, CanStart: true, BillsWhileStopped: true}
+	return providers.Capabilities{CanStop: true, CanStart: true, BillsWhileStopped: true, Ephemeral: mesh.Facts(mesh.ProviderVultr).Ephemeral, NoticeSeconds: mesh.Facts(mesh.ProviderVultr).NoticeSeconds()}
 }
 
 // List returns every instance of the account, following meta.links.next
