@@ -148,6 +148,11 @@ var (
 	ErrRetired       = errors.New("provider is retired")
 	ErrUnknownName   = errors.New("unknown provider")
 	ErrCircuitOpen   = errors.New("circuit breaker open")
+	// ErrUnconfirmed: the provider accepted a mutation but its answer does
+	// not show it applied (Lambda's terminate answering
+	// "terminated_instances": []). The caller confirms with Get before it
+	// reports the operation done. Comes wrapped in an *Error of KindUnconfirmed.
+	ErrUnconfirmed = errors.New("provider accepted the request but its answer does not confirm it")
 )
 
 // ErrorKind classifies a failed API call for the retry policy.
@@ -162,6 +167,9 @@ const (
 	KindNotFound    ErrorKind = "not_found"
 	KindConflict    ErrorKind = "conflict" // invalid state transition (RunPod 409, ...)
 	KindInvalid     ErrorKind = "invalid"  // 4xx other than the above, malformed body
+	// KindUnconfirmed: a 2xx answer to a mutation that does not show the
+	// mutation applied; not retried (it may have been), confirm with Get.
+	KindUnconfirmed ErrorKind = "unconfirmed"
 )
 
 // Error is an API failure with enough detail to decide on a retry.
