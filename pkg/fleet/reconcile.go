@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -270,6 +271,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, nodes []registry.Record) Rep
 		st.status.Unconfirmed = sortedKeys(st.unknown)
 		next := make(map[string]providers.Instance, len(list)+len(stale))
 		for _, inst := range list {
+			inst = named(inst, links[key(res.name, inst.ID)])
 			next[inst.ID] = inst
 			if prev, ok := st.instances[inst.ID]; ok {
 				changes = append(changes, endpointChanges(prev, inst, links[key(res.name, inst.ID)], res.at)...)
@@ -299,6 +301,21 @@ func (r *Reconciler) Reconcile(ctx context.Context, nodes []registry.Record) Rep
 	r.last = r.build(links, nodes)
 	r.last.EndpointChanges = changes
 	return r.last
+}
+
+// named fills an instance's empty name (Vast's label is null until someone
+// sets it): the node the inventory (or an agent) links to that instance ID,
+// else "<provider>-<id>" (the inventory's naming convention, e.g. vast-31337001).
+func named(inst providers.Instance, node string) providers.Instance {
+	if strings.TrimSpace(inst.Name) != "" {
+		return inst
+	}
+	if node != "" {
+		inst.Name = node
+	} else {
+		inst.Name = inst.Provider + "-" + inst.ID
+	}
+	return inst
 }
 
 // confirm asks the provider for one instance by ID.

@@ -158,3 +158,49 @@ func mustJSON(t *testing.T, fake *vastfake.Server, id int64) string {
 	}
 	return string(show.Instances)
 }
+
+// Vast's label is null until set: the name falls back to the inventory's node
+// for that instance ID, else vast-<id>; public_ipaddr and ssh_host come with
+// stray whitespace and are trimmed before they become endpoints.
+func TestReconcileVastNullLabelAndPaddedAddresses(t *testing.T) {
+	fake := vastfake.New(vastfake.Options{})
+	t.Cleanup(fake.Close)
+	linked := vastfake.SeedInstance(31337001, "")
+	linked.Label = nil
+	linked.PublicIPAddr = " 203.0.113.45\n"
+	linked.SSHHost = "ssh5.vast.ai "
+	fake.Add(linked)
+	lonely := vastfake.SeedInstance(31337002, "")
+	lonely.Label = nil
+	fake.Add(lonely)
+	inv, err := config.Parse("t.yaml", []byte("hosts:\n  trainer-a: {provider: vast, ssh_host: ssh5.vast.ai, ssh_port: 10600, vast_instance_id: \"31337001\"}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := vast.New(vast.Options{BaseURL: fake.URL(), APIKey: fake.APIKey()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := providers.NewRegistry()
+	reg.Register(c)
+	rep := NewReconciler(reg, inv, nil, zerolog.Nop(), nil).Reconcile(context.Background(), nil)
+	byID := map[string]InstanceView{}
+	for _, iv := range rep.Instances {
+		byID[iv.ID] = iv
+	}
+	a, b := byID["31337001"], byID["31337002"]
+	if a.Name != "trainer-a" || a.Node != "trainer-a" {
+		t.Errorf("linked instance with null label: name %q node %q, want trainer-a", a.Name, a.Node)
+	}
+	if b.Name != "vast-31337002" {
+		t.Errorf("unlinked instance with null label: name %q, want vast-31337002", b.Name)
+	}
+	if a.PublicIP != "203.0.113.45" {
+		t.Errorf("public_ipaddr not trimmed: %q", a.PublicIP)
+	}
+	d, okD := a.Endpoint(providers.EndpointDirect)
+	p, okP := a.Endpoint(providers.EndpointProxy)
+	if !okD || d.Host != "203.0.113.45" || d.Port != 40001 || !okP || p.Host != "ssh5.vast.ai" {
+		t.Errorf("endpoints from padded strings: %+v", a.SSH)
+	}
+}

@@ -11,6 +11,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"regexp"
+	"strings"
 	"time"
 )
 
@@ -211,4 +214,23 @@ func KindOf(err error) ErrorKind {
 		return pe.Kind
 	}
 	return ""
+}
+
+// hostRe is what an SSH endpoint host may look like: a DNS name or an IPv4
+// or IPv6 literal (letters, digits, '.', '-', ':'), at most 253 characters.
+var hostRe = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.:-]{0,251}[A-Za-z0-9])?$`)
+
+// CleanHost trims whitespace from a host string that an API returned and
+// checks it against the endpoint-host pattern (DNS name or IP literal), so
+// no newline, space or option-like text reaches an ssh config or argv. It
+// returns "" and false for anything else (the endpoint is then unknown).
+func CleanHost(s string) (string, bool) {
+	s = strings.TrimSpace(s)
+	if s == "" || !hostRe.MatchString(s) {
+		return "", false
+	}
+	if strings.Contains(s, ":") && net.ParseIP(s) == nil {
+		return "", false
+	}
+	return s, true
 }
