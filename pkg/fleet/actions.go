@@ -130,10 +130,13 @@ func Act(ctx context.Context, provs *providers.Registry, inv *config.Inventory, 
 		return res, fmt.Errorf("%w: %s is retired (%s): %s refused", providers.ErrRetired, prov, why, req.Op)
 	}
 	destructive := req.Op != OpStart
-	if destructive && inv != nil && inv.IsVoter(req.Node) {
-		if !req.Force {
-			return res, fmt.Errorf("%w: %s is a voter (p2p_voters); stopping or terminating a voter needs an explicit override (--force)", ErrRefused, req.Node)
-		}
+	if destructive && inv != nil && inv.IsVoter(req.Node) && !req.Force {
+		return res, fmt.Errorf("%w: %s is a voter (p2p_voters); stopping or terminating a voter needs an explicit override (--force)", ErrRefused, req.Node)
+	}
+	if destructive && req.Force {
+		// The explicit override also reaches the provider: Hetzner refuses on
+		// its own to stop or terminate a server its labels mark a voter or
+		// with delete/rebuild protection, unless the context carries it.
 		ctx = hetzner.WithOverride(ctx, "operator override: "+req.Reason)
 	}
 	if destructive {

@@ -2,14 +2,19 @@ package fleet
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
 	"golang.org/x/time/rate"
 
 	"github.com/ringmesh/ringmesh/pkg/config"
 	"github.com/ringmesh/ringmesh/pkg/providers"
+	"github.com/ringmesh/ringmesh/pkg/providers/hetzner"
+	"github.com/ringmesh/ringmesh/pkg/providers/hetzner/hetznerfake"
 	"github.com/ringmesh/ringmesh/pkg/providers/lambda"
 	"github.com/ringmesh/ringmesh/pkg/providers/lambda/lambdafake"
 	"github.com/ringmesh/ringmesh/pkg/registry"
@@ -89,5 +94,36 @@ func TestTerminateListedIsDoneWithoutGet(t *testing.T) {
 	}
 	if n := fake.CountCalls("GET", "/instances/"); n != 0 {
 		t.Errorf("%d gets after a confirmed terminate", n)
+	}
+}
+
+// A Hetzner server labelled ringmesh.io/role=voter but not in p2p_voters:
+// a stop without --force is refused by the provider before any mutating
+// call; with --force the override reaches it and the stop is done.
+func TestActLabelledHetznerVoterNeedsForce(t *testing.T) {
+	fake := hetznerfake.New(hetznerfake.Options{Token: "tok"})
+	t.Cleanup(fake.Close)
+	n := fake.Seed(hetznerfake.SeedServer{Name: "cpu-x", Labels: map[string]string{hetzner.VoterLabel: hetzner.VoterLabelValue}})[0]
+	p, err := hetzner.New(hetzner.Options{Token: "tok", Endpoint: fake.URL(), PollInterval: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := providers.NewRegistry()
+	reg.Register(p)
+	inv, err := config.Parse("t.yaml", []byte(fmt.Sprintf("hosts:\n  cpu-x: {provider: hetzner, ssh_host: 203.0.113.7, hetzner_id: \"%d\"}\n", n)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &registry.Record{Node: "cpu-x", RPO: eventsRPO(0, 0)}
+	_, err = Act(context.Background(), reg, inv, rec, ActionRequest{Node: "cpu-x", Op: OpStop}, 0, nil, nil)
+	if !errors.Is(err, hetzner.ErrProtected) {
+		t.Fatalf("stop of a labelled voter without --force: %v", err)
+	}
+	if c := fake.CountCalls("POST", ""); c != 0 {
+		t.Fatalf("%d mutating calls without the override", c)
+	}
+	res, err := Act(context.Background(), reg, inv, rec, ActionRequest{Node: "cpu-x", Op: OpStop, Force: true, Reason: "replace"}, 0, nil, nil)
+	if err != nil || res.Outcome != OutcomeDone {
+		t.Fatalf("forced stop: %+v %v", res, err)
 	}
 }

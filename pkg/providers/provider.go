@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"net"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -55,8 +56,10 @@ type SSHEndpoint struct {
 	User string       `json:"user"`
 }
 
-// String renders user@host:port.
-func (e SSHEndpoint) String() string { return fmt.Sprintf("%s@%s:%d", e.User, e.Host, e.Port) }
+// String renders user@host:port (an IPv6 host in brackets: user@[2001:db8::1]:22).
+func (e SSHEndpoint) String() string {
+	return e.User + "@" + net.JoinHostPort(e.Host, strconv.Itoa(e.Port))
+}
 
 // Price is what an instance costs per hour in the provider's currency.
 type Price struct {
