@@ -48,7 +48,7 @@ func (c *Coordinator) ReconcileNow(ctx context.Context) fleet.Report {
 			RawState: iv.RawState, Interrupted: iv.Interrupted, SeenAt: rep.At}, now)...)
 	}
 	for _, gone := range rep.AgentsWithoutInstances {
-		if rec, ok := c.reg.Get(gone.Node); ok && rec.InstanceID != "" && strings.Contains(gone.Reason, "not in") {
+		if rec, ok := c.reg.Get(gone.Node); ok && rec.InstanceID != "" && gone.Gone { // confirmed by a get, never by a list alone
 			trs = append(trs, c.reg.ApplyInstance(gone.Node, registry.InstanceInfo{Provider: gone.Provider, ID: rec.InstanceID, Gone: true, SeenAt: rep.At}, now)...)
 		}
 	}

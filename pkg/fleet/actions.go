@@ -43,10 +43,21 @@ type ActionResult struct {
 	Op         string `json:"op"`
 	DryRun     bool   `json:"dry_run"`
 	Applied    bool   `json:"applied"`
-	Message    string `json:"message"`
+	// Outcome of an applied call: OutcomeDone, or for a terminate whose
+	// answer did not confirm it, what a get by ID said afterwards
+	// (OutcomePending, OutcomeUnknown). "" when nothing was applied.
+	Outcome string `json:"outcome,omitempty"`
+	Message string `json:"message"`
 	// Term is the leader term the decision was taken under (0 = single coordinator).
 	Term uint64 `json:"term,omitempty"`
 }
+
+// Outcomes of an applied provider call (ActionResult.Outcome).
+const (
+	OutcomeDone    = "done"    // the provider's answer (or a get) confirms it
+	OutcomePending = "pending" // accepted; a get still shows the instance, not yet terminating
+	OutcomeUnknown = "unknown" // accepted, unconfirmed, and the confirming get failed
+)
 
 // ErrRefused wraps every gate refusal.
 var ErrRefused = errors.New("refused")
@@ -119,10 +130,13 @@ func Act(ctx context.Context, provs *providers.Registry, inv *config.Inventory, 
 		return res, fmt.Errorf("%w: %s is retired (%s): %s refused", providers.ErrRetired, prov, why, req.Op)
 	}
 	destructive := req.Op != OpStart
-	if destructive && inv != nil && inv.IsVoter(req.Node) {
-		if !req.Force {
-			return res, fmt.Errorf("%w: %s is a voter (p2p_voters); stopping or terminating a voter needs an explicit override (--force)", ErrRefused, req.Node)
-		}
+	if destructive && inv != nil && inv.IsVoter(req.Node) && !req.Force {
+		return res, fmt.Errorf("%w: %s is a voter (p2p_voters); stopping or terminating a voter needs an explicit override (--force)", ErrRefused, req.Node)
+	}
+	if destructive && req.Force {
+		// The explicit override also reaches the provider: Hetzner refuses on
+		// its own to stop or terminate a server its labels mark a voter or
+		// with delete/rebuild protection, unless the context carries it.
 		ctx = hetzner.WithOverride(ctx, "operator override: "+req.Reason)
 	}
 	if destructive {
@@ -154,19 +168,59 @@ func Act(ctx context.Context, provs *providers.Registry, inv *config.Inventory, 
 	case OpTerminate:
 		err = p.Terminate(ctx, id)
 	}
+	res.Outcome = OutcomeDone
+	var note string
+	if req.Op == OpTerminate && errors.Is(err, providers.ErrUnconfirmed) {
+		res.Outcome, note = confirmTerminate(ctx, p, id)
+		err = nil
+	}
 	outcome := with(detail, "phase", "result")
 	if err != nil {
 		outcome["error"] = err.Error()
+	} else {
+		outcome["outcome"] = res.Outcome
+		if note != "" {
+			outcome["confirmation"] = note
+		}
 	}
 	if audit != nil {
 		audit(ctx, base+":result:"+fmt.Sprint(time.Now().UnixNano()), events.Audit{Kind: "provider_call", Node: req.Node, Cause: req.Reason, Actor: req.Actor, Detail: outcome})
 	}
 	if err != nil {
+		res.Outcome = ""
 		return res, err
 	}
 	res.Applied = true
-	res.Message = fmt.Sprintf("%s %s instance %s of node %s: done", req.Op, prov, id, req.Node)
+	switch res.Outcome {
+	case OutcomeDone:
+		res.Message = fmt.Sprintf("%s %s instance %s of node %s: done", req.Op, prov, id, req.Node)
+		if note != "" {
+			res.Message += " (" + note + ")"
+		}
+	default:
+		res.Message = fmt.Sprintf("%s %s instance %s of node %s: %s, not confirmed: %s", req.Op, prov, id, req.Node, res.Outcome, note)
+	}
 	return res, nil
+}
+
+// confirmTerminate asks the provider, by a get, what became of an instance
+// whose terminate answer did not confirm it: a real not-found, the state
+// terminated, or stopping on a cloud that cannot stop (Lambda "terminating")
+// is done; any other state is
+// pending; a failed get leaves it unknown.
+func confirmTerminate(ctx context.Context, p providers.Provider, id string) (outcome, note string) {
+	inst, err := p.Get(ctx, id)
+	switch {
+	case errors.Is(err, providers.ErrNotFound):
+		return OutcomeDone, "confirmed by get: the instance no longer exists"
+	case err != nil:
+		return OutcomeUnknown, "the provider's answer did not list the instance as terminated and the confirming get failed: " + err.Error()
+	case inst.State == providers.StateTerminated,
+		// On a cloud that cannot stop (Lambda), stopping can only mean terminating.
+		inst.State == providers.StateStopping && !p.Capabilities().CanStop:
+		return OutcomeDone, fmt.Sprintf("confirmed by get: instance is %s (%s)", inst.State, inst.RawState)
+	}
+	return OutcomePending, fmt.Sprintf("the provider's answer did not list the instance as terminated and a get still shows it %s (%s)", inst.State, inst.RawState)
 }
 
 func with(m map[string]string, k, v string) map[string]string {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -37,6 +38,9 @@ type ProviderStatus struct {
 	LastAttempt time.Time `json:"last_attempt,omitempty"`
 	LastOK      time.Time `json:"last_ok,omitempty"`
 	Instances   int       `json:"instances"`
+	// Unconfirmed lists instance IDs that the latest list left out and whose
+	// Get failed: their state is unknown (last known view kept, marked stale).
+	Unconfirmed []string `json:"unconfirmed,omitempty"`
 }
 
 // NodeIssue is a node whose instance could not be matched.
@@ -44,6 +48,9 @@ type NodeIssue struct {
 	Node     string `json:"node"`
 	Provider string `json:"provider"`
 	Reason   string `json:"reason"`
+	// Gone is true only when the provider confirmed, by a Get by ID answering
+	// a real not-found, that the node's instance does not exist.
+	Gone bool `json:"gone,omitempty"`
 }
 
 // EndpointChange is an SSH endpoint that moved between two reconciles
@@ -80,7 +87,9 @@ func (r Report) Instance(node string) (InstanceView, bool) {
 
 type provState struct {
 	status    ProviderStatus
-	instances map[string]providers.Instance // by ID, from the last successful list
+	instances map[string]providers.Instance // by ID, from the last successful list (plus stale unconfirmed ones)
+	gone      map[string]bool               // missing from the list, and Get said not found
+	unknown   map[string]string             // missing from the list, and Get failed: why
 }
 
 // Reconciler lists every configured provider and links instances to nodes.
@@ -111,15 +120,37 @@ func (r *Reconciler) Providers() *providers.Registry { return r.provs }
 // Inventory returns the inventory (may be nil).
 func (r *Reconciler) Inventory() *config.Inventory { return r.inv }
 
+// confirmConcurrency bounds the Get calls that confirm missing instances.
+const confirmConcurrency = 4
+
+// confirmation is what a Get by ID said about an instance the list left out.
+type confirmation struct {
+	inst  *providers.Instance // found: the list was wrong
+	gone  bool                // a real not-found: the instance does not exist
+	err   error               // anything else: the instance's state is unknown
+	cause string
+}
+
 // Reconcile lists every provider (concurrently, each under ctx) and
 // returns the new report. A provider whose list fails keeps its last known
 // instances, marked stale, and its state becomes "error": nothing is guessed.
+//
+// A list is never taken as proof that an instance is gone. Every instance
+// that is expected but missing from a successful list (one that the previous
+// list had, or one that an active node of that provider is linked to) is
+// confirmed by a Get by ID before anything changes: found means the list was
+// wrong and the Get's view is used; a typed not-found (errors.Is
+// providers.ErrNotFound) means it is gone (NodeIssue.Gone); any other answer
+// means unknown: the last known view is kept, marked stale, and the node's
+// issue says unknown. So a list answered as {"instances": null}, empty while
+// twenty nodes are alive, or one row short flips nothing by itself.
 func (r *Reconciler) Reconcile(ctx context.Context, nodes []registry.Record) Report {
 	type result struct {
-		name string
-		list []providers.Instance
-		err  error
-		at   time.Time
+		name   string
+		list   []providers.Instance
+		err    error
+		at     time.Time
+		checks map[string]confirmation // missing instance ID -> what Get said
 	}
 	names := r.provs.Names()
 	results := make(chan result, len(names))
@@ -139,12 +170,69 @@ func (r *Reconciler) Reconcile(ctx context.Context, nodes []registry.Record) Rep
 	}
 	wg.Wait()
 	close(results)
+	var all []*result
+	for res := range results {
+		all = append(all, &res)
+	}
+
+	// Which instances each provider should still have.
+	r.mu.Lock()
+	expected := r.expected(nodes)
+	r.mu.Unlock()
+	sem := make(chan struct{}, confirmConcurrency)
+	var cmu sync.Mutex
+	for _, res := range all {
+		if res.err != nil {
+			continue
+		}
+		listed := make(map[string]bool, len(res.list))
+		for _, inst := range res.list {
+			listed[inst.ID] = true
+		}
+		var missing []string
+		for id := range expected[res.name] {
+			if !listed[id] {
+				missing = append(missing, id)
+			}
+		}
+		if len(missing) == 0 {
+			continue
+		}
+		sort.Strings(missing)
+		p, err := r.provs.Get(res.name)
+		if err != nil {
+			continue
+		}
+		res.checks = make(map[string]confirmation, len(missing))
+		r.log.Warn().Str("provider", res.name).Int("listed", len(res.list)).Strs("missing", missing).
+			Msg("list leaves out expected instances; confirming each by get before any state change")
+		for _, id := range missing {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				select {
+				case sem <- struct{}{}:
+					defer func() { <-sem }()
+				case <-ctx.Done():
+					cmu.Lock()
+					res.checks[id] = confirmation{err: ctx.Err(), cause: ctx.Err().Error()}
+					cmu.Unlock()
+					return
+				}
+				c := confirm(ctx, p, id)
+				cmu.Lock()
+				res.checks[id] = c
+				cmu.Unlock()
+			}()
+		}
+	}
+	wg.Wait()
 
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	links := linkIndex(r.inv, nodes)
 	var changes []EndpointChange
-	for res := range results {
+	for _, res := range all {
 		st := r.state[res.name]
 		if st == nil {
 			st = &provState{status: ProviderStatus{Name: res.name}}
@@ -161,8 +249,29 @@ func (r *Reconciler) Reconcile(ctx context.Context, nodes []registry.Record) Rep
 			continue
 		}
 		st.status.State, st.status.Error, st.status.LastOK = "ok", "", res.at
-		next := make(map[string]providers.Instance, len(res.list))
-		for _, inst := range res.list {
+		list := res.list
+		st.gone, st.unknown = map[string]bool{}, map[string]string{}
+		var stale []providers.Instance
+		for _, id := range sortedKeys(res.checks) {
+			c := res.checks[id]
+			switch {
+			case c.inst != nil:
+				r.log.Warn().Str("provider", res.name).Str("instance", id).Msg("instance missing from the list exists (get found it): the list was incomplete")
+				list = append(list, *c.inst)
+			case c.gone:
+				st.gone[id] = true
+			default:
+				st.unknown[id] = c.cause
+				r.log.Warn().Str("provider", res.name).Str("instance", id).Err(c.err).Msg("instance missing from the list and get failed: state unknown, nothing changed")
+				if prev, ok := st.instances[id]; ok {
+					stale = append(stale, prev)
+				}
+			}
+		}
+		st.status.Unconfirmed = sortedKeys(st.unknown)
+		next := make(map[string]providers.Instance, len(list)+len(stale))
+		for _, inst := range list {
+			inst = named(inst, links[key(res.name, inst.ID)])
 			next[inst.ID] = inst
 			if prev, ok := st.instances[inst.ID]; ok {
 				changes = append(changes, endpointChanges(prev, inst, links[key(res.name, inst.ID)], res.at)...)
@@ -175,6 +284,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, nodes []registry.Record) Rep
 					}
 				}
 			}
+		}
+		for _, inst := range stale { // last known view, not observed again
+			next[inst.ID] = inst
 		}
 		if r.cost != nil {
 			for id := range st.instances {
@@ -189,6 +301,70 @@ func (r *Reconciler) Reconcile(ctx context.Context, nodes []registry.Record) Rep
 	r.last = r.build(links, nodes)
 	r.last.EndpointChanges = changes
 	return r.last
+}
+
+// named fills an instance's empty name (Vast's label is null until someone
+// sets it): the node the inventory (or an agent) links to that instance ID,
+// else "<provider>-<id>" (the inventory's naming convention, e.g. vast-31337001).
+func named(inst providers.Instance, node string) providers.Instance {
+	if strings.TrimSpace(inst.Name) != "" {
+		return inst
+	}
+	if node != "" {
+		inst.Name = node
+	} else {
+		inst.Name = inst.Provider + "-" + inst.ID
+	}
+	return inst
+}
+
+// confirm asks the provider for one instance by ID.
+func confirm(ctx context.Context, p providers.Provider, id string) confirmation {
+	inst, err := p.Get(ctx, id)
+	switch {
+	case err == nil && inst.ID == id:
+		return confirmation{inst: &inst}
+	case err == nil:
+		return confirmation{err: fmt.Errorf("get %s answered instance %q", id, inst.ID), cause: fmt.Sprintf("get answered instance %q", inst.ID)}
+	case errors.Is(err, providers.ErrNotFound):
+		return confirmation{gone: true}
+	}
+	return confirmation{err: err, cause: err.Error()}
+}
+
+// expected returns, per provider, the instance IDs that should be in its
+// list: those of the previous successful list and those linked to an active
+// node of that provider. The caller holds r.mu.
+func (r *Reconciler) expected(nodes []registry.Record) map[string]map[string]bool {
+	out := map[string]map[string]bool{}
+	add := func(prov, id string) {
+		if out[prov] == nil {
+			out[prov] = map[string]bool{}
+		}
+		out[prov][id] = true
+	}
+	for name, st := range r.state {
+		for id := range st.instances {
+			add(name, id)
+		}
+	}
+	for _, n := range nodeIDs(r.inv, nodes) {
+		prov, id := nodeInstance(r.inv, nodes, n)
+		if id == "" || !isCloud(prov) || inactive(r.inv, nodes, n) {
+			continue
+		}
+		add(prov, id)
+	}
+	return out
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // Report returns the latest picture, re-linked against nodes (no API calls).
@@ -216,7 +392,8 @@ func (r *Reconciler) build(links map[string]string, nodes []registry.Record) Rep
 		}
 		rep.Providers = append(rep.Providers, st.status)
 		for _, inst := range st.instances {
-			iv := InstanceView{Instance: inst, Node: links[key(name, inst.ID)], Stale: st.status.State != "ok", ProviderRetired: st.status.Retired}
+			_, unconfirmed := st.unknown[inst.ID]
+			iv := InstanceView{Instance: inst, Node: links[key(name, inst.ID)], Stale: st.status.State != "ok" || unconfirmed, ProviderRetired: st.status.Retired}
 			rep.Instances = append(rep.Instances, iv)
 			seen[key(name, inst.ID)] = true
 			if iv.Node == "" {
@@ -243,8 +420,15 @@ func (r *Reconciler) build(links map[string]string, nodes []registry.Record) Rep
 		switch {
 		case id == "":
 			rep.AgentsWithoutInstances = append(rep.AgentsWithoutInstances, NodeIssue{Node: n, Provider: prov, Reason: "no provider instance ID (set " + prov + "_id in the inventory or let the agent detect it)"})
+		case st.gone[id]:
+			rep.AgentsWithoutInstances = append(rep.AgentsWithoutInstances, NodeIssue{Node: n, Provider: prov, Gone: true,
+				Reason: fmt.Sprintf("instance %s not in %s's list, and get by ID confirms it does not exist", id, prov)})
+		case st.unknown[id] != "":
+			rep.AgentsWithoutInstances = append(rep.AgentsWithoutInstances, NodeIssue{Node: n, Provider: prov,
+				Reason: fmt.Sprintf("instance %s missing from %s's list and get by ID failed (%s): state unknown", id, prov, st.unknown[id])})
 		case !seen[key(prov, id)]:
-			rep.AgentsWithoutInstances = append(rep.AgentsWithoutInstances, NodeIssue{Node: n, Provider: prov, Reason: fmt.Sprintf("instance %s not in %s's list", id, prov)})
+			rep.AgentsWithoutInstances = append(rep.AgentsWithoutInstances, NodeIssue{Node: n, Provider: prov,
+				Reason: fmt.Sprintf("instance %s missing from %s's list; not yet confirmed by get", id, prov)})
 		}
 	}
 	return rep

@@ -11,6 +11,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"regexp"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -52,8 +56,10 @@ type SSHEndpoint struct {
 	User string       `json:"user"`
 }
 
-// String renders user@host:port.
-func (e SSHEndpoint) String() string { return fmt.Sprintf("%s@%s:%d", e.User, e.Host, e.Port) }
+// String renders user@host:port (an IPv6 host in brackets: user@[2001:db8::1]:22).
+func (e SSHEndpoint) String() string {
+	return e.User + "@" + net.JoinHostPort(e.Host, strconv.Itoa(e.Port))
+}
 
 // Price is what an instance costs per hour in the provider's currency.
 type Price struct {
@@ -67,23 +73,27 @@ func (p Price) Known() bool { return p.Source != "" }
 
 // Instance is a provider's view of one machine, normalised.
 type Instance struct {
-	ID          string            `json:"id"`       // provider instance ID (Vast contract id, RunPod pod id, ...)
-	Provider    string            `json:"provider"` // "vast", "runpod", ...
-	Name        string            `json:"name"`     // label / name as the provider shows it
-	State       State             `json:"state"`
-	RawState    string            `json:"raw_state"` // provider's own state word ("" when null)
-	GPUModel    string            `json:"gpu_model"` // normalised (see NormalizeGPU); unknown models keep their raw name
-	GPUCount    int               `json:"gpu_count"`
-	GPUMemGiB   float64           `json:"gpu_mem_gib"` // per GPU, GiB; 0 = unknown
-	CPUs        float64           `json:"cpus"`        // vCPUs; 0 = unknown
-	MemoryGiB   float64           `json:"memory_gib"`  // 0 = unknown
-	Region      string            `json:"region"`
-	PublicIP    string            `json:"public_ip"`
-	SSH         []SSHEndpoint     `json:"ssh"`
-	Price       Price             `json:"price"`
-	CreatedAt   time.Time         `json:"created_at"` // zero = unknown
-	Labels      map[string]string `json:"labels,omitempty"`
-	Interrupted bool              `json:"interrupted,omitempty"` // provider says it was preempted/outbid
+	ID        string            `json:"id"`       // provider instance ID (Vast contract id, RunPod pod id, ...)
+	Provider  string            `json:"provider"` // "vast", "runpod", ...
+	Name      string            `json:"name"`     // label / name as the provider shows it
+	State     State             `json:"state"`
+	RawState  string            `json:"raw_state"` // provider's own state word ("" when null)
+	GPUModel  string            `json:"gpu_model"` // normalised (see NormalizeGPU); unknown models keep their raw name
+	GPUCount  int               `json:"gpu_count"`
+	GPUMemGiB float64           `json:"gpu_mem_gib"` // per GPU, GiB; 0 = unknown
+	CPUs      float64           `json:"cpus"`        // vCPUs; 0 = unknown
+	MemoryGiB float64           `json:"memory_gib"`  // 0 = unknown
+	Region    string            `json:"region"`
+	PublicIP  string            `json:"public_ip"`
+	SSH       []SSHEndpoint     `json:"ssh"`
+	Price     Price             `json:"price"`
+	CreatedAt time.Time         `json:"created_at"` // zero = unknown
+	Labels    map[string]string `json:"labels,omitempty"`
+	// Tags are the provider's tags exactly as its API lists them: strings,
+	// in order, duplicates kept (Vultr "tags": ["role=gpu", "ringmesh"]).
+	// Labels may carry a key=value reading of them; Tags is the fact.
+	Tags        []string `json:"tags,omitempty"`
+	Interrupted bool     `json:"interrupted,omitempty"` // provider says it was preempted/outbid
 	// Interruptible: the instance itself is spot/bid/preemptible (Vast is_bid,
 	// RunPod interruptible), independent of whether it has been interrupted.
 	Interruptible bool `json:"interruptible,omitempty"`
@@ -148,6 +158,11 @@ var (
 	ErrRetired       = errors.New("provider is retired")
 	ErrUnknownName   = errors.New("unknown provider")
 	ErrCircuitOpen   = errors.New("circuit breaker open")
+	// ErrUnconfirmed: the provider accepted a mutation but its answer does
+	// not show it applied (Lambda's terminate answering
+	// "terminated_instances": []). The caller confirms with Get before it
+	// reports the operation done. Comes wrapped in an *Error of KindUnconfirmed.
+	ErrUnconfirmed = errors.New("provider accepted the request but its answer does not confirm it")
 )
 
 // ErrorKind classifies a failed API call for the retry policy.
@@ -162,6 +177,9 @@ const (
 	KindNotFound    ErrorKind = "not_found"
 	KindConflict    ErrorKind = "conflict" // invalid state transition (RunPod 409, ...)
 	KindInvalid     ErrorKind = "invalid"  // 4xx other than the above, malformed body
+	// KindUnconfirmed: a 2xx answer to a mutation that does not show the
+	// mutation applied; not retried (it may have been), confirm with Get.
+	KindUnconfirmed ErrorKind = "unconfirmed"
 )
 
 // Error is an API failure with enough detail to decide on a retry.
@@ -203,4 +221,23 @@ func KindOf(err error) ErrorKind {
 		return pe.Kind
 	}
 	return ""
+}
+
+// hostRe is what an SSH endpoint host may look like: a DNS name or an IPv4
+// or IPv6 literal (letters, digits, '.', '-', ':'), at most 253 characters.
+var hostRe = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.:-]{0,251}[A-Za-z0-9])?$`)
+
+// CleanHost trims whitespace from a host string that an API returned and
+// checks it against the endpoint-host pattern (DNS name or IP literal), so
+// no newline, space or option-like text reaches an ssh config or argv. It
+// returns "" and false for anything else (the endpoint is then unknown).
+func CleanHost(s string) (string, bool) {
+	s = strings.TrimSpace(s)
+	if s == "" || !hostRe.MatchString(s) {
+		return "", false
+	}
+	if strings.Contains(s, ":") && net.ParseIP(s) == nil {
+		return "", false
+	}
+	return s, true
 }

@@ -388,7 +388,7 @@ func retryable(err error, mutating bool) bool {
 // breakerFailure says whether err counts against the API's health.
 func breakerFailure(err error) bool {
 	if err == nil || errors.Is(err, ErrNotFound) || errors.Is(err, ErrUnsupported) ||
-		errors.Is(err, ErrRetired) || errors.Is(err, ErrNotConfigured) {
+		errors.Is(err, ErrRetired) || errors.Is(err, ErrNotConfigured) || errors.Is(err, ErrUnconfirmed) {
 		return false
 	}
 	var pe *Error

@@ -78,6 +78,32 @@ func (g *VoterGuard) List() []string {
 	return out
 }
 
+// The Hetzner server label that marks a voter, for servers the inventory
+// does not list in p2p_voters (or lists under another name):
+//
+//	ringmesh.io/role=voter   (the documented form)
+//	role=voter               (also accepted: the plain form operators use)
+//
+// A server so labelled is protected like a p2p_voters member: no stop or
+// terminate without an explicit override. Values are compared
+// case-insensitively after trimming.
+const (
+	VoterLabel      = "ringmesh.io/role"
+	VoterLabelShort = "role"
+	VoterLabelValue = "voter"
+)
+
+// IsVoterLabelled reports whether Hetzner labels mark a server a voter
+// (VoterLabel or VoterLabelShort = VoterLabelValue).
+func IsVoterLabelled(labels map[string]string) bool {
+	for _, k := range []string{VoterLabel, VoterLabelShort} {
+		if v, ok := labels[k]; ok && strings.EqualFold(strings.TrimSpace(v), VoterLabelValue) {
+			return true
+		}
+	}
+	return false
+}
+
 type overrideKey struct{}
 
 // WithOverride returns a context that lets Stop and Terminate act on a

@@ -233,7 +233,7 @@ func (p *Provider) Stop(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	if err := p.checkGuard(ctx, "stop", id, s.Name); err != nil {
+	if err := p.checkServer(ctx, "stop", id, s); err != nil {
 		return err
 	}
 	if s.Status == hcloud.ServerStatusOff {
@@ -309,7 +309,7 @@ func (p *Provider) Terminate(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	if err := p.checkGuard(ctx, "terminate", id, s.Name); err != nil {
+	if err := p.checkServer(ctx, "terminate", id, s); err != nil {
 		return err
 	}
 	if s.Status == hcloud.ServerStatusDeleting {
@@ -327,6 +327,35 @@ func (p *Provider) Terminate(ctx context.Context, id string) error {
 		return nil
 	}
 	return p.wait(ctx, "terminate", res.Action)
+}
+
+// checkServer refuses to stop or terminate a server that is protected, unless
+// ctx carries WithOverride: one in the VoterGuard (by ID or name), one whose
+// Hetzner labels mark it a voter (IsVoterLabelled), and one with Hetzner's own
+// delete or rebuild protection set (protection.delete / protection.rebuild).
+// The last is refused with Code "protected", as Hetzner itself answers a
+// DELETE of such a server; the others with Code "voter_protected". Both wrap
+// ErrProtected.
+func (p *Provider) checkServer(ctx context.Context, op, id string, s *hcloud.Server) error {
+	if err := p.checkGuard(ctx, op, id, s.Name); err != nil {
+		return err
+	}
+	code, why := "", ""
+	switch {
+	case IsVoterLabelled(s.Labels):
+		code, why = "voter_protected", "its Hetzner labels mark it a voter ("+VoterLabel+"="+VoterLabelValue+")"
+	case s.Protection.Delete || s.Protection.Rebuild:
+		code, why = "protected", "Hetzner delete/rebuild protection is set on it"
+	default:
+		return nil
+	}
+	if reason, ok := OverrideReason(ctx); ok {
+		p.log.Warn().Str("op", op).Str("server", id).Str("name", s.Name).Str("reason", reason).Str("protection", why).
+			Msg("server protection overridden")
+		return nil
+	}
+	return &providers.Error{Provider: Name, Op: op, Kind: providers.KindInvalid, Code: code,
+		Err: fmt.Errorf("refusing to %s server %s (%s): %s: %w; pass hetzner.WithOverride(ctx, reason) to force", op, id, s.Name, why, ErrProtected)}
 }
 
 func (p *Provider) checkGuard(ctx context.Context, op, id, name string) error {

@@ -376,7 +376,7 @@ func TestInvalidIDAndConfig(t *testing.T) {
 
 func TestOddStates(t *testing.T) {
 	e := newEnv(t, hetznerfake.Options{}, hetzner.Options{})
-	n := e.fake.Seed(hetznerfake.SeedServer{IPv4: "none", Location: "ash"})[0]
+	n := e.fake.Seed(hetznerfake.SeedServer{IPv4: "none", IPv6: "none", Location: "ash"})[0]
 	for st, want := range map[string]providers.State{
 		"initializing": providers.StatePending, "rebuilding": providers.StateStarting,
 		"unknown": providers.StateUnknown, "deleting": providers.StateTerminated,
@@ -403,5 +403,70 @@ func TestOddStates(t *testing.T) {
 	}
 	if c := e.fake.CountCalls("DELETE", ""); c != 0 {
 		t.Errorf("DELETE sent for a deleting server")
+	}
+}
+
+// An IPv6-only server (public_net.ipv4 null) is reached on the ::1 address
+// of its /64, as Hetzner configures it.
+func TestIPv6OnlyServerGetsIPv6Endpoint(t *testing.T) {
+	e := newEnv(t, hetznerfake.Options{}, hetzner.Options{})
+	n := e.fake.Seed(hetznerfake.SeedServer{Name: "v6-only", IPv4: "none", IPv6: "2a01:4f8:c17:1234::/64"})[0]
+	in, err := e.p.Get(context.Background(), id(n))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "2a01:4f8:c17:1234::1"
+	ep, ok := in.Endpoint(providers.EndpointDirect)
+	if in.PublicIP != want || !ok || ep.Host != want || ep.Port != 22 || ep.User != "root" {
+		t.Fatalf("IPv6-only server: ip %q endpoints %+v, want root@[%s]:22", in.PublicIP, in.SSH, want)
+	}
+	if ep.String() != "root@["+want+"]:22" {
+		t.Errorf("endpoint renders as %q", ep.String())
+	}
+	list, err := e.p.List(context.Background())
+	if err != nil || len(list) != 1 || list[0].PublicIP != want {
+		t.Fatalf("list: %+v %v", list, err)
+	}
+}
+
+// A server whose Hetzner labels mark it a voter, or with Hetzner's own
+// delete/rebuild protection, is neither stopped nor terminated without an
+// explicit override, and no mutating call reaches the API.
+func TestLabelledVoterAndHetznerProtectionRefused(t *testing.T) {
+	e := newEnv(t, hetznerfake.Options{}, hetzner.Options{})
+	ids := e.fake.Seed(
+		hetznerfake.SeedServer{Name: "cpu-a", Labels: map[string]string{hetzner.VoterLabel: "voter"}},
+		hetznerfake.SeedServer{Name: "cpu-b", Labels: map[string]string{"role": " Voter "}},
+		hetznerfake.SeedServer{Name: "cpu-c", ProtectDelete: true},
+		hetznerfake.SeedServer{Name: "cpu-d", Labels: map[string]string{"role": "worker"}},
+	)
+	ctx := context.Background()
+	for i, n := range ids[:3] {
+		for _, op := range []struct {
+			name string
+			do   func(context.Context, string) error
+		}{{"stop", e.p.Stop}, {"terminate", e.p.Terminate}} {
+			err := op.do(ctx, id(n))
+			if !errors.Is(err, hetzner.ErrProtected) || providers.KindOf(err) != providers.KindInvalid || !strings.Contains(err.Error(), "WithOverride") {
+				t.Errorf("server %d %s: %v", i, op.name, err)
+			}
+		}
+	}
+	if c := e.fake.CountCalls("POST", "") + e.fake.CountCalls("DELETE", ""); c != 0 {
+		t.Fatalf("%d mutating calls reached the API for protected servers", c)
+	}
+	// With the override: the labelled voter is stopped; Hetzner itself
+	// still refuses to delete the delete-protected one.
+	octx := hetzner.WithOverride(ctx, "operator replaces cpu-a")
+	if err := e.p.Stop(octx, id(ids[0])); err != nil {
+		t.Fatalf("override stop: %v", err)
+	}
+	var pe *providers.Error
+	if err := e.p.Terminate(octx, id(ids[2])); !errors.As(err, &pe) || pe.Code != "protected" || pe.Status != http.StatusForbidden {
+		t.Fatalf("override terminate of a delete-protected server: %v", err)
+	}
+	// An unrelated role label protects nothing.
+	if err := e.p.Stop(ctx, id(ids[3])); err != nil {
+		t.Fatalf("role=worker: %v", err)
 	}
 }

@@ -1,6 +1,7 @@
 package hetzner
 
 import (
+	"net"
 	"strconv"
 	"strings"
 
@@ -60,9 +61,33 @@ func hourlyPrice(st *hcloud.ServerType, loc *hcloud.Location) providers.Price {
 	return providers.Price{}
 }
 
+// ipv6Host returns the SSH address of a server without public IPv4: the API
+// gives only the server's /64 (public_net.ipv6.ip "2001:db8:1:2::/64",
+// hcloud-go schema.ServerPublicNetIPv6), and Hetzner's convention is that
+// the first host address of that network, <prefix>::1, is the one configured
+// on the server (Hetzner Cloud docs on server IPv6 networking; the network
+// config that Hetzner's metadata hands cloud-init assigns the same address).
+// "" when the network is unusable.
+func ipv6Host(v6 hcloud.ServerPublicNetIPv6) string {
+	var base net.IP
+	switch {
+	case v6.Network != nil && v6.Network.IP.To16() != nil && v6.Network.IP.To4() == nil:
+		base = v6.Network.IP.Mask(v6.Network.Mask).To16()
+	case v6.IP.To16() != nil && v6.IP.To4() == nil:
+		base = v6.IP.Mask(net.CIDRMask(64, 128)).To16()
+	default:
+		return ""
+	}
+	host := make(net.IP, net.IPv6len)
+	copy(host, base)
+	host[15] |= 1
+	return host.String()
+}
+
 // toInstance normalises an hcloud server. Hetzner Cloud has no GPU server
 // types in the sources used (GPUs are dedicated/Robot products), so GPUCount
-// is 0 and GPUModel empty. Memory is server_type.memory (GB as Hetzner states
+// is 0 and GPUModel empty. SSH: root@ the public IPv4, or for an IPv6-only
+// server (public_net.ipv4 null) the ::1 address of its /64 (ipv6Host). Memory is server_type.memory (GB as Hetzner states
 // it; the figure is the GiB of RAM).
 func toInstance(s *hcloud.Server) providers.Instance {
 	out := providers.Instance{
@@ -81,8 +106,14 @@ func toInstance(s *hcloud.Server) providers.Instance {
 		out.Region = s.Location.Name
 	}
 	out.Price = hourlyPrice(s.ServerType, s.Location)
-	if !s.PublicNet.IPv4.IsUnspecified() {
-		ip := s.PublicNet.IPv4.IP.String()
+	ip := ""
+	switch {
+	case !s.PublicNet.IPv4.IsUnspecified():
+		ip = s.PublicNet.IPv4.IP.String()
+	case !s.PublicNet.IPv6.IsUnspecified():
+		ip = ipv6Host(s.PublicNet.IPv6)
+	}
+	if ip != "" {
 		out.PublicIP = ip
 		out.SSH = []providers.SSHEndpoint{{Kind: providers.EndpointDirect, Host: ip, Port: 22, User: "root"}}
 	}

@@ -201,7 +201,9 @@ func unsupported(op string) error {
 }
 
 // Terminate terminates one instance; one that does not exist any more counts
-// as terminated.
+// as terminated. A 200 whose data.terminated_instances does not list the
+// instance with status terminating or terminated is KindUnconfirmed
+// (providers.ErrUnconfirmed): the terminate may or may not have happened.
 func (c *Client) Terminate(ctx context.Context, id string) error {
 	if err := checkID(providers.OpTerminate, id); err != nil {
 		return err
@@ -225,10 +227,22 @@ func (c *Client) Terminate(ctx context.Context, id string) error {
 	if body.Data == nil || body.Data.Terminated == nil {
 		return c.api.Invalid(providers.OpTerminate, resp.Status, "field data.terminated_instances: missing or null")
 	}
+	listed := false
 	for i, raw := range *body.Data.Terminated {
-		if _, err := c.parseInstance(raw); err != nil {
+		inst, err := c.parseInstance(raw)
+		if err != nil {
 			return c.api.Invalid(providers.OpTerminate, resp.Status, "data.terminated_instances[%d]: %v", i, err)
 		}
+		if inst.ID == id && (inst.RawState == "terminating" || inst.RawState == "terminated") {
+			listed = true
+		}
+	}
+	if !listed {
+		// A 200 that does not list our instance as terminating/terminated
+		// (e.g. "terminated_instances": []) proves nothing: the caller
+		// confirms with a get before it reports the terminate done.
+		return &providers.Error{Provider: Name, Op: providers.OpTerminate, Kind: providers.KindUnconfirmed, Status: resp.Status,
+			Err: fmt.Errorf("answer does not list instance %s as terminating or terminated (%d listed): %w", id, len(*body.Data.Terminated), providers.ErrUnconfirmed)}
 	}
 	return nil
 }

@@ -1,6 +1,9 @@
 package nebius
 
 import (
+	"bytes"
+	"encoding/json"
+	"fmt"
 	"net"
 	"regexp"
 	"strconv"
@@ -12,8 +15,10 @@ import (
 
 // Wire types of the nebius CLI's "--format json" output for
 // nebius.compute.v1.Instance (field names as in nebius/api
-// compute/v1/instance.proto, snake_case as the CLI prints them;
-// docs/provider-apis.md §6). Only the fields ringmesh reads.
+// compute/v1/instance.proto; docs/provider-apis.md §6). The CLI prints protobuf
+// JSON: every field is accepted both as the proto name (snake_case) and as
+// protojson's lowerCamelCase JSON name, as protojson itself does. Only the
+// fields ringmesh reads.
 type wireInstance struct {
 	Metadata wireMetadata `json:"metadata"`
 	Spec     wireSpec     `json:"spec"`
@@ -189,6 +194,8 @@ func (p *Provider) toInstance(in wireInstance) providers.Instance {
 	}
 	if in.Spec.Preemptible != nil {
 		labels[LabelPreemptible] = "true"
+		// The VM itself is preemptible: the node's ephemeral default.
+		out.Interruptible = true
 	}
 	if len(labels) > 0 {
 		out.Labels = labels
@@ -228,4 +235,93 @@ func (p *Provider) priceFor(id, name, platform, preset string) providers.Price {
 		}
 	}
 	return providers.Price{}
+}
+
+// UnmarshalJSON accepts both spellings protojson accepts for every field:
+// the lowerCamelCase JSON name it prints ("parentId", "publicIpAddress") and
+// the proto field name ("parent_id", "public_ip_address").
+func (w *wireInstance) UnmarshalJSON(b []byte) error {
+	type plain wireInstance
+	return decodeProto(b, (*plain)(w))
+}
+
+// UnmarshalJSON: see wireInstance.UnmarshalJSON ("nextPageToken" or "next_page_token").
+func (w *wireList) UnmarshalJSON(b []byte) error {
+	type plain wireList
+	return decodeProto(b, (*plain)(w))
+}
+
+// protoMapFields are fields whose value is a proto map: their keys are data
+// (label names), not field names, and are kept as given.
+var protoMapFields = map[string]bool{"labels": true}
+
+// decodeProto rewrites every field name of a protobuf-JSON object to its
+// proto (snake_case) spelling and decodes the result into v. A field given in
+// both spellings is an error, as in protojson.
+func decodeProto(b []byte, v any) error {
+	var raw any
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	if err := dec.Decode(&raw); err != nil {
+		return err
+	}
+	norm, err := protoNames(raw, "")
+	if err != nil {
+		return err
+	}
+	nb, err := json.Marshal(norm)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(nb, v)
+}
+
+func protoNames(v any, path string) (any, error) {
+	switch t := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(t))
+		for k, val := range t {
+			name := snakeCase(k)
+			if _, dup := out[name]; dup {
+				return nil, fmt.Errorf("field %s%s given twice (camelCase and snake_case)", path, name)
+			}
+			if protoMapFields[name] {
+				out[name] = val
+				continue
+			}
+			nv, err := protoNames(val, path+name+".")
+			if err != nil {
+				return nil, err
+			}
+			out[name] = nv
+		}
+		return out, nil
+	case []any:
+		for i, e := range t {
+			ne, err := protoNames(e, fmt.Sprintf("%s%d.", path, i))
+			if err != nil {
+				return nil, err
+			}
+			t[i] = ne
+		}
+		return t, nil
+	}
+	return v, nil
+}
+
+// snakeCase turns a protojson JSON name into the proto field name
+// ("publicIpAddress" -> "public_ip_address"); snake_case names are unchanged.
+func snakeCase(s string) string {
+	var b strings.Builder
+	for i, r := range s {
+		if r >= 'A' && r <= 'Z' {
+			if i > 0 {
+				b.WriteByte('_')
+			}
+			b.WriteRune(r + ('a' - 'A'))
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }

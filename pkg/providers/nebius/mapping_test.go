@@ -132,10 +132,67 @@ func TestClassifyStderr(t *testing.T) {
 		"Error: rpc error: code = FailedPrecondition desc = instance is x": providers.KindConflict,
 		"Error: unknown flag: --bogus":                                     providers.KindInvalid,
 		"segmentation fault":                                               providers.KindTransient,
-		"":                                                                 providers.KindTransient,
+		// Not-found words from the CLI itself are not the VM's not-found.
+		`Error: profile "prod" not found`:                     providers.KindTransient,
+		"open /root/.nebius/config.yaml: file does not exist": providers.KindTransient,
+		"": providers.KindTransient,
 	} {
 		if got, _ := classifyStderr(msg); got != want {
 			t.Errorf("%q -> %q, want %q", msg, got, want)
 		}
+	}
+}
+
+// protojson (grpcurl, the CLI) prints lowerCamelCase JSON names; the same
+// instance in either spelling maps to the same Instance. Label keys are data
+// and keep their spelling. A preemptible VM is Interruptible (the node's
+// ephemeral default).
+func TestCamelCaseAndSnakeCaseAreTheSame(t *testing.T) {
+	const camel = `{"items":[
+{"metadata":{"id":"computeinstance-e00bbb","parentId":"project-e00p","name":"nebius-spot",
+  "resourceVersion":"7","createdAt":"2026-11-20T09:30:00Z","labels":{"teamName":"rl","cost_center":"x"}},
+ "spec":{"resources":{"platform":"gpu-h200-sxm","preset":"8gpu-128vcpu-1600gb"},
+  "preemptible":{"onPreemption":"STOP"},"recoveryPolicy":"FAIL","stopped":false},
+ "status":{"state":"RUNNING","networkInterfaces":[{"index":0,"ipAddress":{"address":"10.0.0.6/32"},
+   "publicIpAddress":{"address":"203.0.113.10/32"}}],"reconciling":false}}
+],"nextPageToken":"tok-2"}`
+	const snake = `{"items":[
+{"metadata":{"id":"computeinstance-e00bbb","parent_id":"project-e00p","name":"nebius-spot",
+  "resource_version":"7","created_at":"2026-11-20T09:30:00Z","labels":{"teamName":"rl","cost_center":"x"}},
+ "spec":{"resources":{"platform":"gpu-h200-sxm","preset":"8gpu-128vcpu-1600gb"},
+  "preemptible":{"on_preemption":"STOP"},"recovery_policy":"FAIL","stopped":false},
+ "status":{"state":"RUNNING","network_interfaces":[{"index":0,"ip_address":{"address":"10.0.0.6/32"},
+   "public_ip_address":{"address":"203.0.113.10/32"}}],"reconciling":false}}
+],"next_page_token":"tok-2"}`
+	p, err := New(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got [2]providers.Instance
+	for i, doc := range []string{camel, snake} {
+		var page wireList
+		if err := decode([]byte(doc), &page); err != nil {
+			t.Fatalf("doc %d: %v", i, err)
+		}
+		if page.NextPageToken != "tok-2" || len(page.Items) != 1 {
+			t.Fatalf("doc %d: token %q, %d items", i, page.NextPageToken, len(page.Items))
+		}
+		got[i] = p.toInstance(page.Items[0])
+	}
+	c, s := got[0], got[1]
+	if c.PublicIP != "203.0.113.10" || c.CreatedAt.IsZero() || !IsPreemptible(c) || c.Labels["teamName"] != "rl" {
+		t.Errorf("camelCase instance: %+v", c)
+	}
+	if !c.Interruptible || !s.Interruptible {
+		t.Errorf("preemptible VM not interruptible: camel %v snake %v", c.Interruptible, s.Interruptible)
+	}
+	cj, _ := json.Marshal(c)
+	sj, _ := json.Marshal(s)
+	if string(cj) != string(sj) {
+		t.Errorf("spellings differ:\ncamel %s\nsnake %s", cj, sj)
+	}
+	var in wireInstance
+	if err := json.Unmarshal([]byte(`{"metadata":{"id":"x","parentId":"a","parent_id":"b"}}`), &in); err == nil {
+		t.Error("a field given in both spellings must be refused")
 	}
 }

@@ -43,6 +43,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -404,6 +405,7 @@ func (p *Provider) fromStatic(s StaticInstance) providers.Instance {
 	}
 	if s.Preemptible {
 		out.Labels = map[string]string{LabelPreemptible: "true"}
+		out.Interruptible = true
 	}
 	switch {
 	case s.PerHour > 0 || s.Currency != "":
@@ -482,6 +484,10 @@ func (p *Provider) run(ctx context.Context, op string, timeout time.Duration, ar
 	return nil, pe
 }
 
+// grpcNotFound matches the gRPC status NotFound as the CLI prints it
+// ("rpc error: code = NotFound desc = …", or the canonical NOT_FOUND).
+var grpcNotFound = regexp.MustCompile(`(?i)\bcode\s*[=:]\s*NotFound\b|\bNOT_FOUND\b`)
+
 // classifyStderr maps the CLI's error text to an ErrorKind. The CLI reports
 // gRPC statuses ("rpc error: code = NotFound desc = …"); plain phrases are
 // matched too. Unknown failures are KindTransient: the outcome of a mutation
@@ -497,7 +503,9 @@ func classifyStderr(msg string) (providers.ErrorKind, string) {
 		return false
 	}
 	switch {
-	case has("notfound", "not_found", "not found", "does not exist"):
+	case grpcNotFound.MatchString(msg):
+		// Only the gRPC status is a real not-found: "profile not found" or
+		// "no such file" from the CLI itself says nothing about the VM.
 		return providers.KindNotFound, "NotFound"
 	case has("unauthenticated", "permissiondenied", "permission_denied", "permission denied", "unauthorized", "forbidden"):
 		return providers.KindAuth, "PermissionDenied"

@@ -240,3 +240,24 @@ func TestParseErrorBodies(t *testing.T) {
 		}
 	}
 }
+
+// Endpoint strings are trimmed; one with whitespace or option text inside
+// is refused (no endpoint rather than an ssh config injection).
+func TestParseTrimsEndpointStrings(t *testing.T) {
+	in, err := parseInstance(withFields(t, map[string]any{"public_ipaddr": "\t203.0.113.45 \n", "ssh_host": " ssh5.vast.ai\n"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, okD := in.Endpoint(providers.EndpointDirect)
+	p, okP := in.Endpoint(providers.EndpointProxy)
+	if in.PublicIP != "203.0.113.45" || !okD || d.Host != "203.0.113.45" || !okP || p.Host != "ssh5.vast.ai" {
+		t.Errorf("padded strings: ip %q endpoints %+v", in.PublicIP, in.SSH)
+	}
+	in, err = parseInstance(withFields(t, map[string]any{"public_ipaddr": "203.0.113.45\nProxyCommand x", "ssh_host": "-oProxyCommand=x"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in.PublicIP != "" || len(in.SSH) != 0 {
+		t.Errorf("hostile strings became endpoints: ip %q %+v", in.PublicIP, in.SSH)
+	}
+}

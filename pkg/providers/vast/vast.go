@@ -73,6 +73,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -445,8 +446,10 @@ func parseInstance(raw []byte) (providers.Instance, error) {
 		RawState:      str(w.ActualStatus),
 		GPUModel:      providers.NormalizeGPU(str(w.GPUName)),
 		Region:        str(w.Geolocation),
-		PublicIP:      str(w.PublicIPAddr),
 		Interruptible: w.IsBid != nil && *w.IsBid,
+	}
+	if ip, ok := providers.CleanHost(str(w.PublicIPAddr)); ok && net.ParseIP(ip) != nil {
+		inst.PublicIP = ip
 	}
 	inst.State, inst.Interrupted = mapState(w)
 	if w.NumGPUs != nil {
@@ -476,7 +479,7 @@ func parseInstance(raw []byte) (providers.Instance, error) {
 	}
 
 	// Proxy endpoint: ssh_host:ssh_port (jupyter runtypes: ssh_port+1).
-	if host := str(w.SSHHost); host != "" && w.SSHPort != nil && *w.SSHPort > 0 {
+	if host, ok := providers.CleanHost(str(w.SSHHost)); ok && w.SSHPort != nil && *w.SSHPort > 0 {
 		port := *w.SSHPort
 		if strings.Contains(strings.ToLower(str(w.ImageRuntype)), "jupyter") {
 			port++
@@ -491,7 +494,7 @@ func parseInstance(raw []byte) (providers.Instance, error) {
 	if err != nil {
 		return providers.Instance{}, err
 	}
-	if ip := str(w.PublicIPAddr); ip != "" && port > 0 {
+	if ip := inst.PublicIP; ip != "" && port > 0 {
 		inst.SSH = append(inst.SSH, providers.SSHEndpoint{Kind: providers.EndpointDirect, Host: ip, Port: port, User: "root"})
 	}
 	return inst, nil
@@ -568,9 +571,12 @@ func mapState(w wireInstance) (providers.State, bool) {
 	return providers.StateUnknown, false // "unknown", "offline" and words not documented
 }
 
+// str reads a nullable string, trimmed of surrounding whitespace (Vast
+// fields such as public_ipaddr and local_ipaddrs come with stray spaces and
+// newlines).
 func str(p *string) string {
 	if p == nil {
 		return ""
 	}
-	return *p
+	return strings.TrimSpace(*p)
 }

@@ -168,6 +168,9 @@ func toInstance(in govultr.Instance, plans map[string]plan) providers.Instance {
 		out.Price = p.price()
 	}
 	out.GPUModel, out.GPUCount, out.GPUMemGiB = gpuInfo(in.Plan, pl)
+	if len(in.Tags) > 0 {
+		out.Tags = append([]string(nil), in.Tags...) // as the API gives them, in order
+	}
 	if len(in.Tags) > 0 || in.Plan != "" {
 		out.Labels = make(map[string]string, len(in.Tags)+1)
 		for _, tag := range in.Tags {

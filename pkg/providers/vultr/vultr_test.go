@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -343,5 +344,24 @@ func TestNewValidation(t *testing.T) {
 	// Connection refused before anything was sent: safe to retry.
 	if _, err := p.Get(context.Background(), "abc"); providers.KindOf(err) != providers.KindNotSent {
 		t.Errorf("dial error kind = %q (%v)", providers.KindOf(err), err)
+	}
+}
+
+// Vultr tags are a list of strings: kept in the API's order, duplicates and
+// '='-less tags included, on list and get alike.
+func TestTagsStayAnOrderedList(t *testing.T) {
+	p, fake, _ := newPair(t, vultrfake.Options{}, 0)
+	tags := []string{"zone=b", "ringmesh", "zone=a", "ringmesh", "team=rl"}
+	in := fake.Seed(vultrfake.Instance{Label: "tagged", Plan: "vc2-1c-1gb", Tags: tags})[0]
+	got, err := p.Get(context.Background(), in.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got.Tags, tags) {
+		t.Errorf("get: tags %q, want %q", got.Tags, tags)
+	}
+	list, err := p.List(context.Background())
+	if err != nil || len(list) != 1 || !slices.Equal(list[0].Tags, tags) {
+		t.Fatalf("list: %+v %v", list, err)
 	}
 }

@@ -44,6 +44,7 @@ type SeedServer struct {
 	ServerType string            // default "cx22" (see ServerTypes)
 	Location   string            // default "fsn1"
 	IPv4       string            // default 203.0.113.<n>; "none" = no public IPv4 (null in JSON)
+	IPv6       string            // default "2001:db8::/64" (the server's /64); "none" = no public IPv6 (null in JSON)
 	Labels     map[string]string // default empty
 	Created    time.Time         // default now
 	// IgnoreACPI makes the guest ignore ACPI shutdown, so only poweroff stops it.
@@ -244,7 +245,13 @@ func (s *Server) Seed(seeds ...SeedServer) []int64 {
 			}
 			srv.PublicNet.IPv4 = schema.ServerPublicNetIPv4{ID: sd.ID + 100000, IP: ip, DNSPtr: "static.example.invalid"}
 		}
-		srv.PublicNet.IPv6 = schema.ServerPublicNetIPv6{ID: sd.ID + 200000, IP: "2001:db8::/64", DNSPtr: []schema.ServerPublicNetIPv6DNSPtr{}}
+		if sd.IPv6 != "none" {
+			net6 := sd.IPv6
+			if net6 == "" {
+				net6 = "2001:db8::/64"
+			}
+			srv.PublicNet.IPv6 = schema.ServerPublicNetIPv6{ID: sd.ID + 200000, IP: net6, DNSPtr: []schema.ServerPublicNetIPv6DNSPtr{}}
+		}
 		s.servers[sd.ID] = &server{Server: srv, ignoreACPI: sd.IgnoreACPI}
 		ids = append(ids, sd.ID)
 	}
@@ -569,9 +576,9 @@ func (s *Server) listServers(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid_input", err.Error())
 		return
 	}
-	items := sel[from:to]
-	if items == nil {
-		items = []schema.Server{}
+	items := make([]any, 0, to-from)
+	for _, sv := range sel[from:to] {
+		items = append(items, wireServer(sv))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"servers": items, "meta": schema.Meta{Pagination: &m}})
 }
@@ -589,7 +596,29 @@ func (s *Server) getServer(w http.ResponseWriter, id int64) {
 		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("server with ID '%d' not found", id))
 		return
 	}
-	writeJSON(w, http.StatusOK, schema.ServerGetResponse{Server: cp})
+	writeJSON(w, http.StatusOK, map[string]any{"server": wireServer(cp)})
+}
+
+// wireServer renders a server as the API does: a server without a public
+// IPv4 (or IPv6) has "public_net": {"ipv4": null, …}, not an empty object.
+func wireServer(sv schema.Server) any {
+	b, err := json.Marshal(sv)
+	if err != nil {
+		return sv
+	}
+	var m map[string]any
+	if json.Unmarshal(b, &m) != nil {
+		return sv
+	}
+	if pn, ok := m["public_net"].(map[string]any); ok {
+		if sv.PublicNet.IPv4.IP == "" {
+			pn["ipv4"] = nil
+		}
+		if sv.PublicNet.IPv6.IP == "" {
+			pn["ipv6"] = nil
+		}
+	}
+	return m
 }
 
 var commands = map[string]string{
