@@ -26,6 +26,7 @@ import (
 	"github.com/ringmesh/ringmesh/pkg/paths"
 	"github.com/ringmesh/ringmesh/pkg/registry"
 	meshsync "github.com/ringmesh/ringmesh/pkg/sync"
+	"github.com/ringmesh/ringmesh/pkg/wire"
 )
 
 // routeInterval is how often the leader re-routes sync targets; unchanged
@@ -79,7 +80,8 @@ func (c *Coordinator) routingPolicy() meshsync.RoutingPolicy {
 
 func nodeInfo(rec registry.Record, skip bool) meshsync.NodeInfo {
 	n := meshsync.NodeInfo{NodeID: rec.Node, Provider: rec.Provider, Ephemeral: rec.Ephemeral, Persistent: !rec.Ephemeral,
-		Status: string(rec.State), Retired: rec.State == mesh.StateRetired, FilesystemIDs: rec.FilesystemIDs, SkipSyncReceive: skip}
+		Status: string(rec.State), Retired: rec.State == mesh.StateRetired, FilesystemIDs: rec.FilesystemIDs, SkipSyncReceive: skip,
+		Unconfigured: !rec.Configured || rec.Quarantined}
 	if h := rec.Health; h != nil && len(h.Disks) > 0 {
 		d := h.Disks[0]
 		if d.FreeBytes != nil && d.TotalBytes != nil {
@@ -94,8 +96,15 @@ func nodeInfo(rec registry.Record, skip bool) meshsync.NodeInfo {
 
 // RouteSync assigns sync targets to every live ephemeral node and sends
 // them as sync_targets commands (leader only). It returns the plan by node.
+//
+// Trust: only configured persistent hosts of the inventory receive. A
+// target's address comes from the provider API or the inventory (never an
+// endpoint the node reported), its incoming directory from the inventory's
+// layout of that host, and its host key from the key the registry pinned at
+// the configured host's first report (a later, different report is not
+// taken). Quarantined nodes are neither sources nor targets.
 func (c *Coordinator) RouteSync(ctx context.Context) map[string][]meshsync.Choice {
-	recs := c.reg.Snapshot()
+	recs := c.reg.Trusted()
 	var rep fleet.Report
 	if c.cfg.Fleet != nil {
 		rep = c.cfg.Fleet.Report(recs)
@@ -118,6 +127,7 @@ func (c *Coordinator) RouteSync(ctx context.Context) map[string][]meshsync.Choic
 	}
 	pol := c.routingPolicy()
 	plans := map[string][]meshsync.Choice{}
+	chosen := map[string]map[string]bool{}
 	for _, src := range recs {
 		if !src.Ephemeral || (src.State != mesh.StateHealthy && src.State != mesh.StateDegraded) {
 			continue
@@ -126,13 +136,11 @@ func (c *Coordinator) RouteSync(ctx context.Context) map[string][]meshsync.Choic
 		plans[src.Node] = choices
 		var specs []agent.TargetSpec
 		for _, ch := range meshsync.Selected(choices) {
-			tr := byNode[ch.NodeID]
-			e, ok := entries[ch.NodeID]
-			if !ok || tr.HostKey == "" || tr.Paths == nil {
-				continue // cannot be reached safely: no endpoint or no reported host key
+			spec, why := c.targetSpec(byNode[ch.NodeID], entries)
+			if why != "" {
+				c.log.Debug().Str("node", src.Node).Str("target", ch.NodeID).Str("reason", why).Msg("target skipped")
+				continue
 			}
-			spec := agent.TargetSpec{Node: ch.NodeID, Host: e.Host, Port: e.Port, User: e.User,
-				RemoteDir: remoteDir(tr.Paths.Data[paths.SyncIncoming]), Fingerprint: tr.HostKey}
 			for _, cl := range ch.Classes {
 				spec.Classes = append(spec.Classes, string(cl))
 			}
@@ -141,6 +149,11 @@ func (c *Coordinator) RouteSync(ctx context.Context) map[string][]meshsync.Choic
 		if specs == nil {
 			specs = []agent.TargetSpec{}
 		}
+		set := map[string]bool{}
+		for _, s := range specs {
+			set[s.Node] = true
+		}
+		chosen[src.Node] = set
 		b, _ := json.Marshal(specs)
 		prev := c.sentTargets[src.Node]
 		if prev.json == string(b) && prev.boot == src.Boot && c.cfg.Now().Sub(prev.at) < targetRefresh {
@@ -161,7 +174,35 @@ func (c *Coordinator) RouteSync(ctx context.Context) map[string][]meshsync.Choic
 		}
 		ev.Msg("sync targets sent")
 	}
+	c.chosenTargets.Store(&chosen)
 	return plans
+}
+
+// targetSpec builds the target of a selected node from trusted sources
+// only, or says why it cannot.
+func (c *Coordinator) targetSpec(tr registry.Record, entries map[string]fleet.SSHEntry) (agent.TargetSpec, string) {
+	if !tr.Configured || tr.Quarantined {
+		return agent.TargetSpec{}, "not a configured host"
+	}
+	e, ok := entries[tr.Node]
+	if !ok || strings.HasPrefix(e.Source, "agent:") {
+		return agent.TargetSpec{}, "no SSH endpoint from the inventory or the provider"
+	}
+	if !events.ValidHost(e.Host) || !events.Match("user", e.User) || e.Port < 1 || e.Port > 65535 {
+		return agent.TargetSpec{}, fmt.Sprintf("SSH endpoint %q port %d user %q fails its pattern", events.StripControl(e.Host), e.Port, events.StripControl(e.User))
+	}
+	if !events.ValidFingerprint(tr.HostKey) {
+		return agent.TargetSpec{}, "no pinned host key"
+	}
+	lay, ok := c.inventoryLayout(tr.Node)
+	if !ok {
+		return agent.TargetSpec{}, "no inventory layout"
+	}
+	dir := remoteDir(lay.Data[paths.SyncIncoming])
+	if err := wire.CheckRemoteDir(dir, ""); err != nil {
+		return agent.TargetSpec{}, err.Error()
+	}
+	return agent.TargetSpec{Node: tr.Node, Host: e.Host, Port: e.Port, User: e.User, RemoteDir: dir, Fingerprint: tr.HostKey}, ""
 }
 
 // remoteDir makes a host path usable over SFTP: "~/x" is relative to the login's home.
@@ -336,7 +377,7 @@ func (c *Coordinator) nodeForVastText(text string) string {
 	for _, d := range digits.FindAllString(text, -1) {
 		ids[d] = true
 	}
-	for _, r := range c.reg.Snapshot() {
+	for _, r := range c.reg.Trusted() {
 		if r.Provider == mesh.ProviderVast && r.InstanceID != "" && ids[r.InstanceID] {
 			return r.Node
 		}
@@ -352,6 +393,9 @@ func (c *Coordinator) apiSync(ctx context.Context, req []byte) (any, error) {
 	rec, ok := c.reg.Get(r.Node)
 	if !ok {
 		return nil, fmt.Errorf("unknown node %q", r.Node)
+	}
+	if rec.Quarantined {
+		return nil, fmt.Errorf("node %s is quarantined: not commanding it", r.Node)
 	}
 	if rec.State != mesh.StateHealthy && rec.State != mesh.StateDegraded && rec.State != mesh.StatePreempting {
 		return nil, fmt.Errorf("node %s has no live agent (state %s)", r.Node, rec.State)

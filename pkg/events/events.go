@@ -101,7 +101,7 @@ type FileRef struct {
 // Sync reports sync progress or a result (continuous pass, sync-now, final flush).
 type Sync struct {
 	Phase      string    `json:"phase" jsonschema:"enum=progress,enum=result,enum=flush"`
-	Trigger    string    `json:"trigger" jsonschema:"maxLength=128" pattern:"token"` // "continuous", "command", "preempt"
+	Trigger    string    `json:"trigger" jsonschema:"maxLength=256" pattern:"text"` // "continuous", "command", "preempt"
 	BytesSent  int64     `json:"bytes_sent" jsonschema:"minimum=0,maximum=1e18"`
 	BytesTotal int64     `json:"bytes_total" jsonschema:"minimum=0,maximum=1e18"`
 	Made       []FileRef `json:"made,omitempty" jsonschema:"maxItems=100"`
