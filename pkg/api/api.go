@@ -126,12 +126,8 @@ func (c Client) Call(ctx context.Context, op string, req, out any) error {
 	return nil
 }
 
-// Status fetches the cluster picture.
-func (c Client) Status(ctx context.Context) (Status, error) {
-	var s Status
-	err := c.Call(ctx, OpStatus, nil, &s)
-	return s, err
-}
+// Status fetches the whole cluster picture, every page (StatusAll).
+func (c Client) Status(ctx context.Context) (Status, error) { return c.StatusAll(ctx) }
 
 // maxStatusPages bounds StatusAll (a registry of 1000 pages is not a cluster).
 const maxStatusPages = 1000

@@ -82,6 +82,10 @@ type Config struct {
 	LeaderTTL time.Duration
 	// VastWebhookSecret enables POST /webhooks/vast (HMAC-SHA256 verified).
 	VastWebhookSecret string
+	// HTTPTokenFile holds the bearer token the status page and /api/*
+	// require (empty: the RINGMESH_HTTP_TOKEN environment variable; neither
+	// set: open, with a warning when HTTPAddr is not loopback).
+	HTTPTokenFile string
 	// Gossip, when set, runs a memberlist member on this voter (NodeName and
 	// Meta are filled in) and publishes its join/leave/fail/update events to
 	// mesh.v1.gossip.<name>. Nil = no gossip.
@@ -122,6 +126,7 @@ type Coordinator struct {
 	started       chan struct{}
 	startOnce     sync.Once
 	httpAddr      atomic.Value // string
+	webhookIDs    webhookSeen
 }
 
 // New validates cfg and builds a coordinator; Run starts it.
@@ -587,12 +592,20 @@ func (c *Coordinator) tick(ctx context.Context) {
 }
 
 func (c *Coordinator) startHTTP() error {
+	token, err := c.httpToken()
+	if err != nil {
+		return err
+	}
+	if token == "" && !loopback(c.cfg.HTTPAddr) {
+		c.log.Warn().Str("addr", c.cfg.HTTPAddr).Msg("HTTP status page and /api/* are open on a non-loopback address; set a token (--http-token-file or " + HTTPTokenEnv + ")")
+	}
 	ln, err := net.Listen("tcp", c.cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("http listen %s: %w", c.cfg.HTTPAddr, err)
 	}
 	c.httpAddr.Store(ln.Addr().String())
-	c.http = &http.Server{Handler: c.httpHandler(), ReadHeaderTimeout: 5 * time.Second}
+	c.http = &http.Server{Handler: c.httpHandlerWith(token), ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout: 15 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
 	go func() {
 		if err := c.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			c.log.Error().Err(err).Msg("http server")

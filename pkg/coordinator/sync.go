@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -301,14 +302,88 @@ type vastWebhook struct {
 
 var digits = regexp.MustCompile(`\d+`)
 
+// webhookMaxBody is the largest webhook body accepted (413 above it).
+const webhookMaxBody = 64 << 10
+
+// webhookSeen remembers the event IDs accepted within the replay window.
+type webhookSeen struct {
+	mu  sync.Mutex
+	ids map[string]time.Time
+}
+
+// maxWebhookIDs bounds the replay memory; beyond it the oldest are forgotten
+// only once they left the window, else the webhook answers 503 (Vast retries).
+const maxWebhookIDs = 100000
+
+// claim records id at now; false when it was seen within the window.
+func (s *webhookSeen) claim(id string, now time.Time) (fresh, full bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ids == nil {
+		s.ids = map[string]time.Time{}
+	}
+	if at, ok := s.ids[id]; ok && now.Sub(at) <= 2*webhookReplayWindow {
+		return false, false
+	}
+	if len(s.ids) >= maxWebhookIDs {
+		for k, at := range s.ids {
+			if now.Sub(at) > 2*webhookReplayWindow {
+				delete(s.ids, k)
+			}
+		}
+		if len(s.ids) >= maxWebhookIDs {
+			return false, true
+		}
+	}
+	s.ids[id] = now
+	return true, false
+}
+
+// webhookTime parses X-Vast-Timestamp (Unix seconds, possibly fractional,
+// or RFC 3339) and checks it lies within the replay window of now, using
+// whole seconds only (no time.Duration arithmetic that could overflow).
+func webhookTime(ts string, now time.Time) error {
+	if len(ts) == 0 || len(ts) > 40 {
+		return errors.New("missing or oversized timestamp")
+	}
+	var sec int64
+	if t, err := time.Parse(time.RFC3339, ts); err == nil {
+		sec = t.Unix()
+	} else {
+		whole := ts
+		if i := strings.IndexByte(ts, '.'); i >= 0 {
+			whole = ts[:i]
+			if strings.Trim(ts[i+1:], "0123456789") != "" {
+				return errors.New("timestamp is not a number")
+			}
+		}
+		n, err := strconv.ParseInt(whole, 10, 64)
+		if err != nil {
+			return errors.New("timestamp is not Unix seconds or RFC 3339")
+		}
+		sec = n
+	}
+	win := int64(webhookReplayWindow / time.Second)
+	if d := now.Unix() - sec; d > win || d < -win {
+		return fmt.Errorf("timestamp %s is outside the %s replay window", ts, webhookReplayWindow)
+	}
+	return nil
+}
+
 func (c *Coordinator) vastWebhook(w http.ResponseWriter, r *http.Request) {
 	secret := c.cfg.VastWebhookSecret
 	if secret == "" {
 		http.Error(w, "vast webhook not configured", http.StatusNotFound)
 		return
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, 64<<10))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, webhookMaxBody))
 	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			c.m.webhooks.WithLabelValues("too_large").Inc()
+			http.Error(w, fmt.Sprintf("body over %d bytes", webhookMaxBody), http.StatusRequestEntityTooLarge)
+			return
+		}
 		http.Error(w, "read body", http.StatusBadRequest)
 		return
 	}
@@ -323,15 +398,9 @@ func (c *Coordinator) vastWebhook(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "bad signature", http.StatusUnauthorized)
 		return
 	}
-	sec, err := strconv.ParseFloat(ts, 64)
-	if err != nil {
-		if t, perr := time.Parse(time.RFC3339, ts); perr == nil {
-			sec, err = float64(t.Unix()), nil
-		}
-	}
-	if err != nil || absDuration(c.cfg.Now().Sub(time.Unix(int64(sec), 0))) > webhookReplayWindow {
+	if err := webhookTime(ts, c.cfg.Now()); err != nil {
 		c.m.webhooks.WithLabelValues("replay").Inc()
-		http.Error(w, "timestamp outside the replay window", http.StatusUnauthorized)
+		http.Error(w, err.Error(), http.StatusUnauthorized)
 		return
 	}
 	var ev vastWebhook
@@ -339,8 +408,28 @@ func (c *Coordinator) vastWebhook(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "bad body: "+err.Error(), http.StatusBadRequest)
 		return
 	}
-	if ev.EventID == "" {
-		ev.EventID = r.Header.Get("X-Vast-Event-Id")
+	// The event ID must be signed: it is taken from the (signed) body only;
+	// an unsigned header that disagrees is refused.
+	if ev.EventID == "" || len(ev.EventID) > 128 || !events.Match("token", ev.EventID) {
+		c.m.webhooks.WithLabelValues("no_event_id").Inc()
+		http.Error(w, "body needs a signed event_id ([A-Za-z0-9._:+/@=-], at most 128)", http.StatusBadRequest)
+		return
+	}
+	if h := r.Header.Get("X-Vast-Event-Id"); h != "" && h != ev.EventID {
+		c.m.webhooks.WithLabelValues("bad_event_id").Inc()
+		http.Error(w, "X-Vast-Event-Id differs from the signed event_id", http.StatusBadRequest)
+		return
+	}
+	fresh, full := c.webhookIDs.claim(ev.EventID, c.cfg.Now())
+	if full {
+		c.m.webhooks.WithLabelValues("replay_memory_full").Inc()
+		http.Error(w, "too many recent events; retry later", http.StatusServiceUnavailable)
+		return
+	}
+	if !fresh {
+		c.m.webhooks.WithLabelValues("replay").Inc()
+		http.Error(w, "event "+ev.EventID+" already received", http.StatusConflict)
+		return
 	}
 	if ev.NotifType != "outbid" && ev.NotifType != "client:outbid" {
 		c.m.webhooks.WithLabelValues("ignored").Inc()
@@ -357,19 +446,20 @@ func (c *Coordinator) vastWebhook(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	defer cancel()
 	if err := c.NotifyPreempt(ctx, node, "vast:webhook", "vastwh-"+ev.EventID, agent.DefaultNotice(mesh.ProviderVast)); err != nil {
-		http.Error(w, "bus: "+err.Error(), http.StatusServiceUnavailable) // Vast retries
+		c.webhookIDs.forget(ev.EventID) // Vast retries: let the retry through
+		http.Error(w, "bus: "+err.Error(), http.StatusServiceUnavailable)
 		return
 	}
 	c.m.webhooks.WithLabelValues("preempt").Inc()
 	w.WriteHeader(http.StatusAccepted)
 }
 
-func absDuration(d time.Duration) time.Duration {
-	if d < 0 {
-		return -d
-	}
-	return d
+func (s *webhookSeen) forget(id string) {
+	s.mu.Lock()
+	delete(s.ids, id)
+	s.mu.Unlock()
 }
+
 
 // nodeForVastText finds the node whose Vast instance ID appears in text.
 func (c *Coordinator) nodeForVastText(text string) string {

@@ -495,28 +495,18 @@ func (r *Registry) ApplyMessage(m wire.Message, at time.Time) (Result, error) {
 			rec.SSH, rec.FilesystemIDs, rec.GossipAddr = b.SSH, b.FilesystemIDs, b.GossipAddr
 		} else {
 			// A voter's or the coordinator's own record: an agent's hello
-			// fills what is unknown, never rewrites what is recorded.
+			// fills what is unknown (provider, instance, paths, the first
+			// host key), never rewrites what is recorded, and never sets
+			// its endpoints or role (those come from the inventory).
 			if rec.Provider == "" || rec.Provider == mesh.ProviderUnknown {
 				rec.Provider = b.Provider
 			}
 			if rec.InstanceID == "" {
 				rec.InstanceID = b.InstanceID
 			}
-			if rec.Role == "" {
-				rec.Role = b.Role
-			}
 			if rec.Paths == nil {
 				lay := b.Paths
 				rec.Paths = &lay
-			}
-			if rec.SSH == nil {
-				rec.SSH = b.SSH
-			}
-			if rec.FilesystemIDs == nil {
-				rec.FilesystemIDs = b.FilesystemIDs
-			}
-			if rec.GossipAddr == "" {
-				rec.GossipAddr = b.GossipAddr
 			}
 		}
 		r.pinHostKey(rec, b.HostKeyFingerprint, r.protected[node])
