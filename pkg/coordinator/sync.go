@@ -460,7 +460,6 @@ func (s *webhookSeen) forget(id string) {
 	s.mu.Unlock()
 }
 
-
 // nodeForVastText finds the node whose Vast instance ID appears in text.
 func (c *Coordinator) nodeForVastText(text string) string {
 	ids := map[string]bool{}

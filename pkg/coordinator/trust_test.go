@@ -295,7 +295,9 @@ func TestAttackVastWebhook(t *testing.T) {
 		return resp.StatusCode
 	}
 	now := strconv.FormatInt(time.Now().Unix(), 10)
-	ev := func(id string) string { return `{"event_id":"` + id + `","notif_type":"billing","subject":"s","message":"m"}` }
+	ev := func(id string) string {
+		return `{"event_id":"` + id + `","notif_type":"billing","subject":"s","message":"m"}`
+	}
 	big := `{"event_id":"big","notif_type":"billing","message":"` + strings.Repeat("x", 70<<10) + `"}`
 	cases := []struct {
 		name, ts, body string
