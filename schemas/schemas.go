@@ -2,11 +2,12 @@
 // one file per message kind, each describing the whole envelope) and
 // validates raw messages against them.
 //
-// The files are generated from the Go types in pkg/events:
+// The files are generated from the Go types in pkg/events (by package
+// schemas/generate, so that this package needs only the validator):
 //
 //	go generate ./schemas
 //
-// TestSchemasMatchTypes fails when the committed files drift from the types.
+// generate.TestSchemasMatchTypes fails when the committed files drift from the types.
 package schemas
 
 //go:generate go run ./gen
@@ -14,14 +15,10 @@ package schemas
 import (
 	"bytes"
 	"embed"
-	"encoding/json"
 	"fmt"
-	"reflect"
 	"sort"
 	"strings"
 
-	"github.com/invopop/jsonschema"
-	"github.com/ringmesh/ringmesh/pkg/events"
 	jsv "github.com/santhosh-tekuri/jsonschema/v6"
 	"golang.org/x/text/language"
 	"golang.org/x/text/message"
@@ -35,78 +32,6 @@ const BaseURL = "https://ringmesh.dev/schemas/"
 
 // FileName returns the schema file name of a kind: "mesh.v1.<kind>.json".
 func FileName(kind string) string { return "mesh.v1." + kind + ".json" }
-
-// Generate renders the schema of every kind from the Go types, keyed by file name.
-func Generate() (map[string][]byte, error) {
-	out := map[string][]byte{}
-	for kind, body := range events.Kinds() {
-		r := &jsonschema.Reflector{
-			AllowAdditionalProperties: true, // newer agents may add fields; required ones and types are enforced
-			DoNotReference:            true,
-		}
-		bodySchema := r.Reflect(body)
-		nullablePointers(bodySchema, reflect.TypeOf(body))
-		bodySchema.Version = ""
-		bodySchema.ID = ""
-		env := &jsonschema.Schema{
-			Version:     "https://json-schema.org/draft/2020-12/schema",
-			ID:          jsonschema.ID(BaseURL + FileName(kind)),
-			Title:       "mesh.v1." + kind,
-			Description: fmt.Sprintf("Envelope of a %s message (docs/ARCHITECTURE.md §3); body is events.%s.", kind, reflect.TypeOf(body).Name()),
-			Type:        "object",
-			Required:    []string{"schema", "id", "node", "ts", "body"},
-			Properties:  jsonschema.NewProperties(),
-		}
-		env.Properties.Set("schema", &jsonschema.Schema{Const: "mesh.v1." + kind})
-		env.Properties.Set("id", &jsonschema.Schema{Type: "string", MinLength: ptr(uint64(1)), MaxLength: ptr(uint64(256))})
-		env.Properties.Set("node", &jsonschema.Schema{Type: "string", Pattern: "^[A-Za-z0-9_-]{1,64}$"})
-		env.Properties.Set("ts", &jsonschema.Schema{Type: "string", Format: "date-time"})
-		env.Properties.Set("body", bodySchema)
-		b, err := json.MarshalIndent(env, "", "  ")
-		if err != nil {
-			return nil, err
-		}
-		out[FileName(kind)] = append(b, '\n')
-	}
-	return out, nil
-}
-
-func ptr[T any](v T) *T { return &v }
-
-// nullablePointers walks the Go type next to its schema and lets every
-// pointer field accept null, which is how the agent reports an unmeasured
-// value ("unknown", never 0).
-func nullablePointers(s *jsonschema.Schema, t reflect.Type) {
-	if s == nil {
-		return
-	}
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	switch t.Kind() {
-	case reflect.Slice, reflect.Array:
-		nullablePointers(s.Items, t.Elem())
-	case reflect.Struct:
-		if s.Properties == nil {
-			return
-		}
-		for i := 0; i < t.NumField(); i++ {
-			f := t.Field(i)
-			name := strings.Split(f.Tag.Get("json"), ",")[0]
-			if name == "" || name == "-" {
-				continue
-			}
-			prop, ok := s.Properties.Get(name)
-			if !ok {
-				continue
-			}
-			nullablePointers(prop, f.Type)
-			if f.Type.Kind() == reflect.Pointer {
-				s.Properties.Set(name, &jsonschema.Schema{OneOf: []*jsonschema.Schema{prop, {Type: "null"}}})
-			}
-		}
-	}
-}
 
 // Committed returns the schema files as committed, keyed by file name.
 func Committed() (map[string][]byte, error) {

@@ -1,7 +1,6 @@
 package schemas
 
 import (
-	"bytes"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -11,33 +10,6 @@ import (
 	"github.com/ringmesh/ringmesh/pkg/events"
 	"github.com/ringmesh/ringmesh/pkg/health"
 )
-
-// TestSchemasMatchTypes fails when schemas/*.json drift from pkg/events.
-func TestSchemasMatchTypes(t *testing.T) {
-	gen, err := Generate()
-	if err != nil {
-		t.Fatal(err)
-	}
-	committed, err := Committed()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for name, want := range gen {
-		got, ok := committed[name]
-		if !ok {
-			t.Errorf("%s: not committed; run go generate ./schemas", name)
-			continue
-		}
-		if !bytes.Equal(got, want) {
-			t.Errorf("%s: committed schema differs from the Go types; run go generate ./schemas", name)
-		}
-	}
-	for name := range committed {
-		if _, ok := gen[name]; !ok {
-			t.Errorf("%s: committed but no Go type generates it", name)
-		}
-	}
-}
 
 func envelope(t *testing.T, kind string, body any) []byte {
 	t.Helper()

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"os"
 	"regexp"
 	"testing"
@@ -27,7 +28,7 @@ func TestVersionStartsNothing(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			var err error
-			out := testutil.CaptureStdout(t, func() { err = run(args) })
+			out := testutil.CaptureStdout(t, func() { err = run(context.Background(), args) })
 			if err != nil {
 				t.Fatalf("--version: %v", err)
 			}

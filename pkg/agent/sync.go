@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/ringmesh/ringmesh/pkg/mesh"
 	"github.com/ringmesh/ringmesh/pkg/paths"
 	meshsync "github.com/ringmesh/ringmesh/pkg/sync"
+	"github.com/ringmesh/ringmesh/pkg/wire"
 )
 
 // SyncConfig turns on data protection (docs/ARCHITECTURE.md §6): a manifest of the data
@@ -142,7 +144,43 @@ func (a *Agent) onCycle(r meshsync.CycleReport) {
 	for _, p := range r.Failed {
 		ev.Missed = append(ev.Missed, fileRef(p))
 	}
-	_ = a.emit(bus.KindSync, ev, false)
+	_ = a.emit(bus.KindSync, boundSync(ev), false)
+}
+
+// boundSync keeps a sync event within the bounds the coordinator's schema
+// enforces (at most 100 files per list, text without control characters,
+// bounded lengths), so a large result is trimmed, not dead-lettered.
+func boundSync(ev events.Sync) events.Sync {
+	const maxRefs = 100
+	trim := func(s string, n int) string {
+		s = events.StripControl(s)
+		if len(s) > n {
+			s = strings.ToValidUTF8(s[:n], "")
+		}
+		return s
+	}
+	refs := func(in []events.FileRef) []events.FileRef {
+		if len(in) > maxRefs {
+			in = in[:maxRefs]
+		}
+		out := make([]events.FileRef, 0, len(in))
+		for _, f := range in {
+			f.Reason = trim(f.Reason, 512)
+			if len(f.Targets) > 16 {
+				f.Targets = f.Targets[:16]
+			}
+			out = append(out, f)
+		}
+		return out
+	}
+	if ev.Made != nil {
+		ev.Made = refs(ev.Made)
+	}
+	if ev.Missed != nil {
+		ev.Missed = refs(ev.Missed)
+	}
+	ev.Error, ev.Trigger = trim(ev.Error, 2048), trim(ev.Trigger, 256)
+	return ev
 }
 
 func fileRef(p meshsync.PushResult) events.FileRef {
@@ -177,6 +215,36 @@ func flushRefs(fs []meshsync.FlushFile) []events.FileRef {
 	return out
 }
 
+// maxTargets bounds a sync_targets command.
+const maxTargets = 16
+
+// checkTargets refuses a target list with any value that fails its pattern:
+// node ID, host, user, port, host key fingerprint, and a remote_dir that is
+// not a clean path without ".." (wire.CheckRemoteDir).
+func checkTargets(specs []TargetSpec) error {
+	if len(specs) > maxTargets {
+		return fmt.Errorf("%d targets (at most %d)", len(specs), maxTargets)
+	}
+	for i, s := range specs {
+		switch {
+		case !events.Match("node", s.Node):
+			return fmt.Errorf("target %d: node %q", i, events.StripControl(s.Node))
+		case !events.ValidHost(s.Host):
+			return fmt.Errorf("target %s: host %q fails the host pattern", s.Node, events.StripControl(s.Host))
+		case !events.Match("user", s.User):
+			return fmt.Errorf("target %s: user %q fails the user pattern", s.Node, events.StripControl(s.User))
+		case s.Port < 1 || s.Port > 65535:
+			return fmt.Errorf("target %s: port %d", s.Node, s.Port)
+		case s.Fingerprint != "" && !events.ValidFingerprint(s.Fingerprint):
+			return fmt.Errorf("target %s: host key %q fails the fingerprint pattern", s.Node, events.StripControl(s.Fingerprint))
+		}
+		if err := wire.CheckRemoteDir(s.RemoteDir, ""); err != nil {
+			return fmt.Errorf("target %s: %w", s.Node, err)
+		}
+	}
+	return nil
+}
+
 // setTargets replaces the sync targets (from a sync_targets command).
 func (a *Agent) setTargets(specs []TargetSpec) {
 	st := a.sync
@@ -208,7 +276,7 @@ func (a *Agent) flush(deadline time.Time, trigger string) meshsync.FlushResult {
 	st.lastFlush.Store(&res)
 	ev := events.Sync{Phase: "flush", Trigger: trigger, BytesSent: res.BytesSent, RPO: toRPO(res.RPO), Error: res.Error,
 		Made: flushRefs(res.Made), Missed: flushRefs(res.Missed)}
-	if err := a.emit(bus.KindSync, ev, false); err != nil {
+	if err := a.emit(bus.KindSync, boundSync(ev), false); err != nil {
 		a.log.Error().Err(err).Msg("queue flush result")
 	}
 	a.log.Info().Int("made", len(res.Made)).Int("missed", len(res.Missed)).Int64("bytes", res.BytesSent).Msg("final flush done")
@@ -258,19 +326,42 @@ func (a *Agent) commands(ctx context.Context) {
 	}
 }
 
+// commandDecoder is the agent's side of the trust boundary (pkg/wire).
+var commandDecoder = sync.OnceValues(func() (*wire.Decoder, error) { return wire.NewDecoder(wire.Limits{}) })
+
 func (a *Agent) handleCommand(ctx context.Context, m jetstream.Msg) {
-	var env bus.Envelope
-	var cmd events.Command
-	if err := json.Unmarshal(m.Data(), &env); err != nil || json.Unmarshal(env.Body, &cmd) != nil {
-		a.log.Warn().Str("subject", m.Subject()).Msg("unreadable command terminated")
-		_ = m.TermWithReason("unreadable command")
+	dec, err := commandDecoder()
+	if err != nil {
+		a.log.Error().Err(err).Msg("command schemas")
+		_ = m.Nak()
 		return
 	}
+	var busTime time.Time
+	if md, err := m.Metadata(); err == nil {
+		busTime = md.Timestamp
+	}
+	msg, err := dec.Decode(m.Subject(), m.Data(), busTime)
+	if err != nil || msg.Command == nil || msg.Node != a.cfg.NodeID {
+		reason := "command for another node"
+		if err != nil {
+			reason = err.Error()
+		}
+		a.log.Warn().Str("subject", m.Subject()).Str("reason", reason).Msg("invalid command terminated")
+		_ = m.TermWithReason(reason)
+		return
+	}
+	env := struct{ TS time.Time }{TS: msg.TS}
+	cmd := *msg.Command
 	log := a.log.With().Str("verb", cmd.Verb).Str("by", cmd.RequestedBy).Logger()
 	switch cmd.Verb {
 	case "sync_targets":
 		var specs []TargetSpec
 		if err := json.Unmarshal([]byte(cmd.Args["targets"]), &specs); err != nil {
+			_ = m.TermWithReason("bad targets: " + err.Error())
+			return
+		}
+		if err := checkTargets(specs); err != nil {
+			log.Warn().Err(err).Msg("sync_targets refused")
 			_ = m.TermWithReason("bad targets: " + err.Error())
 			return
 		}
@@ -304,7 +395,7 @@ func (a *Agent) handleCommand(ctx context.Context, m jetstream.Msg) {
 		for _, p := range rep.Failed {
 			ev.Missed = append(ev.Missed, fileRef(p))
 		}
-		_ = a.emit(bus.KindSync, ev, false)
+		_ = a.emit(bus.KindSync, boundSync(ev), false)
 	case "flush":
 		if a.sync == nil {
 			_ = m.TermWithReason("sync is not enabled on this agent")

@@ -34,7 +34,17 @@ type Reply struct {
 	Data  json.RawMessage `json:"data,omitempty"`
 }
 
-// Status is the answer to OpStatus.
+// StatusRequest asks for one page of OpStatus: the node rows from Offset
+// (in node ID order), at most Limit of them (0 = as many as fit). A reply
+// never exceeds the bus's max payload: the coordinator stops a page early
+// when the next row would not fit, and says where to go on.
+type StatusRequest struct {
+	Offset int `json:"offset,omitempty"`
+	Limit  int `json:"limit,omitempty"`
+}
+
+// Status is the answer to OpStatus. Nodes holds one page of rows; Counts
+// and Total cover the whole registry.
 type Status struct {
 	Coordinator string                 `json:"coordinator"`
 	Leader      string                 `json:"leader,omitempty"`
@@ -43,6 +53,13 @@ type Status struct {
 	Thresholds  ThresholdsView         `json:"thresholds"`
 	Counts      map[mesh.NodeState]int `json:"counts"`
 	Nodes       []registry.Record      `json:"nodes"`
+	// Total is the number of nodes in the registry; Offset is the index of
+	// Nodes[0]; NextOffset is where the next page starts (0 = this is the last).
+	Total      int `json:"total"`
+	Offset     int `json:"offset,omitempty"`
+	NextOffset int `json:"next_offset,omitempty"`
+	// Quarantined counts nodes neither in the inventory nor admitted.
+	Quarantined int `json:"quarantined,omitempty"`
 }
 
 // VoterStatus is one voter's health as the answering coordinator sees it.
@@ -109,11 +126,30 @@ func (c Client) Call(ctx context.Context, op string, req, out any) error {
 	return nil
 }
 
-// Status fetches the cluster picture.
-func (c Client) Status(ctx context.Context) (Status, error) {
-	var s Status
-	err := c.Call(ctx, OpStatus, nil, &s)
-	return s, err
+// Status fetches the whole cluster picture, every page (StatusAll).
+func (c Client) Status(ctx context.Context) (Status, error) { return c.StatusAll(ctx) }
+
+// maxStatusPages bounds StatusAll (a registry of 1000 pages is not a cluster).
+const maxStatusPages = 1000
+
+// StatusAll fetches every page of OpStatus and returns them merged.
+func (c Client) StatusAll(ctx context.Context) (Status, error) {
+	var all Status
+	offset := 0
+	for page := 0; page < maxStatusPages; page++ {
+		var s Status
+		if err := c.Call(ctx, OpStatus, StatusRequest{Offset: offset}, &s); err != nil {
+			return Status{}, err
+		}
+		nodes := append(all.Nodes, s.Nodes...)
+		all = s
+		all.Nodes, all.Offset, all.NextOffset = nodes, 0, 0
+		if s.NextOffset <= offset {
+			return all, nil
+		}
+		offset = s.NextOffset
+	}
+	return Status{}, fmt.Errorf("%s: more than %d pages", OpStatus, maxStatusPages)
 }
 
 // DeadLetters fetches the newest limit invalid messages.

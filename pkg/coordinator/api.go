@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -12,6 +13,7 @@ import (
 	"github.com/ringmesh/ringmesh/pkg/api"
 	"github.com/ringmesh/ringmesh/pkg/bus"
 	"github.com/ringmesh/ringmesh/pkg/events"
+	"github.com/ringmesh/ringmesh/pkg/registry"
 )
 
 // apiHandler answers one operation; req is the raw request body.
@@ -19,11 +21,7 @@ type apiHandler func(ctx context.Context, req []byte) (any, error)
 
 func (c *Coordinator) apiHandlers() map[string]apiHandler {
 	return map[string]apiHandler{
-		api.OpStatus: func(ctx context.Context, _ []byte) (any, error) {
-			st := c.Status()
-			st.Voters = c.voters(ctx)
-			return st, nil
-		},
+		api.OpStatus:      c.apiStatus,
 		api.OpDeadLetters: c.apiDeadLetters,
 		api.OpInstances:   c.apiInstances,
 		api.OpSSHConfig:   c.apiSSHConfig,
@@ -72,7 +70,16 @@ func (c *Coordinator) startAPI() (micro.Service, error) {
 				}
 			}
 			b, _ := json.Marshal(rep)
-			_ = r.Respond(b)
+			if max := c.maxPayload(); len(b) > max {
+				// Never send what the server refuses: say so instead.
+				c.m.respondErrors.WithLabelValues(op).Inc()
+				c.log.Warn().Str("op", op).Int("bytes", len(b)).Int("max_payload", max).Msg("API reply exceeds the max payload; answering with an error")
+				b, _ = json.Marshal(api.Reply{Error: fmt.Sprintf("reply of %d bytes exceeds the bus max payload of %d bytes; ask for less (paging, limit)", len(b), max)})
+			}
+			if err := r.Respond(b); err != nil {
+				c.m.respondErrors.WithLabelValues(op).Inc()
+				c.log.Warn().Err(err).Str("op", op).Int("bytes", len(b)).Msg("API respond failed")
+			}
 		}), opts...)
 		if err != nil {
 			_ = svc.Stop()
@@ -80,6 +87,76 @@ func (c *Coordinator) startAPI() (micro.Service, error) {
 		}
 	}
 	return svc, nil
+}
+
+// maxPayload is the bus's max payload for this connection (1 MiB when unknown).
+func (c *Coordinator) maxPayload() int {
+	if c.nc != nil {
+		if n := c.nc.MaxPayload(); n > 0 {
+			return int(n)
+		}
+	}
+	return 1 << 20
+}
+
+// apiStatus answers one page of OpStatus (api.StatusRequest); a page holds
+// as many node rows as fit in the max payload, so the reply always does.
+func (c *Coordinator) apiStatus(ctx context.Context, req []byte) (any, error) {
+	var r api.StatusRequest
+	if len(req) > 0 {
+		if err := json.Unmarshal(req, &r); err != nil {
+			return nil, errors.New("bad request: " + err.Error())
+		}
+	}
+	st := c.Status()
+	st.Voters = c.voters(ctx)
+	return statusPage(st, r, c.maxPayload()), nil
+}
+
+// statusPage cuts st.Nodes to the page r asks for, within max bytes of
+// reply. A row too large to fit even alone is sent without its health
+// sample and last sync result (the summary fields stay).
+func statusPage(st api.Status, r api.StatusRequest, max int) api.Status {
+	nodes := st.Nodes
+	st.Total = len(nodes)
+	if r.Offset < 0 || r.Offset > len(nodes) {
+		r.Offset = len(nodes)
+	}
+	if r.Limit <= 0 || r.Limit > 1000 {
+		r.Limit = 1000
+	}
+	st.Nodes = nil
+	head, _ := json.Marshal(api.Reply{Data: mustJSON(st)})
+	budget := max - len(head) - 512 // page fields, separators
+	st.Offset = r.Offset
+	page := []registry.Record{}
+	i := r.Offset
+	for ; i < len(nodes) && len(page) < r.Limit; i++ {
+		rec := nodes[i]
+		b := mustJSON(rec)
+		if len(b)+1 > budget && len(page) == 0 {
+			rec.Health, rec.LastSync = nil, nil
+			b = mustJSON(rec)
+		}
+		// json.Marshal of RawMessage inside Reply escapes nothing more than
+		// the record's own encoding, but HTML-escaping may grow it: count 1.1×.
+		need := len(b) + len(b)/10 + 1
+		if need > budget {
+			break
+		}
+		budget -= need
+		page = append(page, rec)
+	}
+	st.Nodes = page
+	if i < len(nodes) {
+		st.NextOffset = i
+	}
+	return st
+}
+
+func mustJSON(v any) []byte {
+	b, _ := json.Marshal(v)
+	return b
 }
 
 // Status is the cluster picture as this coordinator sees it.
@@ -92,6 +169,7 @@ func (c *Coordinator) Status() api.Status {
 		Thresholds:  api.ThresholdsView{SuspectAfterSeconds: th.SuspectAfter.Seconds(), DeadAfterSeconds: th.DeadAfter.Seconds()},
 		Counts:      c.reg.Counts(),
 		Nodes:       c.reg.Snapshot(),
+		Quarantined: c.reg.Quarantined(),
 	}
 }
 
@@ -109,7 +187,18 @@ func (c *Coordinator) apiDeadLetters(ctx context.Context, req []byte) (any, erro
 	if err != nil {
 		return nil, err
 	}
-	return api.DeadLetters{Items: items}, nil
+	// Keep the newest that fit in one reply (each holds up to 4 KiB of payload).
+	budget, n := c.maxPayload()-1024, len(items)
+	for n > 0 {
+		need := len(mustJSON(items[n-1])) + 1
+		need += need / 10
+		if need > budget {
+			break
+		}
+		budget -= need
+		n--
+	}
+	return api.DeadLetters{Items: items[n:]}, nil
 }
 
 // deadLetters reads the newest limit entries of MESH_DLQ.

@@ -20,7 +20,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,7 +37,7 @@ import (
 	"github.com/ringmesh/ringmesh/pkg/gossip"
 	"github.com/ringmesh/ringmesh/pkg/mesh"
 	"github.com/ringmesh/ringmesh/pkg/registry"
-	"github.com/ringmesh/ringmesh/schemas"
+	"github.com/ringmesh/ringmesh/pkg/wire"
 )
 
 // Config configures a coordinator.
@@ -83,6 +82,10 @@ type Config struct {
 	LeaderTTL time.Duration
 	// VastWebhookSecret enables POST /webhooks/vast (HMAC-SHA256 verified).
 	VastWebhookSecret string
+	// HTTPTokenFile holds the bearer token the status page and /api/*
+	// require (empty: the RINGMESH_HTTP_TOKEN environment variable; neither
+	// set: open, with a warning when HTTPAddr is not loopback).
+	HTTPTokenFile string
 	// Gossip, when set, runs a memberlist member on this voter (NodeName and
 	// Meta are filled in) and publishes its join/leave/fail/update events to
 	// mesh.v1.gossip.<name>. Nil = no gossip.
@@ -102,7 +105,7 @@ type Coordinator struct {
 	cfg  Config
 	log  zerolog.Logger
 	reg  *registry.Registry
-	val  *schemas.Validator
+	wire *wire.Decoder
 	m    *metrics
 	srv  *bus.Server
 	nc   *nats.Conn
@@ -117,10 +120,13 @@ type Coordinator struct {
 	wasLeader   bool // touched by the Run loop only
 	member      atomic.Pointer[gossip.Member]
 	sentTargets map[string]sentTargets // touched by the route loop only
-	readyErr    atomic.Value           // string
-	started     chan struct{}
-	startOnce   sync.Once
-	httpAddr    atomic.Value // string
+	// chosenTargets is the router's last choice: source → target → true.
+	chosenTargets atomic.Pointer[map[string]map[string]bool]
+	readyErr      atomic.Value // string
+	started       chan struct{}
+	startOnce     sync.Once
+	httpAddr      atomic.Value // string
+	webhookIDs    webhookSeen
 }
 
 // New validates cfg and builds a coordinator; Run starts it.
@@ -147,7 +153,7 @@ func New(cfg Config, log zerolog.Logger) (*Coordinator, error) {
 	if cfg.ReconcileInterval == 0 {
 		cfg.ReconcileInterval = 30 * time.Second
 	}
-	val, err := schemas.NewValidator()
+	dec, err := wire.NewDecoder(wire.Limits{})
 	if err != nil {
 		return nil, fmt.Errorf("schemas: %w", err)
 	}
@@ -155,11 +161,14 @@ func New(cfg Config, log zerolog.Logger) (*Coordinator, error) {
 		cfg:         cfg,
 		log:         log.With().Str("component", "coordinator").Str("coordinator", cfg.Name).Logger(),
 		reg:         registry.New(cfg.Thresholds),
-		val:         val,
+		wire:        dec,
 		started:     make(chan struct{}),
 		reconciled:  make(chan struct{}, 1),
 		sentTargets: map[string]sentTargets{},
 	}
+	// Its own record and the voters' (Seed adds them) are written by coordinators only.
+	c.reg.Protect(cfg.Name)
+	c.reg.Admit(cfg.Name, "coordinator")
 	c.m = newMetrics(cfg.Registry, c.reg)
 	if cfg.Cost != nil {
 		if err := cfg.Cost.Register(cfg.Registry); err != nil {
@@ -385,48 +394,44 @@ func (c *Coordinator) consumer(ctx context.Context) (jetstream.Consumer, error) 
 	})
 }
 
-// handle processes one MESH_EVT message. It never blocks on bad input: an
+// handle processes one MESH_EVT message. It never blocks on bad input: the
+// trust boundary (pkg/wire) bounds, validates and decodes it once; an
 // invalid message is terminated with its reason and dead-lettered.
 func (c *Coordinator) handle(msg jetstream.Msg) {
 	meta, err := msg.Metadata()
 	at := c.cfg.Now()
-	if err == nil && !meta.Timestamp.IsZero() && meta.Timestamp.Before(at) {
-		at = meta.Timestamp // when the bus stored it: replays keep their real time
-	}
-	subj := msg.Subject()
-	kind, node, gossip := "", "", strings.HasPrefix(subj, bus.Prefix+".gossip.")
-	if gossip {
-		kind = "gossip"
-	} else {
-		node, kind, err = bus.ParseEventSubject(subj)
-		if err != nil {
-			c.deadLetter(msg, meta, "bad subject: "+err.Error())
-			return
+	busTime := time.Time{}
+	if err == nil && !meta.Timestamp.IsZero() {
+		busTime = meta.Timestamp
+		if meta.Timestamp.Before(at) {
+			at = meta.Timestamp // when the bus stored it: replays keep their real time
 		}
 	}
-	if err := c.val.Validate(kind, msg.Data()); err != nil {
-		c.deadLetter(msg, meta, "schema "+bus.SchemaName(kind)+": "+err.Error())
-		return
-	}
-	var env bus.Envelope
-	if err := json.Unmarshal(msg.Data(), &env); err != nil {
-		c.deadLetter(msg, meta, "envelope: "+err.Error())
+	m, err := c.wire.Decode(msg.Subject(), msg.Data(), busTime)
+	if err != nil {
+		c.deadLetter(msg, meta, err.Error())
 		return
 	}
 	var trs []registry.Transition
-	if gossip {
-		var g events.Gossip
-		if err := json.Unmarshal(env.Body, &g); err != nil {
-			c.deadLetter(msg, meta, "gossip body: "+err.Error())
+	if m.Gossip != nil {
+		if !c.isVoter(m.Node) {
+			c.m.dropped.WithLabelValues("gossip_not_from_voter").Inc()
+			c.deadLetter(msg, meta, fmt.Sprintf("gossip observation from %q, which is not a configured voter", m.Node))
 			return
 		}
-		trs = c.reg.ApplyGossip(g, at)
+		trs = c.reg.ApplyGossip(*m.Gossip, at)
 	} else {
-		if env.Node != node {
-			c.deadLetter(msg, meta, fmt.Sprintf("envelope node %q does not match subject node %q", env.Node, node))
+		if m.Sync != nil {
+			c.checkReceipts(&m)
+		}
+		res, err := c.reg.ApplyMessage(m, at)
+		if errors.Is(err, registry.ErrQuarantineFull) {
+			c.m.dropped.WithLabelValues("quarantine_full").Inc()
+			if err := msg.TermWithReason(err.Error()); err != nil {
+				c.log.Debug().Err(err).Msg("term")
+			}
 			return
 		}
-		res, err := c.reg.Apply(env, kind, at)
 		if err != nil {
 			c.deadLetter(msg, meta, err.Error())
 			return
@@ -438,16 +443,48 @@ func (c *Coordinator) handle(msg jetstream.Msg) {
 		}
 		trs = res.Transitions
 	}
-	c.m.applied.WithLabelValues(kind).Inc()
+	c.m.applied.WithLabelValues(m.Kind).Inc()
 	c.appliedN.Add(1)
 	if len(trs) > 0 {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		c.recordTransitions(ctx, trs, env.ID)
+		c.recordTransitions(ctx, trs, m.ID)
 		cancel()
 	}
 	if err := msg.Ack(); err != nil {
-		c.log.Warn().Err(err).Str("subject", subj).Msg("ack")
+		c.log.Warn().Err(err).Str("subject", msg.Subject()).Msg("ack")
 	}
+}
+
+// checkReceipts drops the RPO of a sync result that claims copies on a
+// target the router did not choose for that node (known only on the
+// leader, once it routed): such receipts never make RPO zero.
+func (c *Coordinator) checkReceipts(m *wire.Message) {
+	p := c.chosenTargets.Load()
+	if !c.IsLeader() || p == nil {
+		return
+	}
+	set, routed := (*p)[m.Node]
+	if !routed {
+		return
+	}
+	for _, f := range m.Sync.Made {
+		for _, t := range f.Targets {
+			if !set[t] {
+				c.m.dropped.WithLabelValues("receipt_from_unchosen_target").Inc()
+				c.log.Warn().Str("node", m.Node).Str("target", t).Msg("sync receipt from a target the router did not choose: RPO not taken")
+				m.Sync.RPO = events.RPO{}
+				return
+			}
+		}
+	}
+}
+
+// isVoter reports whether node is a configured voter (or this coordinator).
+func (c *Coordinator) isVoter(node string) bool {
+	if node == c.cfg.Name {
+		return true
+	}
+	return c.cfg.Inventory != nil && c.cfg.Inventory.IsVoter(node)
 }
 
 func (c *Coordinator) deadLetter(msg jetstream.Msg, meta *jetstream.MsgMetadata, reason string) {
@@ -555,12 +592,20 @@ func (c *Coordinator) tick(ctx context.Context) {
 }
 
 func (c *Coordinator) startHTTP() error {
+	token, err := c.httpToken()
+	if err != nil {
+		return err
+	}
+	if token == "" && !loopback(c.cfg.HTTPAddr) {
+		c.log.Warn().Str("addr", c.cfg.HTTPAddr).Msg("HTTP status page and /api/* are open on a non-loopback address; set a token (--http-token-file or " + HTTPTokenEnv + ")")
+	}
 	ln, err := net.Listen("tcp", c.cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("http listen %s: %w", c.cfg.HTTPAddr, err)
 	}
 	c.httpAddr.Store(ln.Addr().String())
-	c.http = &http.Server{Handler: c.httpHandler(), ReadHeaderTimeout: 5 * time.Second}
+	c.http = &http.Server{Handler: c.httpHandlerWith(token), ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout: 15 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
 	go func() {
 		if err := c.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			c.log.Error().Err(err).Msg("http server")

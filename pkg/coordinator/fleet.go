@@ -36,13 +36,16 @@ func (c *Coordinator) Reconciled() <-chan struct{} { return c.reconciled }
 
 // ReconcileNow runs one reconcile pass and applies it to the registry.
 func (c *Coordinator) ReconcileNow(ctx context.Context) fleet.Report {
-	rep := c.cfg.Fleet.Reconcile(ctx, c.reg.Snapshot())
+	rep := c.cfg.Fleet.Reconcile(ctx, c.reg.Trusted())
 	c.report.Store(&rep)
 	now := c.cfg.Now()
 	var trs []registry.Transition
 	for _, iv := range rep.Instances {
 		if iv.Node == "" || iv.Stale {
 			continue
+		}
+		if iv.Name == iv.Node { // the provider's own listing names the node: admit it
+			c.reg.Admit(iv.Node, "provider:"+iv.Provider+"/"+iv.ID)
 		}
 		trs = append(trs, c.reg.ApplyInstance(iv.Node, registry.InstanceInfo{Provider: iv.Provider, ID: iv.ID, State: string(iv.State),
 			RawState: iv.RawState, Interrupted: iv.Interrupted, SeenAt: rep.At}, now)...)
@@ -137,7 +140,7 @@ func (c *Coordinator) currentReport() (fleet.Report, error) {
 		return fleet.Report{}, errors.New("no providers configured on this coordinator")
 	}
 	if p := c.report.Load(); p != nil {
-		return c.cfg.Fleet.Report(c.reg.Snapshot()), nil
+		return c.cfg.Fleet.Report(c.reg.Trusted()), nil
 	}
 	return fleet.Report{}, errors.New("first reconcile still running; try again in a moment")
 }
@@ -187,6 +190,9 @@ func (c *Coordinator) apiAct(ctx context.Context, req []byte) (any, error) {
 	}
 	var recp *registry.Record
 	if rec, ok := c.reg.Get(r.Node); ok {
+		if rec.Quarantined {
+			return nil, fmt.Errorf("node %s is quarantined (not in the inventory, a provider listing or enrolled): not acting on it", r.Node)
+		}
 		recp = &rec
 	}
 	res, err := fleet.Act(ctx, c.cfg.Fleet.Providers(), c.cfg.Fleet.Inventory(), recp, r, term, func(ctx context.Context, id string, a events.Audit) {
@@ -213,9 +219,9 @@ func (c *Coordinator) apiSSHConfig(ctx context.Context, _ []byte) (any, error) {
 	var inv = c.cfg.Inventory
 	rep := fleet.Report{}
 	if c.cfg.Fleet != nil {
-		rep = c.cfg.Fleet.Report(c.reg.Snapshot())
+		rep = c.cfg.Fleet.Report(c.reg.Trusted())
 	}
-	entries := fleet.SSHEntries(inv, c.reg.Snapshot(), rep)
+	entries := fleet.SSHEntries(inv, c.reg.Trusted(), rep)
 	return api.SSHConfig{Entries: entries, Text: fleet.RenderSSHConfig(entries)}, nil
 }
 
@@ -227,14 +233,25 @@ func (c *Coordinator) apiPaths(ctx context.Context, req []byte) (any, error) {
 	if rec, ok := c.reg.Get(r.Node); ok && rec.Paths != nil {
 		return api.Paths{Node: r.Node, Layout: *rec.Paths, Source: "agent"}, nil
 	}
-	if c.cfg.Inventory != nil {
-		if h := c.cfg.Inventory.Hosts[r.Node]; h != nil {
-			ov := map[paths.Kind]string{paths.Games: h.StoragePaths.Games, paths.Models: h.StoragePaths.Models, paths.TrainingData: h.StoragePaths.TrainingData,
-				paths.Checkpoints: h.StoragePaths.Checkpoints, paths.Logs: h.StoragePaths.Logs, paths.SyncIncoming: h.StoragePaths.SyncIncoming}
-			return api.Paths{Node: r.Node, Layout: paths.For(h.Provider, h.RingriftPath, ov), Source: "inventory"}, nil
-		}
+	if lay, ok := c.inventoryLayout(r.Node); ok {
+		return api.Paths{Node: r.Node, Layout: lay, Source: "inventory"}, nil
 	}
 	return nil, fmt.Errorf("unknown node %q", r.Node)
+}
+
+// inventoryLayout is a configured host's path layout as the inventory
+// states it (ringrift_path, storage_paths, else the provider convention).
+func (c *Coordinator) inventoryLayout(node string) (paths.Layout, bool) {
+	if c.cfg.Inventory == nil {
+		return paths.Layout{}, false
+	}
+	h := c.cfg.Inventory.Hosts[node]
+	if h == nil {
+		return paths.Layout{}, false
+	}
+	ov := map[paths.Kind]string{paths.Games: h.StoragePaths.Games, paths.Models: h.StoragePaths.Models, paths.TrainingData: h.StoragePaths.TrainingData,
+		paths.Checkpoints: h.StoragePaths.Checkpoints, paths.Logs: h.StoragePaths.Logs, paths.SyncIncoming: h.StoragePaths.SyncIncoming}
+	return paths.For(h.Provider, h.RingriftPath, ov), true
 }
 
 func (c *Coordinator) apiCost(ctx context.Context, req []byte) (any, error) {

@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -26,6 +27,7 @@ import (
 	"github.com/ringmesh/ringmesh/pkg/paths"
 	"github.com/ringmesh/ringmesh/pkg/registry"
 	meshsync "github.com/ringmesh/ringmesh/pkg/sync"
+	"github.com/ringmesh/ringmesh/pkg/wire"
 )
 
 // routeInterval is how often the leader re-routes sync targets; unchanged
@@ -79,7 +81,8 @@ func (c *Coordinator) routingPolicy() meshsync.RoutingPolicy {
 
 func nodeInfo(rec registry.Record, skip bool) meshsync.NodeInfo {
 	n := meshsync.NodeInfo{NodeID: rec.Node, Provider: rec.Provider, Ephemeral: rec.Ephemeral, Persistent: !rec.Ephemeral,
-		Status: string(rec.State), Retired: rec.State == mesh.StateRetired, FilesystemIDs: rec.FilesystemIDs, SkipSyncReceive: skip}
+		Status: string(rec.State), Retired: rec.State == mesh.StateRetired, FilesystemIDs: rec.FilesystemIDs, SkipSyncReceive: skip,
+		Unconfigured: !rec.Configured || rec.Quarantined}
 	if h := rec.Health; h != nil && len(h.Disks) > 0 {
 		d := h.Disks[0]
 		if d.FreeBytes != nil && d.TotalBytes != nil {
@@ -94,8 +97,15 @@ func nodeInfo(rec registry.Record, skip bool) meshsync.NodeInfo {
 
 // RouteSync assigns sync targets to every live ephemeral node and sends
 // them as sync_targets commands (leader only). It returns the plan by node.
+//
+// Trust: only configured persistent hosts of the inventory receive. A
+// target's address comes from the provider API or the inventory (never an
+// endpoint the node reported), its incoming directory from the inventory's
+// layout of that host, and its host key from the key the registry pinned at
+// the configured host's first report (a later, different report is not
+// taken). Quarantined nodes are neither sources nor targets.
 func (c *Coordinator) RouteSync(ctx context.Context) map[string][]meshsync.Choice {
-	recs := c.reg.Snapshot()
+	recs := c.reg.Trusted()
 	var rep fleet.Report
 	if c.cfg.Fleet != nil {
 		rep = c.cfg.Fleet.Report(recs)
@@ -118,6 +128,7 @@ func (c *Coordinator) RouteSync(ctx context.Context) map[string][]meshsync.Choic
 	}
 	pol := c.routingPolicy()
 	plans := map[string][]meshsync.Choice{}
+	chosen := map[string]map[string]bool{}
 	for _, src := range recs {
 		if !src.Ephemeral || (src.State != mesh.StateHealthy && src.State != mesh.StateDegraded) {
 			continue
@@ -126,13 +137,11 @@ func (c *Coordinator) RouteSync(ctx context.Context) map[string][]meshsync.Choic
 		plans[src.Node] = choices
 		var specs []agent.TargetSpec
 		for _, ch := range meshsync.Selected(choices) {
-			tr := byNode[ch.NodeID]
-			e, ok := entries[ch.NodeID]
-			if !ok || tr.HostKey == "" || tr.Paths == nil {
-				continue // cannot be reached safely: no endpoint or no reported host key
+			spec, why := c.targetSpec(byNode[ch.NodeID], entries)
+			if why != "" {
+				c.log.Debug().Str("node", src.Node).Str("target", ch.NodeID).Str("reason", why).Msg("target skipped")
+				continue
 			}
-			spec := agent.TargetSpec{Node: ch.NodeID, Host: e.Host, Port: e.Port, User: e.User,
-				RemoteDir: remoteDir(tr.Paths.Data[paths.SyncIncoming]), Fingerprint: tr.HostKey}
 			for _, cl := range ch.Classes {
 				spec.Classes = append(spec.Classes, string(cl))
 			}
@@ -141,6 +150,11 @@ func (c *Coordinator) RouteSync(ctx context.Context) map[string][]meshsync.Choic
 		if specs == nil {
 			specs = []agent.TargetSpec{}
 		}
+		set := map[string]bool{}
+		for _, s := range specs {
+			set[s.Node] = true
+		}
+		chosen[src.Node] = set
 		b, _ := json.Marshal(specs)
 		prev := c.sentTargets[src.Node]
 		if prev.json == string(b) && prev.boot == src.Boot && c.cfg.Now().Sub(prev.at) < targetRefresh {
@@ -161,7 +175,35 @@ func (c *Coordinator) RouteSync(ctx context.Context) map[string][]meshsync.Choic
 		}
 		ev.Msg("sync targets sent")
 	}
+	c.chosenTargets.Store(&chosen)
 	return plans
+}
+
+// targetSpec builds the target of a selected node from trusted sources
+// only, or says why it cannot.
+func (c *Coordinator) targetSpec(tr registry.Record, entries map[string]fleet.SSHEntry) (agent.TargetSpec, string) {
+	if !tr.Configured || tr.Quarantined {
+		return agent.TargetSpec{}, "not a configured host"
+	}
+	e, ok := entries[tr.Node]
+	if !ok || strings.HasPrefix(e.Source, "agent:") {
+		return agent.TargetSpec{}, "no SSH endpoint from the inventory or the provider"
+	}
+	if !events.ValidHost(e.Host) || !events.Match("user", e.User) || e.Port < 1 || e.Port > 65535 {
+		return agent.TargetSpec{}, fmt.Sprintf("SSH endpoint %q port %d user %q fails its pattern", events.StripControl(e.Host), e.Port, events.StripControl(e.User))
+	}
+	if !events.ValidFingerprint(tr.HostKey) {
+		return agent.TargetSpec{}, "no pinned host key"
+	}
+	lay, ok := c.inventoryLayout(tr.Node)
+	if !ok {
+		return agent.TargetSpec{}, "no inventory layout"
+	}
+	dir := remoteDir(lay.Data[paths.SyncIncoming])
+	if err := wire.CheckRemoteDir(dir, ""); err != nil {
+		return agent.TargetSpec{}, err.Error()
+	}
+	return agent.TargetSpec{Node: tr.Node, Host: e.Host, Port: e.Port, User: e.User, RemoteDir: dir, Fingerprint: tr.HostKey}, ""
 }
 
 // remoteDir makes a host path usable over SFTP: "~/x" is relative to the login's home.
@@ -260,14 +302,88 @@ type vastWebhook struct {
 
 var digits = regexp.MustCompile(`\d+`)
 
+// webhookMaxBody is the largest webhook body accepted (413 above it).
+const webhookMaxBody = 64 << 10
+
+// webhookSeen remembers the event IDs accepted within the replay window.
+type webhookSeen struct {
+	mu  sync.Mutex
+	ids map[string]time.Time
+}
+
+// maxWebhookIDs bounds the replay memory; beyond it the oldest are forgotten
+// only once they left the window, else the webhook answers 503 (Vast retries).
+const maxWebhookIDs = 100000
+
+// claim records id at now; false when it was seen within the window.
+func (s *webhookSeen) claim(id string, now time.Time) (fresh, full bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ids == nil {
+		s.ids = map[string]time.Time{}
+	}
+	if at, ok := s.ids[id]; ok && now.Sub(at) <= 2*webhookReplayWindow {
+		return false, false
+	}
+	if len(s.ids) >= maxWebhookIDs {
+		for k, at := range s.ids {
+			if now.Sub(at) > 2*webhookReplayWindow {
+				delete(s.ids, k)
+			}
+		}
+		if len(s.ids) >= maxWebhookIDs {
+			return false, true
+		}
+	}
+	s.ids[id] = now
+	return true, false
+}
+
+// webhookTime parses X-Vast-Timestamp (Unix seconds, possibly fractional,
+// or RFC 3339) and checks it lies within the replay window of now, using
+// whole seconds only (no time.Duration arithmetic that could overflow).
+func webhookTime(ts string, now time.Time) error {
+	if len(ts) == 0 || len(ts) > 40 {
+		return errors.New("missing or oversized timestamp")
+	}
+	var sec int64
+	if t, err := time.Parse(time.RFC3339, ts); err == nil {
+		sec = t.Unix()
+	} else {
+		whole := ts
+		if i := strings.IndexByte(ts, '.'); i >= 0 {
+			whole = ts[:i]
+			if strings.Trim(ts[i+1:], "0123456789") != "" {
+				return errors.New("timestamp is not a number")
+			}
+		}
+		n, err := strconv.ParseInt(whole, 10, 64)
+		if err != nil {
+			return errors.New("timestamp is not Unix seconds or RFC 3339")
+		}
+		sec = n
+	}
+	win := int64(webhookReplayWindow / time.Second)
+	if d := now.Unix() - sec; d > win || d < -win {
+		return fmt.Errorf("timestamp %s is outside the %s replay window", ts, webhookReplayWindow)
+	}
+	return nil
+}
+
 func (c *Coordinator) vastWebhook(w http.ResponseWriter, r *http.Request) {
 	secret := c.cfg.VastWebhookSecret
 	if secret == "" {
 		http.Error(w, "vast webhook not configured", http.StatusNotFound)
 		return
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, 64<<10))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, webhookMaxBody))
 	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			c.m.webhooks.WithLabelValues("too_large").Inc()
+			http.Error(w, fmt.Sprintf("body over %d bytes", webhookMaxBody), http.StatusRequestEntityTooLarge)
+			return
+		}
 		http.Error(w, "read body", http.StatusBadRequest)
 		return
 	}
@@ -282,15 +398,9 @@ func (c *Coordinator) vastWebhook(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "bad signature", http.StatusUnauthorized)
 		return
 	}
-	sec, err := strconv.ParseFloat(ts, 64)
-	if err != nil {
-		if t, perr := time.Parse(time.RFC3339, ts); perr == nil {
-			sec, err = float64(t.Unix()), nil
-		}
-	}
-	if err != nil || absDuration(c.cfg.Now().Sub(time.Unix(int64(sec), 0))) > webhookReplayWindow {
+	if err := webhookTime(ts, c.cfg.Now()); err != nil {
 		c.m.webhooks.WithLabelValues("replay").Inc()
-		http.Error(w, "timestamp outside the replay window", http.StatusUnauthorized)
+		http.Error(w, err.Error(), http.StatusUnauthorized)
 		return
 	}
 	var ev vastWebhook
@@ -298,8 +408,28 @@ func (c *Coordinator) vastWebhook(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "bad body: "+err.Error(), http.StatusBadRequest)
 		return
 	}
-	if ev.EventID == "" {
-		ev.EventID = r.Header.Get("X-Vast-Event-Id")
+	// The event ID must be signed: it is taken from the (signed) body only;
+	// an unsigned header that disagrees is refused.
+	if ev.EventID == "" || len(ev.EventID) > 128 || !events.Match("token", ev.EventID) {
+		c.m.webhooks.WithLabelValues("no_event_id").Inc()
+		http.Error(w, "body needs a signed event_id ([A-Za-z0-9._:+/@=-], at most 128)", http.StatusBadRequest)
+		return
+	}
+	if h := r.Header.Get("X-Vast-Event-Id"); h != "" && h != ev.EventID {
+		c.m.webhooks.WithLabelValues("bad_event_id").Inc()
+		http.Error(w, "X-Vast-Event-Id differs from the signed event_id", http.StatusBadRequest)
+		return
+	}
+	fresh, full := c.webhookIDs.claim(ev.EventID, c.cfg.Now())
+	if full {
+		c.m.webhooks.WithLabelValues("replay_memory_full").Inc()
+		http.Error(w, "too many recent events; retry later", http.StatusServiceUnavailable)
+		return
+	}
+	if !fresh {
+		c.m.webhooks.WithLabelValues("replay").Inc()
+		http.Error(w, "event "+ev.EventID+" already received", http.StatusConflict)
+		return
 	}
 	if ev.NotifType != "outbid" && ev.NotifType != "client:outbid" {
 		c.m.webhooks.WithLabelValues("ignored").Inc()
@@ -316,18 +446,18 @@ func (c *Coordinator) vastWebhook(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	defer cancel()
 	if err := c.NotifyPreempt(ctx, node, "vast:webhook", "vastwh-"+ev.EventID, agent.DefaultNotice(mesh.ProviderVast)); err != nil {
-		http.Error(w, "bus: "+err.Error(), http.StatusServiceUnavailable) // Vast retries
+		c.webhookIDs.forget(ev.EventID) // Vast retries: let the retry through
+		http.Error(w, "bus: "+err.Error(), http.StatusServiceUnavailable)
 		return
 	}
 	c.m.webhooks.WithLabelValues("preempt").Inc()
 	w.WriteHeader(http.StatusAccepted)
 }
 
-func absDuration(d time.Duration) time.Duration {
-	if d < 0 {
-		return -d
-	}
-	return d
+func (s *webhookSeen) forget(id string) {
+	s.mu.Lock()
+	delete(s.ids, id)
+	s.mu.Unlock()
 }
 
 // nodeForVastText finds the node whose Vast instance ID appears in text.
@@ -336,7 +466,7 @@ func (c *Coordinator) nodeForVastText(text string) string {
 	for _, d := range digits.FindAllString(text, -1) {
 		ids[d] = true
 	}
-	for _, r := range c.reg.Snapshot() {
+	for _, r := range c.reg.Trusted() {
 		if r.Provider == mesh.ProviderVast && r.InstanceID != "" && ids[r.InstanceID] {
 			return r.Node
 		}
@@ -352,6 +482,9 @@ func (c *Coordinator) apiSync(ctx context.Context, req []byte) (any, error) {
 	rec, ok := c.reg.Get(r.Node)
 	if !ok {
 		return nil, fmt.Errorf("unknown node %q", r.Node)
+	}
+	if rec.Quarantined {
+		return nil, fmt.Errorf("node %s is quarantined: not commanding it", r.Node)
 	}
 	if rec.State != mesh.StateHealthy && rec.State != mesh.StateDegraded && rec.State != mesh.StatePreempting {
 		return nil, fmt.Errorf("node %s has no live agent (state %s)", r.Node, rec.State)

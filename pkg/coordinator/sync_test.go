@@ -55,12 +55,13 @@ type syncRig struct {
 func startSyncRig(t testing.TB, secret string) *syncRig {
 	t.Helper()
 	// The routing thresholds must not depend on how full this machine's disk is.
-	inv, err := config.Parse("sync.yaml", []byte("sync_routing: {max_disk_usage_percent: 100, min_free_disk_percent: 0.01, replication_target: 1}\nhosts:\n  hetzner-cpu2: {provider: hetzner}\n  vast-77: {provider: vast, is_ephemeral: true}\n"))
+	// The target's SSH endpoint comes from the inventory (never from what the node reports).
+	srv := sshtest.New(t, sshtest.Options{})
+	inv, err := config.Parse("sync.yaml", []byte(fmt.Sprintf("sync_routing: {max_disk_usage_percent: 100, min_free_disk_percent: 0.01, replication_target: 1}\nhosts:\n  hetzner-cpu2: {provider: hetzner, ssh_host: 127.0.0.1, ssh_port: %d, ssh_user: %s}\n  vast-77: {provider: vast, is_ephemeral: true}\n", srv.Port, srv.User)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	h := startCoordinator(t, coordinator.Config{VastWebhookSecret: secret, Inventory: inv})
-	srv := sshtest.New(t, sshtest.Options{})
 	pub := filepath.Join(t.TempDir(), "ssh_host_ed25519_key.pub")
 	if err := os.WriteFile(pub, srv.HostKey.AuthorizedKey, 0o644); err != nil {
 		t.Fatal(err)

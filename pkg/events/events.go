@@ -7,67 +7,66 @@ package events
 import (
 	"time"
 
-	"github.com/ringmesh/ringmesh/pkg/health"
 	"github.com/ringmesh/ringmesh/pkg/paths"
 )
 
 // Endpoint is an explicit SSH (host, port, user) triple; Kind is "direct" or "proxy".
 type Endpoint struct {
 	Kind string `json:"kind" jsonschema:"enum=direct,enum=proxy,enum=config"`
-	Host string `json:"host" jsonschema:"minLength=1"`
+	Host string `json:"host" jsonschema:"minLength=1,maxLength=253" pattern:"host"`
 	Port int    `json:"port" jsonschema:"minimum=1,maximum=65535"`
-	User string `json:"user"`
+	User string `json:"user" jsonschema:"maxLength=32" pattern:"user"`
 }
 
 // Hello is published once per agent start on mesh.v1.evt.<node>.hello.
 type Hello struct {
-	AgentVersion string `json:"agent_version" jsonschema:"minLength=1"`
-	Boot         string `json:"boot" jsonschema:"minLength=1"` // changes on every agent start
-	Hostname     string `json:"hostname"`
+	AgentVersion string `json:"agent_version" jsonschema:"minLength=1,maxLength=128" pattern:"text"`
+	Boot         string `json:"boot" jsonschema:"minLength=1,maxLength=64" pattern:"token"` // changes on every agent start
+	Hostname     string `json:"hostname" jsonschema:"maxLength=253" pattern:"text"`
 	// Provider is the detected or configured provider name; ProviderSource says which ("config", "env:CONTAINER_ID", "imds:hetzner", "none").
 	Provider       string `json:"provider" jsonschema:"enum=vast,enum=runpod,enum=lambda,enum=vultr,enum=hetzner,enum=nebius,enum=local,enum=unknown"`
-	ProviderSource string `json:"provider_source"`
-	InstanceID     string `json:"instance_id,omitempty"`
-	Role           string `json:"role,omitempty"`
+	ProviderSource string `json:"provider_source" jsonschema:"maxLength=128" pattern:"token"`
+	InstanceID     string `json:"instance_id,omitempty" jsonschema:"maxLength=128" pattern:"token"`
+	Role           string `json:"role,omitempty" jsonschema:"maxLength=32" pattern:"token"`
 	Ephemeral      bool   `json:"ephemeral"`
 	// Paths is the node's ringrift path and data sub-paths (remote form).
-	Paths paths.Layout `json:"paths"`
-	SSH   []Endpoint   `json:"ssh,omitempty"`
+	Paths paths.Layout `json:"paths" pattern:"path" maxLength:"1024" maxProperties:"16"`
+	SSH   []Endpoint   `json:"ssh,omitempty" jsonschema:"maxItems=8"`
 	// HostKeyFingerprint is the node's SSH host key, "SHA256:<base64>", empty if unknown.
-	HostKeyFingerprint string `json:"host_key_fingerprint,omitempty"`
+	HostKeyFingerprint string `json:"host_key_fingerprint,omitempty" pattern:"fingerprint"`
 	// FilesystemIDs are the shared filesystems mounted on the node (NFS exports), for sync routing.
-	FilesystemIDs []string `json:"filesystem_ids,omitempty"`
+	FilesystemIDs []string `json:"filesystem_ids,omitempty" jsonschema:"maxItems=16" pattern:"token" maxLength:"256"`
 	// GossipAddr is the node's memberlist address "host:port", empty if it does not gossip.
-	GossipAddr string `json:"gossip_addr,omitempty"`
+	GossipAddr string `json:"gossip_addr,omitempty" jsonschema:"maxLength=300" pattern:"hostport"`
 	// SyncEnabled is true when the agent protects its data (continuous sync, final flush).
 	SyncEnabled bool `json:"sync_enabled,omitempty"`
 	// HeartbeatIntervalSeconds is the agent's heartbeat interval, seconds.
-	HeartbeatIntervalSeconds float64 `json:"heartbeat_interval_seconds" jsonschema:"exclusiveMinimum=0"`
-	GoVersion                string  `json:"go_version"`
-	OS                       string  `json:"os"`
-	Arch                     string  `json:"arch"`
+	HeartbeatIntervalSeconds float64 `json:"heartbeat_interval_seconds" jsonschema:"exclusiveMinimum=0,maximum=3600"`
+	GoVersion                string  `json:"go_version" jsonschema:"maxLength=64" pattern:"token"`
+	OS                       string  `json:"os" jsonschema:"maxLength=64" pattern:"token"`
+	Arch                     string  `json:"arch" jsonschema:"maxLength=64" pattern:"token"`
 }
 
 // RPO is a node's recovery point: the data that exists only on it.
 // Nil pointers mean unknown (no sync engine running or not yet measured).
 type RPO struct {
 	// UnsyncedBytes is the size of files without enough verified copies, bytes.
-	UnsyncedBytes *int64 `json:"unsynced_bytes"`
+	UnsyncedBytes *int64 `json:"unsynced_bytes" jsonschema:"minimum=0,maximum=1e18"`
 	// UnsyncedFiles is the number of such files.
-	UnsyncedFiles *int `json:"unsynced_files"`
+	UnsyncedFiles *int `json:"unsynced_files" jsonschema:"minimum=0,maximum=1e12"`
 	// OldestUnsyncedSeconds is the age of the oldest such file, seconds.
-	OldestUnsyncedSeconds *float64 `json:"oldest_unsynced_seconds"`
+	OldestUnsyncedSeconds *float64 `json:"oldest_unsynced_seconds" jsonschema:"minimum=0,maximum=1e10"`
 }
 
 // Heartbeat is published on an interval on mesh.v1.evt.<node>.heartbeat.
 type Heartbeat struct {
 	// Status is the agent's own verdict from its thresholds: healthy or degraded.
-	Status  string        `json:"status" jsonschema:"enum=healthy,enum=degraded"`
-	Reasons []string      `json:"reasons,omitempty"`
-	Health  health.Sample `json:"health"`
-	RPO     RPO           `json:"rpo"`
+	Status  string       `json:"status" jsonschema:"enum=healthy,enum=degraded"`
+	Reasons []string     `json:"reasons,omitempty" jsonschema:"maxItems=32" pattern:"text" maxLength:"256"`
+	Health  HealthSample `json:"health"`
+	RPO     RPO          `json:"rpo"`
 	// IntervalSeconds is the heartbeat interval in force, seconds.
-	IntervalSeconds float64 `json:"interval_seconds" jsonschema:"exclusiveMinimum=0"`
+	IntervalSeconds float64 `json:"interval_seconds" jsonschema:"exclusiveMinimum=0,maximum=3600"`
 	// BusConnected is false when the heartbeat was queued in the outbox while the bus was down.
 	BusConnected bool `json:"bus_connected"`
 }
@@ -75,56 +74,56 @@ type Heartbeat struct {
 // Health is published on a change of the agent's health status.
 type Health struct {
 	Status   string   `json:"status" jsonschema:"enum=healthy,enum=degraded"`
-	Previous string   `json:"previous"`
-	Reasons  []string `json:"reasons,omitempty"`
+	Previous string   `json:"previous" jsonschema:"maxLength=32" pattern:"token"`
+	Reasons  []string `json:"reasons,omitempty" jsonschema:"maxItems=32" pattern:"text" maxLength:"256"`
 }
 
 // Preempt says termination is imminent (published by the agent, or by the
 // coordinator on a provider notice).
 type Preempt struct {
 	// Source is what told: "signal:SIGTERM", "vast:api", "vast:webhook", "lambda:api", "nebius:event", "operator".
-	Source string `json:"source" jsonschema:"minLength=1"`
+	Source string `json:"source" jsonschema:"minLength=1,maxLength=64" pattern:"token"`
 	// Deadline is when the node is expected to vanish.
 	Deadline time.Time `json:"deadline"`
 	// NoticeSeconds is the notice the source gave, seconds.
-	NoticeSeconds float64 `json:"notice_seconds" jsonschema:"minimum=0"`
+	NoticeSeconds float64 `json:"notice_seconds" jsonschema:"minimum=0,maximum=86400"`
 }
 
 // FileRef names one file in a sync result.
 type FileRef struct {
-	Path    string   `json:"path"`
-	Size    int64    `json:"size" jsonschema:"minimum=0"`
-	SHA256  string   `json:"sha256,omitempty"`
-	Targets []string `json:"targets,omitempty"`
-	Reason  string   `json:"reason,omitempty"` // why it did not make it
+	Path    string   `json:"path" jsonschema:"maxLength=1024" pattern:"path"`
+	Size    int64    `json:"size" jsonschema:"minimum=0,maximum=1e18"`
+	SHA256  string   `json:"sha256,omitempty" pattern:"sha256"`
+	Targets []string `json:"targets,omitempty" jsonschema:"maxItems=16" pattern:"node"`
+	Reason  string   `json:"reason,omitempty" jsonschema:"maxLength=512" pattern:"text"` // why it did not make it
 }
 
 // Sync reports sync progress or a result (continuous pass, sync-now, final flush).
 type Sync struct {
 	Phase      string    `json:"phase" jsonschema:"enum=progress,enum=result,enum=flush"`
-	Trigger    string    `json:"trigger"` // "continuous", "command", "preempt"
-	BytesSent  int64     `json:"bytes_sent" jsonschema:"minimum=0"`
-	BytesTotal int64     `json:"bytes_total" jsonschema:"minimum=0"`
-	Made       []FileRef `json:"made,omitempty"`
-	Missed     []FileRef `json:"missed,omitempty"`
+	Trigger    string    `json:"trigger" jsonschema:"maxLength=256" pattern:"text"` // "continuous", "command", "preempt"
+	BytesSent  int64     `json:"bytes_sent" jsonschema:"minimum=0,maximum=1e18"`
+	BytesTotal int64     `json:"bytes_total" jsonschema:"minimum=0,maximum=1e18"`
+	Made       []FileRef `json:"made,omitempty" jsonschema:"maxItems=100"`
+	Missed     []FileRef `json:"missed,omitempty" jsonschema:"maxItems=100"`
 	RPO        RPO       `json:"rpo"`
-	Error      string    `json:"error,omitempty"`
+	Error      string    `json:"error,omitempty" jsonschema:"maxLength=2048" pattern:"text"`
 }
 
 // Bye is published on a clean shutdown.
 type Bye struct {
-	Reason string `json:"reason"`
+	Reason string `json:"reason" jsonschema:"maxLength=256" pattern:"text"`
 }
 
 // Gossip is one memberlist event as seen by a voter, on mesh.v1.gossip.<voter>.
 type Gossip struct {
-	Voter        string `json:"voter" jsonschema:"minLength=1"`
+	Voter        string `json:"voter" pattern:"node"`
 	Type         string `json:"type" jsonschema:"enum=join,enum=leave,enum=fail,enum=update"`
-	Member       string `json:"member" jsonschema:"minLength=1"`
-	Addr         string `json:"addr"`
-	Role         string `json:"role,omitempty"`
-	Provider     string `json:"provider,omitempty"`
-	AgentVersion string `json:"agent_version,omitempty"`
+	Member       string `json:"member" pattern:"node"`
+	Addr         string `json:"addr" jsonschema:"maxLength=300" pattern:"hostport"`
+	Role         string `json:"role,omitempty" jsonschema:"maxLength=32" pattern:"token"`
+	Provider     string `json:"provider,omitempty" jsonschema:"maxLength=32" pattern:"token"`
+	AgentVersion string `json:"agent_version,omitempty" jsonschema:"maxLength=128" pattern:"text"`
 }
 
 // Command is work for one agent on mesh.v1.cmd.<node>.<verb>.

@@ -207,14 +207,12 @@ func sshCmd(o *Options) *cobra.Command {
 				}
 			}
 			if e == nil {
-				return fmt.Errorf("no SSH endpoint known for node %q", args[0])
+				return fmt.Errorf("no SSH endpoint known for node %q", events.StripControl(args[0]))
 			}
-			sshArgs := []string{"-p", fmt.Sprint(e.Port), "-o", "HostKeyAlias=" + e.Node}
-			if e.IdentityFile != "" {
-				sshArgs = append(sshArgs, "-i", expandHome(e.IdentityFile), "-o", "IdentitiesOnly=yes")
+			sshArgs, err := sshArgv(*e, args[1:])
+			if err != nil {
+				return err
 			}
-			sshArgs = append(sshArgs, e.User+"@"+e.Host)
-			sshArgs = append(sshArgs, args[1:]...)
 			if printOnly {
 				fmt.Fprintln(o.out, "ssh "+strings.Join(sshArgs, " "))
 				return nil
@@ -226,6 +224,23 @@ func sshCmd(o *Options) *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&printOnly, "print", false, "print the ssh command instead of running it")
 	return cmd
+}
+
+// sshArgv builds ssh's arguments for e: every value is checked against its
+// pattern first (SSHEntry.Check), host keys are checked strictly against the
+// ringmesh-managed known_hosts file, and "--" ends the options before the
+// destination, so that nothing a node reported can become an ssh option.
+func sshArgv(e fleet.SSHEntry, command []string) ([]string, error) {
+	if err := e.Check(); err != nil {
+		return nil, fmt.Errorf("refusing to ssh to %s: %w", events.StripControl(e.Node), err)
+	}
+	argv := []string{"-p", fmt.Sprint(e.Port), "-o", "HostKeyAlias=" + e.Node,
+		"-o", "UserKnownHostsFile=" + expandHome(fleet.KnownHostsFile), "-o", "StrictHostKeyChecking=yes"}
+	if e.IdentityFile != "" {
+		argv = append(argv, "-i", expandHome(e.IdentityFile), "-o", "IdentitiesOnly=yes")
+	}
+	argv = append(argv, "--", e.User+"@"+e.Host)
+	return append(argv, command...), nil
 }
 
 func expandHome(p string) string {
@@ -481,8 +496,7 @@ func rpoCmd(o *Options) *cobra.Command {
 		Short: "Per node: bytes and files that exist only on it, and the age of the oldest",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var st api.Status
-			err := o.call(api.OpStatus, nil, &st)
+			st, err := o.status()
 			if err != nil {
 				return err
 			}
@@ -499,7 +513,7 @@ func rpoCmd(o *Options) *cobra.Command {
 			for _, n := range st.Nodes {
 				r := row{Node: n.Node, Ephemeral: n.Ephemeral, State: string(n.State), Bytes: n.RPO.UnsyncedBytes, Files: n.RPO.UnsyncedFiles, Oldest: n.RPO.OldestUnsyncedSeconds}
 				if n.LastSync != nil {
-					r.LastSync = n.LastSync.Phase + " " + n.LastSync.Trigger
+					r.LastSync = view.Clean(n.LastSync.Phase + " " + n.LastSync.Trigger)
 				}
 				rows = append(rows, r)
 			}

@@ -95,8 +95,7 @@ func statusCmd(o *Options) *cobra.Command {
 		Short: "Show every node: provider, role, state, GPUs, disk, RPO, last seen, agent version",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var st api.Status
-			err := o.call(api.OpStatus, nil, &st)
+			st, err := o.status()
 			if err != nil {
 				return err
 			}
@@ -108,9 +107,21 @@ func statusCmd(o *Options) *cobra.Command {
 	}
 }
 
+// status fetches the whole cluster picture, page by page (api.Client.StatusAll).
+func (o *Options) status() (api.Status, error) {
+	c, closeFn, err := o.client()
+	if err != nil {
+		return api.Status{}, err
+	}
+	defer closeFn()
+	ctx, cancel := o.ctx()
+	defer cancel()
+	return c.StatusAll(ctx)
+}
+
 func printStatus(w io.Writer, st api.Status) error {
 	fmt.Fprintf(w, "coordinator %s  leader %s  nodes %d  (suspect after %gs, dead after %gs)\n\n",
-		st.Coordinator, dash(st.Leader), len(st.Nodes), st.Thresholds.SuspectAfterSeconds, st.Thresholds.DeadAfterSeconds)
+		view.Clean(st.Coordinator), view.Clean(dash(st.Leader)), len(st.Nodes), st.Thresholds.SuspectAfterSeconds, st.Thresholds.DeadAfterSeconds)
 	if len(st.Voters) > 0 {
 		vw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(vw, "VOTER\tLEADER\tSTATE\tNATS SERVER\tPENDING")
@@ -119,15 +130,15 @@ func printStatus(w io.Writer, st api.Status) error {
 			if v.Leader {
 				lead = "*"
 			}
-			fmt.Fprintf(vw, "%s\t%s\t%s\t%s\t%d\n", v.Name, lead, v.State, dash(v.Server), v.Pending)
+			fmt.Fprintf(vw, "%s\t%s\t%s\t%s\t%d\n", view.Clean(v.Name), lead, view.Clean(v.State), view.Clean(dash(v.Server)), v.Pending)
 		}
 		vw.Flush()
 		fmt.Fprintln(w)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tPROVIDER\tROLE\tSTATE\tGOSSIP\tGPUS\tGPU UTIL\tDISK FREE\tRPO\tLAST SEEN\tAGENT")
+	fmt.Fprintln(tw, "NODE\tPROVIDER\tROLE\tSTATE\tGOSSIP\tGPUS\tGPU UTIL\tDISK FREE\tRPO\tLAST SEEN\tAGENT\tTRUST")
 	for _, r := range view.StatusRows(st.Nodes, st.GeneratedAt) {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Node, r.Provider, r.Role, r.State, r.Gossip, r.GPUs, r.GPUUtil, r.DiskFree, r.RPO, r.LastSeen, r.Version)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Node, r.Provider, r.Role, r.State, r.Gossip, r.GPUs, r.GPUUtil, r.DiskFree, r.RPO, r.LastSeen, r.Version, r.Trust)
 	}
 	return tw.Flush()
 }
@@ -165,7 +176,7 @@ func eventsCmd(o *Options) *cobra.Command {
 			tw := tabwriter.NewWriter(o.out, 0, 0, 2, ' ', 0)
 			fmt.Fprintln(tw, "AT\tSTREAM SEQ\tSUBJECT\tREASON")
 			for _, it := range d.Items {
-				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", it.At.Format(time.RFC3339), it.Sequence, it.Subject, oneLine(it.Reason, 160))
+				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", it.At.Format(time.RFC3339), it.Sequence, view.Clean(it.Subject), oneLine(view.Clean(it.Reason), 160))
 			}
 			return tw.Flush()
 		},

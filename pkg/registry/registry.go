@@ -22,6 +22,7 @@ package registry
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"sync"
@@ -33,6 +34,7 @@ import (
 	"github.com/ringmesh/ringmesh/pkg/health"
 	"github.com/ringmesh/ringmesh/pkg/mesh"
 	"github.com/ringmesh/ringmesh/pkg/paths"
+	"github.com/ringmesh/ringmesh/pkg/wire"
 )
 
 // Thresholds are the liveness rules. Defaults suit a 5 s heartbeat.
@@ -83,13 +85,21 @@ type GossipView struct {
 
 // Record is the merged picture of one node.
 type Record struct {
-	Node              string            `json:"node"`
-	Provider          string            `json:"provider"`
-	Role              string            `json:"role,omitempty"`
-	InstanceID        string            `json:"instance_id,omitempty"`
-	AgentVersion      string            `json:"agent_version,omitempty"`
-	Hostname          string            `json:"hostname,omitempty"`
-	Configured        bool              `json:"configured"` // listed in distributed_hosts.yaml
+	Node         string `json:"node"`
+	Provider     string `json:"provider"`
+	Role         string `json:"role,omitempty"`
+	InstanceID   string `json:"instance_id,omitempty"`
+	AgentVersion string `json:"agent_version,omitempty"`
+	Hostname     string `json:"hostname,omitempty"`
+	Configured   bool   `json:"configured"` // listed in distributed_hosts.yaml
+	// Admitted names the trusted source, other than the inventory, that
+	// vouches for the node: "provider:<name>/<instance>" (a provider
+	// listing) or "enrolled". Empty for configured and quarantined nodes.
+	Admitted string `json:"admitted,omitempty"`
+	// Quarantined is true for a node that is neither in the inventory nor
+	// admitted: it is shown, never routed to or acted on, and the registry
+	// holds at most MaxQuarantined of them.
+	Quarantined       bool              `json:"quarantined,omitempty"`
 	Voter             bool              `json:"voter,omitempty"`
 	Ephemeral         bool              `json:"ephemeral"`
 	State             mesh.NodeState    `json:"state"`
@@ -106,13 +116,16 @@ type Record struct {
 	Paths             *paths.Layout     `json:"paths,omitempty"`
 	SSH               []events.Endpoint `json:"ssh,omitempty"`
 	HostKey           string            `json:"host_key_fingerprint,omitempty"`
-	FilesystemIDs     []string          `json:"filesystem_ids,omitempty"`
-	GossipAddr        string            `json:"gossip_addr,omitempty"`
-	SyncEnabled       bool              `json:"sync_enabled,omitempty"`
-	Gossip            GossipView        `json:"gossip"`
-	Preempt           *events.Preempt   `json:"preempt,omitempty"`
-	LastSync          *events.Sync      `json:"last_sync,omitempty"`
-	Instance          *InstanceInfo     `json:"instance,omitempty"`
+	// HostKeyConflict is a different host key a configured node reported
+	// after its first one was pinned; it is not used for anything.
+	HostKeyConflict string          `json:"host_key_conflict,omitempty"`
+	FilesystemIDs   []string        `json:"filesystem_ids,omitempty"`
+	GossipAddr      string          `json:"gossip_addr,omitempty"`
+	SyncEnabled     bool            `json:"sync_enabled,omitempty"`
+	Gossip          GossipView      `json:"gossip"`
+	Preempt         *events.Preempt `json:"preempt,omitempty"`
+	LastSync        *events.Sync    `json:"last_sync,omitempty"`
+	Instance        *InstanceInfo   `json:"instance,omitempty"`
 }
 
 // clone copies r; maps are copied, other reference fields are replaced
@@ -153,11 +166,97 @@ type Registry struct {
 	mu    sync.RWMutex
 	nodes map[string]*Record
 	dirty map[string]bool
+	// maxQuarantined bounds the quarantined records (DefaultMaxQuarantined).
+	maxQuarantined int
+	quarantined    int
+	// protected are node IDs whose identity fields only the coordinators
+	// write (voters, this coordinator): an agent's hello may refresh their
+	// liveness, never their provider, instance, endpoints or host key.
+	protected map[string]bool
+	// admitted holds Admit's sources, also for nodes not heard from yet.
+	admitted map[string]string
 }
+
+// DefaultMaxQuarantined is how many quarantined nodes the registry holds
+// at most; events of further unknown nodes are refused (ErrQuarantineFull).
+const DefaultMaxQuarantined = 256
+
+// ErrQuarantineFull is returned for an event of an unknown node when the
+// quarantine holds DefaultMaxQuarantined (SetMaxQuarantined) nodes already.
+var ErrQuarantineFull = errors.New("quarantine full: event of an unknown node dropped")
 
 // New returns an empty registry.
 func New(th Thresholds) *Registry {
-	return &Registry{th: th.WithDefaults(), nodes: map[string]*Record{}, dirty: map[string]bool{}}
+	return &Registry{th: th.WithDefaults(), nodes: map[string]*Record{}, dirty: map[string]bool{},
+		maxQuarantined: DefaultMaxQuarantined, protected: map[string]bool{}, admitted: map[string]string{}}
+}
+
+// SetMaxQuarantined changes the quarantine bound (n <= 0 restores the default).
+func (r *Registry) SetMaxQuarantined(n int) {
+	if n <= 0 {
+		n = DefaultMaxQuarantined
+	}
+	r.mu.Lock()
+	r.maxQuarantined = n
+	r.mu.Unlock()
+}
+
+// Protect marks node IDs (the voters, the coordinator itself) whose
+// identity fields agent events never rewrite.
+func (r *Registry) Protect(nodes ...string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, n := range nodes {
+		r.protected[n] = true
+	}
+}
+
+// Admit takes node out of quarantine on the word of a trusted source
+// ("provider:<name>/<instance>", "enrolled", "coordinator"), now or when
+// it is first heard from; it creates no record.
+func (r *Registry) Admit(node, source string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.admitted[node] = source
+	rec, ok := r.nodes[node]
+	if !ok || rec.Configured || rec.Admitted == source {
+		return
+	}
+	rec.Admitted = source
+	r.setQuarantine(rec)
+	r.dirty[node] = true
+}
+
+// setQuarantine recomputes rec.Quarantined and the count.
+func (r *Registry) setQuarantine(rec *Record) {
+	q := !rec.Configured && rec.Admitted == ""
+	if q != rec.Quarantined {
+		if q {
+			r.quarantined++
+		} else {
+			r.quarantined--
+		}
+	}
+	rec.Quarantined = q
+}
+
+// Quarantined returns how many quarantined nodes the registry holds.
+func (r *Registry) Quarantined() int {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.quarantined
+}
+
+// newRecord adds a record for an unknown node, quarantined; it fails
+// when the quarantine is full. Called with r.mu held.
+func (r *Registry) newRecord(node string, at time.Time) (*Record, error) {
+	if r.admitted[node] == "" && r.quarantined >= r.maxQuarantined {
+		return nil, ErrQuarantineFull
+	}
+	rec := &Record{Node: node, State: mesh.StateUnknown, StateSince: at, Provider: mesh.ProviderUnknown, Admitted: r.admitted[node]}
+	r.nodes[node] = rec
+	r.setQuarantine(rec)
+	return rec, nil
 }
 
 // Thresholds returns the rules in force.
@@ -182,7 +281,11 @@ func (r *Registry) Seed(inv *config.Inventory, now time.Time) {
 			r.nodes[name] = rec
 		}
 		rec.Configured = true
+		r.setQuarantine(rec)
 		rec.Voter = inv.IsVoter(name)
+		if rec.Voter {
+			r.protected[name] = true
+		}
 		if rec.Provider == "" || rec.Provider == mesh.ProviderUnknown {
 			rec.Provider = h.Provider
 		}
@@ -208,6 +311,14 @@ func (r *Registry) Restore(recs []Record, now time.Time) {
 		if live(rec.State) {
 			rec.LastSeen = now
 		}
+		if old, ok := r.nodes[rec.Node]; ok && old.Quarantined {
+			r.quarantined--
+		}
+		rec.Quarantined = false
+		if src, ok := r.admitted[rec.Node]; ok {
+			rec.Admitted = src
+		}
+		r.setQuarantine(&rec)
 		r.nodes[rec.Node] = &rec
 	}
 }
@@ -238,6 +349,21 @@ func (r *Registry) Snapshot() []Record {
 	out := make([]Record, 0, len(r.nodes))
 	for _, rec := range r.nodes {
 		out = append(out, rec.clone())
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Node < out[j].Node })
+	return out
+}
+
+// Trusted returns copies of the records that are not quarantined, sorted
+// by node: what routing, provider reconciles, ssh-config and actions see.
+func (r *Registry) Trusted() []Record {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	out := make([]Record, 0, len(r.nodes))
+	for _, rec := range r.nodes {
+		if !rec.Quarantined {
+			out = append(out, rec.clone())
+		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Node < out[j].Node })
 	return out
@@ -281,9 +407,9 @@ type Result struct {
 	Transitions []Transition
 }
 
-// Apply folds one validated agent event into the registry. at is the
-// coordinator's clock at arrival. It returns Duplicate for an event whose
-// (boot, seq) was already applied.
+// Apply decodes env's body and applies it (tests and tools that hold an
+// envelope); the coordinator applies what pkg/wire decoded with
+// ApplyMessage and parses nothing twice.
 func (r *Registry) Apply(env bus.Envelope, kind string, at time.Time) (Result, error) {
 	node, boot, seq, err := bus.ParseMessageID(env.ID)
 	if err != nil {
@@ -292,12 +418,50 @@ func (r *Registry) Apply(env bus.Envelope, kind string, at time.Time) (Result, e
 	if node != env.Node {
 		return Result{}, fmt.Errorf("message id node %q differs from envelope node %q", node, env.Node)
 	}
+	m := wire.Message{Kind: kind, Node: node, ID: env.ID, Boot: boot, Seq: seq, TS: env.TS}
+	var target any
+	switch kind {
+	case bus.KindHello:
+		m.Hello = &events.Hello{}
+		target = m.Hello
+	case bus.KindHeartbeat:
+		m.Heartbeat = &events.Heartbeat{}
+		target = m.Heartbeat
+	case bus.KindHealth:
+		m.Health = &events.Health{}
+		target = m.Health
+	case bus.KindPreempt:
+		m.Preempt = &events.Preempt{}
+		target = m.Preempt
+	case bus.KindSync:
+		m.Sync = &events.Sync{}
+		target = m.Sync
+	case bus.KindBye:
+		m.Bye = &events.Bye{}
+		target = m.Bye
+	default:
+		return Result{}, fmt.Errorf("unknown event kind %q", kind)
+	}
+	if err := json.Unmarshal(env.Body, target); err != nil {
+		return Result{}, fmt.Errorf("%s body: %w", kind, err)
+	}
+	return r.ApplyMessage(m, at)
+}
+
+// ApplyMessage folds one agent event, decoded and validated by pkg/wire,
+// into the registry. at is the coordinator's clock at arrival. It returns
+// Duplicate for an event whose (boot, seq) was already applied, and
+// ErrQuarantineFull for an event of an unknown node when the quarantine is full.
+func (r *Registry) ApplyMessage(m wire.Message, at time.Time) (Result, error) {
+	node, boot, seq := m.Node, m.Boot, m.Seq
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	rec, ok := r.nodes[node]
 	if !ok {
-		rec = &Record{Node: node, State: mesh.StateUnknown, StateSince: at, Provider: mesh.ProviderUnknown}
-		r.nodes[node] = rec
+		var err error
+		if rec, err = r.newRecord(node, at); err != nil {
+			return Result{}, err
+		}
 	}
 	if last, seen := rec.Applied[boot]; seen && seq <= last {
 		return Result{Duplicate: true}, nil
@@ -308,39 +472,51 @@ func (r *Registry) Apply(env bus.Envelope, kind string, at time.Time) (Result, e
 			res.Transitions = append(res.Transitions, t)
 		}
 	}
-	switch kind {
-	case bus.KindHello:
-		var b events.Hello
-		if err := json.Unmarshal(env.Body, &b); err != nil {
-			return Result{}, fmt.Errorf("hello body: %w", err)
-		}
+	switch {
+	case m.Hello != nil:
+		b := *m.Hello
 		rec.Boot = boot
 		rec.AgentVersion, rec.Hostname = b.AgentVersion, b.Hostname
-		if b.Provider != "" && (b.Provider != mesh.ProviderUnknown || rec.Provider == "") {
-			rec.Provider = b.Provider
+		if !r.protected[node] {
+			if b.Provider != "" && (b.Provider != mesh.ProviderUnknown || rec.Provider == "") {
+				rec.Provider = b.Provider
+			}
+			if b.InstanceID != "" {
+				rec.InstanceID = b.InstanceID
+			}
+			if b.Role != "" {
+				rec.Role = b.Role
+			}
+			if !rec.Configured {
+				rec.Ephemeral = b.Ephemeral
+			}
+			lay := b.Paths
+			rec.Paths = &lay
+			rec.SSH, rec.FilesystemIDs, rec.GossipAddr = b.SSH, b.FilesystemIDs, b.GossipAddr
+		} else {
+			// A voter's or the coordinator's own record: an agent's hello
+			// fills what is unknown (provider, instance, paths, the first
+			// host key), never rewrites what is recorded, and never sets
+			// its endpoints or role (those come from the inventory).
+			if rec.Provider == "" || rec.Provider == mesh.ProviderUnknown {
+				rec.Provider = b.Provider
+			}
+			if rec.InstanceID == "" {
+				rec.InstanceID = b.InstanceID
+			}
+			if rec.Paths == nil {
+				lay := b.Paths
+				rec.Paths = &lay
+			}
 		}
-		if b.InstanceID != "" {
-			rec.InstanceID = b.InstanceID
-		}
-		if b.Role != "" {
-			rec.Role = b.Role
-		}
-		if !rec.Configured {
-			rec.Ephemeral = b.Ephemeral
-		}
-		lay := b.Paths
-		rec.Paths = &lay
-		rec.SSH, rec.HostKey, rec.FilesystemIDs, rec.GossipAddr = b.SSH, b.HostKeyFingerprint, b.FilesystemIDs, b.GossipAddr
+		r.pinHostKey(rec, b.HostKeyFingerprint, r.protected[node])
 		rec.HeartbeatInterval = b.HeartbeatIntervalSeconds
 		rec.SyncEnabled = b.SyncEnabled
 		rec.Preempt = nil
 		rec.LastSeen = at
 		tr(mesh.StateJoining, "hello from boot "+boot)
-	case bus.KindHeartbeat:
-		var b events.Heartbeat
-		if err := json.Unmarshal(env.Body, &b); err != nil {
-			return Result{}, fmt.Errorf("heartbeat body: %w", err)
-		}
+	case m.Heartbeat != nil:
+		b := *m.Heartbeat
 		rec.LastSeen = at
 		h := b.Health
 		rec.Health, rec.RPO, rec.HealthStatus, rec.Reasons = &h, b.RPO, b.Status, b.Reasons
@@ -349,35 +525,23 @@ func (r *Registry) Apply(env bus.Envelope, kind string, at time.Time) (Result, e
 			rec.Boot = boot
 		}
 		r.heartbeatState(rec, b.Status, b.Reasons, tr)
-	case bus.KindHealth:
-		var b events.Health
-		if err := json.Unmarshal(env.Body, &b); err != nil {
-			return Result{}, fmt.Errorf("health body: %w", err)
-		}
+	case m.Health != nil:
+		b := *m.Health
 		rec.LastSeen = at
 		rec.HealthStatus, rec.Reasons = b.Status, b.Reasons
 		r.heartbeatState(rec, b.Status, b.Reasons, tr)
-	case bus.KindPreempt:
-		var b events.Preempt
-		if err := json.Unmarshal(env.Body, &b); err != nil {
-			return Result{}, fmt.Errorf("preempt body: %w", err)
-		}
+	case m.Preempt != nil:
+		b := *m.Preempt
 		rec.LastSeen = at
 		rec.Preempt = &b
 		tr(mesh.StatePreempting, fmt.Sprintf("preempt notice from %s, deadline %s", b.Source, b.Deadline.UTC().Format(time.RFC3339)))
-	case bus.KindSync:
-		var b events.Sync
-		if err := json.Unmarshal(env.Body, &b); err != nil {
-			return Result{}, fmt.Errorf("sync body: %w", err)
-		}
+	case m.Sync != nil:
+		b := *m.Sync
 		rec.LastSeen = at
 		rec.LastSync = &b
 		rec.RPO = b.RPO
-	case bus.KindBye:
-		var b events.Bye
-		if err := json.Unmarshal(env.Body, &b); err != nil {
-			return Result{}, fmt.Errorf("bye body: %w", err)
-		}
+	case m.Bye != nil:
+		b := *m.Bye
 		rec.LastSeen = at
 		if rec.State == mesh.StatePreempting || rec.Preempt != nil {
 			tr(mesh.StatePreempted, "bye after preempt notice: "+b.Reason)
@@ -385,7 +549,7 @@ func (r *Registry) Apply(env bus.Envelope, kind string, at time.Time) (Result, e
 			tr(mesh.StateLeft, "bye: "+b.Reason)
 		}
 	default:
-		return Result{}, fmt.Errorf("unknown event kind %q", kind)
+		return Result{}, fmt.Errorf("unknown event kind %q", m.Kind)
 	}
 	if rec.Applied == nil {
 		rec.Applied = map[string]uint64{}
@@ -401,6 +565,21 @@ func (r *Registry) Apply(env bus.Envelope, kind string, at time.Time) (Result, e
 	}
 	r.dirty[node] = true
 	return res, nil
+}
+
+// pinHostKey records the host key a node reports. For a configured or
+// protected node the first report is pinned: a later, different one is not taken (a forged
+// hello cannot swap the key the router and ssh-config trust) and is kept in
+// HostKeyConflict for the operator to see.
+func (r *Registry) pinHostKey(rec *Record, fp string, protected bool) {
+	switch {
+	case fp == "" || fp == rec.HostKey:
+		rec.HostKeyConflict = ""
+	case rec.HostKey == "" || (!rec.Configured && !protected):
+		rec.HostKey, rec.HostKeyConflict = fp, ""
+	default:
+		rec.HostKeyConflict = fp
+	}
 }
 
 func (r *Registry) heartbeatState(rec *Record, status string, reasons []string, tr func(mesh.NodeState, string)) {
@@ -460,11 +639,13 @@ func (r *Registry) ApplyGossip(g events.Gossip, at time.Time) []Transition {
 	defer r.mu.Unlock()
 	rec, ok := r.nodes[g.Member]
 	if !ok {
-		rec = &Record{Node: g.Member, State: mesh.StateUnknown, StateSince: at, Provider: mesh.ProviderUnknown}
-		if g.Provider != "" {
+		var err error
+		if rec, err = r.newRecord(g.Member, at); err != nil {
+			return nil
+		}
+		if g.Provider != "" && mesh.KnownProvider(g.Provider) {
 			rec.Provider = g.Provider
 		}
-		r.nodes[g.Member] = rec
 	}
 	view := map[string]string{"join": "alive", "update": "alive", "leave": "left", "fail": "failed"}[g.Type]
 	if rec.Gossip.ByVoter == nil {

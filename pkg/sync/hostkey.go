@@ -100,8 +100,10 @@ func hostKeyPolicy(t Target) (ssh.HostKeyCallback, []string, error) {
 		// Offer only the key types known_hosts holds for this host, so that
 		// a server with several host keys does not pick one we cannot check.
 		known := knownKeyTypes(kh, addr)
-		if len(known) == 0 && wantFP == "" {
-			return nil, nil, fmt.Errorf("%w: %s has no entry for %s (%s) and no fingerprint was given",
+		if len(known) == 0 {
+			// A known_hosts file is an allowlist: a host it does not list is
+			// refused even when a fingerprint (from the bus) was given.
+			return nil, nil, fmt.Errorf("%w: %s has no entry for %s (%s)",
 				ErrHostKeyUnknown, hk.KnownHostsFile, knownhosts.Normalize(addr), t.NodeID)
 		}
 		for _, k := range known {
@@ -131,10 +133,9 @@ func hostKeyPolicy(t Target) (ssh.HostKeyCallback, []string, error) {
 				return fmt.Errorf("%w: %s (%s) presented %s key %s, known_hosts expects %s; refusing to connect",
 					ErrHostKeyMismatch, t.NodeID, hostname, key.Type(), got, strings.Join(want, ", "))
 			case errors.As(err, &ke):
-				if wantFP == "" {
-					return fmt.Errorf("%w: %s (%s) presented %s key %s, which is not in %s; refusing to connect",
-						ErrHostKeyUnknown, t.NodeID, hostname, key.Type(), got, hk.KnownHostsFile)
-				}
+				// Allowlist: no fall-through to a fingerprint from the bus.
+				return fmt.Errorf("%w: %s (%s) presented %s key %s, which is not in %s; refusing to connect",
+					ErrHostKeyUnknown, t.NodeID, hostname, key.Type(), got, hk.KnownHostsFile)
 			default:
 				return fmt.Errorf("known_hosts check for %s: %w", hostname, err)
 			}

@@ -28,6 +28,10 @@ type NodeInfo struct {
 	FilesystemIDs []string
 	// SkipSyncReceive is the inventory's skip_sync_receive flag.
 	SkipSyncReceive bool
+	// Unconfigured: the node is not a configured host of the inventory
+	// (quarantined, or known only from what it says about itself). Only
+	// configured persistent nodes receive.
+	Unconfigured bool
 	// PendingBytes (source only): bytes the source still has to replicate
 	// (its RPO unsynced bytes); a receiver must have room for them within
 	// the disk limits. 0 = not checked.
@@ -172,6 +176,9 @@ func Route(source NodeInfo, candidates []NodeInfo, policy RoutingPolicy) []Choic
 		}
 		if !n.Persistent {
 			why = append(why, "no persistent storage")
+		}
+		if n.Unconfigured {
+			why = append(why, "not a configured host in the inventory")
 		}
 		if n.SkipSyncReceive {
 			why = append(why, "skip_sync_receive is set")

@@ -293,7 +293,8 @@ func TestSFTPHostKeyVerification(t *testing.T) {
 		{"fingerprint of another key type", HostKeyConfig{Fingerprint: "ssh-rsa " + srv.Fingerprint()}, errAny, "handshake"},
 		{"not a SHA256 fingerprint", HostKeyConfig{Fingerprint: "MD5:12:34"}, errAny, "SHA256:<base64>"},
 		{"both ok", HostKeyConfig{KnownHostsFile: srv.KnownHostsPath, Fingerprint: srv.Fingerprint()}, nil, ""},
-		{"fingerprint ok, host unknown to known_hosts", HostKeyConfig{KnownHostsFile: otherHostKH, Fingerprint: srv.Fingerprint()}, nil, ""},
+		// A known_hosts file is an allowlist: no fall-through to the fingerprint from the bus (issue 11).
+		{"fingerprint ok, host unknown to known_hosts", HostKeyConfig{KnownHostsFile: otherHostKH, Fingerprint: srv.Fingerprint()}, ErrHostKeyUnknown, "no entry"},
 		{"known_hosts wrong key", HostKeyConfig{KnownHostsFile: wrongKH}, ErrHostKeyMismatch, "known_hosts expects"},
 		{"fingerprint wrong", HostKeyConfig{Fingerprint: wrongFP}, ErrHostKeyMismatch, "agent reported"},
 		{"known_hosts ok but fingerprint wrong", HostKeyConfig{KnownHostsFile: srv.KnownHostsPath, Fingerprint: wrongFP}, ErrHostKeyMismatch, "agent reported"},

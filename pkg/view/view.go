@@ -9,13 +9,21 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ringmesh/ringmesh/pkg/events"
 	"github.com/ringmesh/ringmesh/pkg/registry"
 )
 
-// Row is one node, formatted.
+// Row is one node, formatted. Every field is free of control characters
+// (events.StripControl): what a node reports cannot drive the terminal.
 type Row struct {
 	Node, Provider, Role, State, GPUs, GPUUtil, DiskFree, RPO, LastSeen, Version, Cause, Gossip string
+	// Trust is "quarantined" for a node neither in the inventory nor
+	// admitted, "host key changed" when a pinned key was contradicted, else "-".
+	Trust string
 }
+
+// Clean strips control characters (terminal escapes, newlines) from s.
+func Clean(s string) string { return events.StripControl(s) }
 
 // Unknown is how an unmeasured value is shown.
 const Unknown = "?"
@@ -50,11 +58,21 @@ func StatusRows(recs []registry.Record, now time.Time) []Row {
 				row.DiskFree = Bytes(int64(*h.Disks[0].FreeBytes))
 			}
 		}
+		row.Trust = "-"
+		switch {
+		case r.Quarantined:
+			row.Trust = "quarantined"
+		case r.HostKeyConflict != "":
+			row.Trust = "host key changed"
+		}
 		if r.RPO.UnsyncedBytes != nil {
 			row.RPO = Bytes(*r.RPO.UnsyncedBytes)
 			if r.RPO.OldestUnsyncedSeconds != nil && *r.RPO.UnsyncedBytes > 0 {
 				row.RPO += " / " + Ago(time.Duration(*r.RPO.OldestUnsyncedSeconds*float64(time.Second)))
 			}
+		}
+		for _, f := range []*string{&row.Node, &row.Provider, &row.Role, &row.State, &row.GPUs, &row.GPUUtil, &row.Version, &row.Cause, &row.Gossip} {
+			*f = Clean(*f)
 		}
 		out = append(out, row)
 	}

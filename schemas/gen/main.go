@@ -7,11 +7,11 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/ringmesh/ringmesh/schemas"
+	"github.com/ringmesh/ringmesh/schemas/generate"
 )
 
 func main() {
-	files, err := schemas.Generate()
+	files, err := generate.Generate()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "gen:", err)
 		os.Exit(1)
