@@ -84,6 +84,9 @@ func nodeInfo(rec registry.Record, skip bool) meshsync.NodeInfo {
 		d := h.Disks[0]
 		if d.FreeBytes != nil && d.TotalBytes != nil {
 			n.DiskFreeBytes, n.DiskTotalBytes = int64(*d.FreeBytes), int64(*d.TotalBytes)
+			if d.UsedBytes != nil {
+				n.DiskUsedBytes = int64(*d.UsedBytes) // usage as the heartbeat and the status view define it
+			}
 		}
 	}
 	if rec.RPO.UnsyncedBytes != nil {
@@ -370,12 +373,7 @@ func (c *Coordinator) apiSafe(ctx context.Context, req []byte) (any, error) {
 	if err := json.Unmarshal(req, &r); err != nil || r.Node == "" {
 		return nil, errors.New(`bad request: want {"node": ...}`)
 	}
-	rec, ok := c.reg.Get(r.Node)
-	var recp *registry.Record
-	if ok {
-		recp = &rec
-	}
-	safe, why := fleet.SafeToTerminate(recp, false)
+	safe, why, _, _ := c.safeToTerminate(ctx, r.Node)
 	return api.Safe{Node: r.Node, Safe: safe, Reason: why}, nil
 }
 

@@ -108,6 +108,18 @@ type Sample struct {
 	Errors []string `json:"errors"`
 }
 
+// DiskUsedPercent is the one definition of disk usage in ringmesh, used by
+// the heartbeat (Disk.UsedPercent), the sync router and the status view:
+// used / (used + free) × 100 with used = (f_blocks − f_bfree) × f_bsize and
+// free = f_bavail × f_bsize, as df(1) computes it (blocks reserved for root
+// count as neither). ok is false when used + free is 0 (unknown).
+func DiskUsedPercent(used, free uint64) (pct float64, ok bool) {
+	if used+free == 0 {
+		return 0, false
+	}
+	return 100 * float64(used) / float64(used+free), true
+}
+
 // Disk is the usage of the filesystem holding one data path (statfs(2) via
 // gopsutil disk.UsageWithContext; the same numbers df(1) prints).
 type Disk struct {

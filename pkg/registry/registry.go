@@ -371,7 +371,9 @@ func (r *Registry) Apply(env bus.Envelope, kind string, at time.Time) (Result, e
 			return Result{}, fmt.Errorf("sync body: %w", err)
 		}
 		rec.LastSeen = at
-		rec.LastSync = &b
+		if b.Phase != "rpo" { // an RPO answer is no sync result
+			rec.LastSync = &b
+		}
 		rec.RPO = b.RPO
 	case bus.KindBye:
 		var b events.Bye

@@ -323,6 +323,11 @@ func joinProgress(a, b func(Progress)) func(Progress) {
 // RPO is the node's current recovery point.
 func (e *Engine) RPO() RPO { return e.cfg.Manifest.RPO(e.cfg.Now()) }
 
+// FreshRPO measures the recovery point now by walking the sources
+// (Manifest.FreshRPO); the safe-to-terminate gate asks for it instead of
+// trusting the last heartbeat.
+func (e *Engine) FreshRPO(ctx context.Context) (RPO, error) { return e.cfg.Manifest.FreshRPO(ctx) }
+
 // Status returns a snapshot of the engine.
 func (e *Engine) Status() EngineStatus {
 	st := EngineStatus{

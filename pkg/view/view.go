@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ringmesh/ringmesh/pkg/health"
 	"github.com/ringmesh/ringmesh/pkg/registry"
 )
 
@@ -47,7 +48,13 @@ func StatusRows(recs []registry.Record, now time.Time) []Row {
 				row.GPUs, row.GPUUtil = "0", "-"
 			}
 			if len(h.Disks) > 0 && h.Disks[0].FreeBytes != nil {
-				row.DiskFree = Bytes(int64(*h.Disks[0].FreeBytes))
+				d := h.Disks[0]
+				row.DiskFree = Bytes(int64(*d.FreeBytes))
+				if d.UsedBytes != nil {
+					if pct, ok := health.DiskUsedPercent(*d.UsedBytes, *d.FreeBytes); ok {
+						row.DiskFree += fmt.Sprintf(" (%.1f%% used)", pct)
+					}
+				}
 			}
 		}
 		if r.RPO.UnsyncedBytes != nil {
