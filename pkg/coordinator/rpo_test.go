@@ -11,6 +11,7 @@ import (
 
 	"github.com/ringmesh/ringmesh/internal/testutil"
 	"github.com/ringmesh/ringmesh/pkg/api"
+	"github.com/ringmesh/ringmesh/pkg/mesh"
 )
 
 // The safe-to-terminate gate asks the node for a figure measured now: with
@@ -61,5 +62,50 @@ func TestSafeGateAsksNodeForFreshRPO(t *testing.T) {
 	s = safe()
 	if s.Safe || !strings.Contains(s.Reason, "no answer") {
 		t.Fatalf("gate for a node whose agent is gone: %+v, want unsafe (no answer)", s)
+	}
+}
+
+// A target the router rejects says why in `meshctl sync targets`, and the
+// ephemeral node holding data without any target is degraded with that
+// reason, never healthy. Sync results are listed by `meshctl events`.
+func TestNoTargetExplainedAndDegraded(t *testing.T) {
+	r := startSyncRigWith(t, "", "sync_routing: {max_disk_usage_percent: 100, min_free_disk_percent: 0.01, replication_target: 1}\nhosts:\n  hetzner-cpu2: {provider: hetzner, skip_sync_receive: true}\n  vast-77: {provider: vast, is_ephemeral: true}\n")
+	data := filepath.Join(r.srcRoot, "root/ringrift/ai-service")
+	writeFile(t, filepath.Join(data, "checkpoints/ckpt-1.pt"), 64<<10)
+	testutil.Eventually(t, 30*time.Second, func() error {
+		rec, _ := r.h.coord.Registry().Get("vast-77")
+		if rec.State != mesh.StateDegraded || !strings.Contains(rec.Cause, "no sync target") || !strings.Contains(rec.Cause, "skip_sync_receive") {
+			return fmt.Errorf("vast-77 %s: %s", rec.State, rec.Cause)
+		}
+		return nil
+	})
+	out, err := run(t, r.h.url, "", "sync", "targets", "vast-77")
+	if err != nil || !strings.Contains(out, "NO sync target") || !strings.Contains(out, "hetzner-cpu2") || !strings.Contains(out, "skip_sync_receive is set") {
+		t.Fatalf("meshctl sync targets: %v\n%s", err, out)
+	}
+	t.Logf("meshctl sync targets vast-77:\n%s", out)
+	if _, err := run(t, r.h.url, "", "sync", "targets", "no-such-node"); err == nil || !strings.Contains(err.Error(), "no routing plan") {
+		t.Fatalf("unknown node: %v", err)
+	}
+}
+
+// `meshctl events --kind sync --node NODE` lists continuous sync results
+// with what made it and what did not.
+func TestEventsKindSync(t *testing.T) {
+	r := startSyncRig(t, "")
+	data := filepath.Join(r.srcRoot, "root/ringrift/ai-service")
+	writeFile(t, filepath.Join(data, "checkpoints/ckpt-1.pt"), 64<<10)
+	var out string
+	testutil.Eventually(t, 30*time.Second, func() error {
+		var err error
+		out, err = run(t, r.h.url, "", "events", "--kind", "sync", "--node", "vast-77")
+		if err != nil || !strings.Contains(out, "vast-77") || !strings.Contains(out, "result") || !strings.Contains(out, "continuous") || !strings.Contains(out, "made 1") {
+			return fmt.Errorf("meshctl events --kind sync: %v\n%s", err, out)
+		}
+		return nil
+	})
+	t.Logf("meshctl events --kind sync --node vast-77:\n%s", out)
+	if _, err := run(t, r.h.url, "", "events", "--kind", "nope"); err == nil || !strings.Contains(err.Error(), "--kind") {
+		t.Fatalf("bad kind: %v", err)
 	}
 }

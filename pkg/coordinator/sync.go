@@ -128,11 +128,18 @@ func (c *Coordinator) RouteSync(ctx context.Context) map[string][]meshsync.Choic
 		choices := meshsync.Route(nodeInfo(src, false), infos, pol)
 		plans[src.Node] = choices
 		var specs []agent.TargetSpec
-		for _, ch := range meshsync.Selected(choices) {
+		for i := range choices {
+			ch := choices[i]
+			if !ch.Selected {
+				continue
+			}
 			tr := byNode[ch.NodeID]
 			e, ok := entries[ch.NodeID]
-			if !ok || tr.HostKey == "" || tr.Paths == nil {
-				continue // cannot be reached safely: no endpoint or no reported host key
+			if why := unreachable(ok, tr); why != "" {
+				// Cannot be reached safely: say so in the plan, never silently.
+				choices[i].Selected, choices[i].Rank = false, 0
+				choices[i].Reason = "chosen by the router but not usable: " + why
+				continue
 			}
 			spec := agent.TargetSpec{Node: ch.NodeID, Host: e.Host, Port: e.Port, User: e.User,
 				RemoteDir: remoteDir(tr.Paths.Data[paths.SyncIncoming]), Fingerprint: tr.HostKey}
@@ -149,7 +156,11 @@ func (c *Coordinator) RouteSync(ctx context.Context) map[string][]meshsync.Choic
 		if prev.json == string(b) && prev.boot == src.Boot && c.cfg.Now().Sub(prev.at) < targetRefresh {
 			continue
 		}
-		if err := c.command(ctx, src.Node, "sync_targets", map[string]string{"targets": string(b)}, "sync routing"); err != nil {
+		args := map[string]string{"targets": string(b)}
+		if len(specs) == 0 {
+			args["why"] = noTargetWhy(choices)
+		}
+		if err := c.command(ctx, src.Node, "sync_targets", args, "sync routing"); err != nil {
 			c.log.Warn().Err(err).Str("node", src.Node).Msg("send sync targets")
 			continue
 		}
@@ -165,6 +176,39 @@ func (c *Coordinator) RouteSync(ctx context.Context) map[string][]meshsync.Choic
 		ev.Msg("sync targets sent")
 	}
 	return plans
+}
+
+// unreachable says why a selected target cannot be handed to the source
+// ("" when it can): no SSH endpoint, no reported host key, no paths.
+func unreachable(haveEndpoint bool, tr registry.Record) string {
+	var why []string
+	if !haveEndpoint {
+		why = append(why, "no SSH endpoint known")
+	}
+	if tr.HostKey == "" {
+		why = append(why, "its agent reported no SSH host key")
+	}
+	if tr.Paths == nil {
+		why = append(why, "its agent reported no paths (no hello yet)")
+	}
+	return strings.Join(why, "; ")
+}
+
+// noTargetWhy summarizes, for the source's agent, why no candidate became
+// a target (at most 600 bytes).
+func noTargetWhy(choices []meshsync.Choice) string {
+	if len(choices) == 0 {
+		return "no candidate receivers are known"
+	}
+	var parts []string
+	for _, ch := range choices {
+		parts = append(parts, ch.NodeID+": "+ch.Reason)
+	}
+	s := strings.Join(parts, " | ")
+	if len(s) > 600 {
+		s = s[:597] + "..."
+	}
+	return s
 }
 
 // remoteDir makes a host path usable over SFTP: "~/x" is relative to the login's home.

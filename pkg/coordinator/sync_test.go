@@ -55,7 +55,13 @@ type syncRig struct {
 func startSyncRig(t testing.TB, secret string) *syncRig {
 	t.Helper()
 	// The routing thresholds must not depend on how full this machine's disk is.
-	inv, err := config.Parse("sync.yaml", []byte("sync_routing: {max_disk_usage_percent: 100, min_free_disk_percent: 0.01, replication_target: 1}\nhosts:\n  hetzner-cpu2: {provider: hetzner}\n  vast-77: {provider: vast, is_ephemeral: true}\n"))
+	return startSyncRigWith(t, secret, "sync_routing: {max_disk_usage_percent: 100, min_free_disk_percent: 0.01, replication_target: 1}\nhosts:\n  hetzner-cpu2: {provider: hetzner}\n  vast-77: {provider: vast, is_ephemeral: true}\n")
+}
+
+// startSyncRigWith is startSyncRig with the given inventory.
+func startSyncRigWith(t testing.TB, secret, inventory string) *syncRig {
+	t.Helper()
+	inv, err := config.Parse("sync.yaml", []byte(inventory))
 	if err != nil {
 		t.Fatal(err)
 	}
