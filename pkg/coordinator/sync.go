@@ -98,6 +98,8 @@ func nodeInfo(rec registry.Record, skip bool) meshsync.NodeInfo {
 // RouteSync assigns sync targets to every live ephemeral node and sends
 // them as sync_targets commands (leader only). It returns the plan by node.
 func (c *Coordinator) RouteSync(ctx context.Context) map[string][]meshsync.Choice {
+	c.routeMu.Lock()
+	defer c.routeMu.Unlock()
 	recs := c.reg.Snapshot()
 	var rep fleet.Report
 	if c.cfg.Fleet != nil {
