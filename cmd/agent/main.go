@@ -105,6 +105,7 @@ func run(args []string) error {
 			if inv != nil {
 				cfg.Sync.ReplicationTarget = inv.SyncRouting.ReplicationTarget
 				cfg.Sync.MaxConcurrent = inv.AutoSync.MaxConcurrentSyncs
+				cfg.Sync.DataClasses = inv.AutoSync.DataClasses
 			}
 		}
 	case "off":

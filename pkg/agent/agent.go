@@ -271,7 +271,17 @@ func (a *Agent) Run(ctx context.Context) error {
 				a.log.Error().Err(err).Msg("sync engine stopped")
 			}
 		}()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// New and changed files count in the RPO within a second, not at the next scan.
+			if err := st.manifest.Watch(runCtx, meshsync.WatchOptions{Logger: a.log}); err != nil && !errors.Is(err, context.Canceled) {
+				a.log.Error().Err(err).Msg("sync watcher stopped")
+			}
+		}()
 	}
+	wg.Add(1)
+	go func() { defer wg.Done(); a.sweepPartials(runCtx, hello.Paths) }()
 	wg.Add(1)
 	go func() { defer wg.Done(); a.commands(runCtx) }()
 	a.log.Info().Str("provider", hello.Provider).Str("source", hello.ProviderSource).Str("instance", hello.InstanceID).
@@ -405,6 +415,13 @@ func (a *Agent) heartbeat() {
 		return
 	}
 	status, reasons := health.State(s, a.cfg.HealthThresholds)
+	var rpo meshsync.RPO
+	if a.sync != nil {
+		rpo = a.sync.engine.RPO()
+		if why := a.syncHealth(rpo); why != "" {
+			status, reasons = "degraded", append(reasons, why)
+		}
+	}
 	a.mu.Lock()
 	prev := a.lastStatus
 	a.lastStatus = status
@@ -414,7 +431,7 @@ func (a *Agent) heartbeat() {
 	}
 	hb := events.Heartbeat{Status: status, Reasons: reasons, Health: s, IntervalSeconds: a.cfg.HeartbeatInterval.Seconds(), BusConnected: a.connected.Load()}
 	if a.sync != nil {
-		hb.RPO = toRPO(a.sync.engine.RPO())
+		hb.RPO = toRPO(rpo)
 	}
 	_ = a.emit(bus.KindHeartbeat, hb, true)
 }

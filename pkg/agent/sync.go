@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -45,8 +46,40 @@ type SyncConfig struct {
 	BandwidthLimit int64
 	// MaxConcurrent pushes (default 1, as auto_sync max_concurrent_syncs).
 	MaxConcurrent int
+	// DataClasses overrides the globs of the default sources, by source name
+	// (games, training, models, checkpoints); from the inventory's
+	// auto_sync.data_classes. Ignored when Sources is set.
+	DataClasses map[string][]string
 	// Transport overrides the SFTP transport (tests).
 	Transport meshsync.Transport
+	// NoTargetGrace is how long after start a node with data may go without
+	// sync targets before it reports itself degraded (default 60 s; an
+	// explicit empty assignment from the coordinator counts at once).
+	NoTargetGrace time.Duration
+}
+
+// ApplyDataClasses returns sources with the globs of the named ones
+// replaced by classes (source name → globs). An unknown source name or a
+// bad glob is an error naming it.
+func ApplyDataClasses(sources []meshsync.Source, classes map[string][]string) ([]meshsync.Source, error) {
+	out := slices.Clone(sources)
+	for name, globs := range classes {
+		i := slices.IndexFunc(out, func(s meshsync.Source) bool { return s.Name == name })
+		if i < 0 {
+			var names []string
+			for _, s := range out {
+				names = append(names, s.Name)
+			}
+			return nil, fmt.Errorf("auto_sync.data_classes: unknown source %q (want one of %s)", name, strings.Join(names, ", "))
+		}
+		for _, g := range globs {
+			if err := meshsync.ValidateGlob(g); err != nil {
+				return nil, fmt.Errorf("auto_sync.data_classes.%s: %w", name, err)
+			}
+		}
+		out[i].Globs = slices.Clone(globs)
+	}
+	return out, nil
 }
 
 // TargetSpec is one sync target as the coordinator's router sends it in a
@@ -81,6 +114,11 @@ type syncState struct {
 	targets   atomic.Pointer[[]meshsync.Target]
 	flushed   atomic.Bool
 	lastFlush atomic.Pointer[meshsync.FlushResult]
+	started   time.Time
+	// assigned: the coordinator sent an assignment (possibly empty);
+	// noTargetWhy is its explanation when it was empty.
+	assigned    atomic.Bool
+	noTargetWhy atomic.Pointer[string]
 }
 
 // SyncTargets returns how many sync targets the coordinator assigned.
@@ -104,7 +142,10 @@ func (a *Agent) setUpSync(l paths.Layout) (*syncState, error) {
 	sc := a.cfg.Sync
 	sources := sc.Sources
 	if len(sources) == 0 {
-		sources = DefaultSources(l, a.cfg.Paths)
+		var err error
+		if sources, err = ApplyDataClasses(DefaultSources(l, a.cfg.Paths), sc.DataClasses); err != nil {
+			return nil, err
+		}
 	}
 	m, err := meshsync.OpenManifest(filepath.Join(a.cfg.StateDir, "sync-manifest.db"), meshsync.ManifestOptions{
 		Sources: sources, ReplicationTarget: sc.ReplicationTarget, Logger: a.log})
@@ -115,9 +156,11 @@ func (a *Agent) setUpSync(l paths.Layout) (*syncState, error) {
 	if tr == nil {
 		tr = meshsync.NewSFTPTransport(meshsync.SFTPOptions{Logger: a.log})
 	}
-	st := &syncState{manifest: m}
+	st := &syncState{manifest: m, started: time.Now()}
 	empty := []meshsync.Target{}
 	st.targets.Store(&empty)
+	none := ""
+	st.noTargetWhy.Store(&none)
 	eng, err := meshsync.NewEngine(meshsync.EngineConfig{
 		NodeID: a.cfg.NodeID, Manifest: m, Transport: tr, StateDir: a.cfg.StateDir, Interval: sc.Interval, MaxConcurrent: sc.MaxConcurrent,
 		Targets: func() []meshsync.Target { return *st.targets.Load() },
@@ -245,12 +288,15 @@ func checkTargets(specs []TargetSpec) error {
 	return nil
 }
 
-// setTargets replaces the sync targets (from a sync_targets command).
-func (a *Agent) setTargets(specs []TargetSpec) {
+// setTargets replaces the sync targets (from a sync_targets command); why
+// is the coordinator's explanation when there are none.
+func (a *Agent) setTargets(specs []TargetSpec, why string) {
 	st := a.sync
 	if st == nil {
 		return
 	}
+	st.assigned.Store(true)
+	st.noTargetWhy.Store(&why)
 	out := make([]meshsync.Target, 0, len(specs))
 	for _, s := range specs {
 		t := meshsync.Target{NodeID: s.Node, Endpoint: meshsync.Endpoint{Host: s.Host, Port: s.Port, User: s.User},
@@ -289,6 +335,7 @@ func (a *Agent) commands(ctx context.Context) {
 	if err != nil {
 		return
 	}
+	var inflight sync.WaitGroup // rpo answers run beside the command in progress
 	for ctx.Err() == nil {
 		if !a.nc.IsConnected() {
 			select {
@@ -316,12 +363,20 @@ func (a *Agent) commands(ctx context.Context) {
 				continue
 			}
 		}
-		cc, err := cons.Consume(func(m jetstream.Msg) { a.handleCommand(ctx, m) })
+		cc, err := cons.Consume(func(m jetstream.Msg) {
+			if strings.HasSuffix(m.Subject(), ".rpo") {
+				// Answered at once, even while a sync_now or flush runs.
+				inflight.Go(func() { a.handleCommand(ctx, m) })
+				return
+			}
+			a.handleCommand(ctx, m)
+		})
 		if err != nil {
 			continue
 		}
 		<-ctx.Done()
 		cc.Stop()
+		inflight.Wait()
 		return
 	}
 }
@@ -365,7 +420,13 @@ func (a *Agent) handleCommand(ctx context.Context, m jetstream.Msg) {
 			_ = m.TermWithReason("bad targets: " + err.Error())
 			return
 		}
-		a.setTargets(specs)
+		a.setTargets(specs, cmd.Args["why"])
+	case "rpo":
+		if time.Since(env.TS) > rpoCommandMaxAge {
+			log.Info().Time("sent", env.TS).Msg("stale rpo request skipped")
+			break
+		}
+		a.answerRPO(ctx, cmd.Args["request_id"])
 	case "sync_now":
 		if time.Since(env.TS) > time.Minute {
 			log.Info().Time("sent", env.TS).Msg("stale sync_now skipped")
@@ -420,5 +481,104 @@ func (a *Agent) handleCommand(ctx context.Context, m jetstream.Msg) {
 	}
 	if err := m.Ack(); err != nil && !errors.Is(err, context.Canceled) {
 		log.Debug().Err(err).Msg("ack command")
+	}
+}
+
+// rpoCommandMaxAge: an "rpo" request older than this is not answered (the
+// asker gave up long ago; coordinator.FreshRPOWait is 5 s).
+const rpoCommandMaxAge = 30 * time.Second
+
+// answerRPO measures the RPO now (a stat-only walk of the sources, see
+// meshsync.Manifest.FreshRPO) and answers on mesh.v1.evt.<node>.sync with
+// Phase "rpo" and Trigger "rpo:<request_id>". A figure that cannot be
+// measured is answered with Error and an unknown RPO, never with 0.
+func (a *Agent) answerRPO(ctx context.Context, id string) {
+	ev := events.Sync{Phase: "rpo", Trigger: "rpo:" + id}
+	if a.sync == nil {
+		ev.Error = "sync is not enabled on this agent (--sync)"
+	} else {
+		mctx, cancel := context.WithTimeout(ctx, 4*time.Second)
+		r, err := a.sync.engine.FreshRPO(mctx)
+		cancel()
+		if err != nil {
+			ev.Error = "measure RPO: " + err.Error()
+		} else {
+			ev.RPO = toRPO(r)
+		}
+	}
+	if err := a.emit(bus.KindSync, ev, false); err != nil {
+		a.log.Warn().Err(err).Msg("queue rpo answer")
+	}
+}
+
+// syncHealth returns why data protection is degraded, or "": an ephemeral
+// node that holds protected files and has no sync target is degraded (after
+// NoTargetGrace since start, or at once when the coordinator said there is
+// none, with its reason).
+func (a *Agent) syncHealth(r meshsync.RPO) string {
+	st := a.sync
+	if st == nil || !a.Identity().Ephemeral || r.TotalFiles == 0 || len(*st.targets.Load()) > 0 {
+		return ""
+	}
+	grace := a.cfg.Sync.NoTargetGrace
+	if grace <= 0 {
+		grace = time.Minute
+	}
+	if !st.assigned.Load() && time.Since(st.started) < grace {
+		return ""
+	}
+	why := fmt.Sprintf("data protection: %d files (%s) on this node and no sync target", r.TotalFiles, fmtSize(r.TotalBytes))
+	if w := *st.noTargetWhy.Load(); w != "" {
+		why += ": " + w
+	} else if !st.assigned.Load() {
+		why += " assigned by the coordinator yet"
+	}
+	return why
+}
+
+func fmtSize(b int64) string {
+	const unit = 1024
+	if b < unit {
+		return fmt.Sprintf("%d B", b)
+	}
+	div, exp := int64(unit), 0
+	for n := b / unit; n >= unit; n /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(b)/float64(div), "KMGTPE"[exp])
+}
+
+// PartialMaxAge is how long an upload's ".partial" file (or a file under
+// rsync's ".rsync-partial" directory) may sit untouched in this node's
+// sync_incoming directory before it is removed as orphaned: its source
+// node is gone or gave up on it. A live or resumable upload touches it far
+// more often.
+const PartialMaxAge = 24 * time.Hour
+
+// partialSweepEvery is how often sync_incoming is swept.
+const partialSweepEvery = 10 * time.Minute
+
+// sweepPartials removes orphaned partial uploads from the node's
+// sync_incoming directory (where other nodes push to) every
+// partialSweepEvery until ctx ends.
+func (a *Agent) sweepPartials(ctx context.Context, l paths.Layout) {
+	dir := a.cfg.Paths.Local(l.Data[paths.SyncIncoming])
+	if dir == "" {
+		return
+	}
+	t := time.NewTicker(partialSweepEvery)
+	defer t.Stop()
+	for {
+		if removed, err := meshsync.SweepPartials(ctx, dir, PartialMaxAge, time.Now()); err != nil {
+			a.log.Warn().Err(err).Str("dir", dir).Msg("sweep orphaned partial uploads")
+		} else if len(removed) > 0 {
+			a.log.Info().Strs("removed", removed).Dur("older_than", PartialMaxAge).Msg("removed orphaned partial uploads")
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
 	}
 }

@@ -243,6 +243,11 @@ type AutoSync struct {
 	BandwidthLimitMBps     float64            `yaml:"bandwidth_limit_mbps" json:"bandwidth_limit_mbps"`
 	ExcludeHosts           []string           `yaml:"exclude_hosts" json:"exclude_hosts,omitempty"`
 	HostBandwidthOverrides map[string]float64 `yaml:"host_bandwidth_overrides" json:"host_bandwidth_overrides,omitempty"`
+	// DataClasses overrides which files of each data source an agent
+	// protects: source name (games, training, models, checkpoints) → globs
+	// relative to that data directory ("**/*.db"). A source not listed keeps
+	// its default; see docs/data-protection.md.
+	DataClasses map[string][]string `yaml:"data_classes" json:"data_classes,omitempty"`
 }
 
 // ProviderSettings is ringmesh's providers: section: per cloud, whether it

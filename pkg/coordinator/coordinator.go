@@ -119,7 +119,8 @@ type Coordinator struct {
 	ready       atomic.Bool
 	wasLeader   bool // touched by the Run loop only
 	member      atomic.Pointer[gossip.Member]
-	sentTargets map[string]sentTargets // touched by the route loop only
+	routeMu     sync.Mutex             // one RouteSync at a time (route loop and the routes API)
+	sentTargets map[string]sentTargets // guarded by routeMu
 	// chosenTargets is the router's last choice: source → target → true.
 	chosenTargets atomic.Pointer[map[string]map[string]bool]
 	readyErr      atomic.Value // string

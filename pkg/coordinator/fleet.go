@@ -195,10 +195,18 @@ func (c *Coordinator) apiAct(ctx context.Context, req []byte) (any, error) {
 		}
 		recp = &rec
 	}
+	var freshErr error
+	if (r.Op == fleet.OpStop || r.Op == fleet.OpTerminate) && !r.Force && recp != nil {
+		// The gate trusts a figure measured now, never the last heartbeat.
+		_, _, recp, freshErr = c.safeToTerminate(ctx, r.Node)
+	}
 	res, err := fleet.Act(ctx, c.cfg.Fleet.Providers(), c.cfg.Fleet.Inventory(), recp, r, term, func(ctx context.Context, id string, a events.Audit) {
 		a.Actor = strings.TrimSpace(a.Actor + " via coordinator:" + c.cfg.Name)
 		c.audit(ctx, "provider_call", id, a)
 	}, c.IsLeader)
+	if err != nil && freshErr != nil && errors.Is(err, fleet.ErrRefused) && strings.Contains(err.Error(), "RPO unknown") {
+		err = fmt.Errorf("%w; the node did not give a fresh RPO: %v", err, freshErr)
+	}
 	if done != nil {
 		done(res, err)
 	}

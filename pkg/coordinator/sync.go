@@ -87,6 +87,9 @@ func nodeInfo(rec registry.Record, skip bool) meshsync.NodeInfo {
 		d := h.Disks[0]
 		if d.FreeBytes != nil && d.TotalBytes != nil {
 			n.DiskFreeBytes, n.DiskTotalBytes = int64(*d.FreeBytes), int64(*d.TotalBytes)
+			if d.UsedBytes != nil {
+				n.DiskUsedBytes = int64(*d.UsedBytes) // usage as the heartbeat and the status view define it
+			}
 		}
 	}
 	if rec.RPO.UnsyncedBytes != nil {
@@ -105,6 +108,8 @@ func nodeInfo(rec registry.Record, skip bool) meshsync.NodeInfo {
 // the configured host's first report (a later, different report is not
 // taken). Quarantined nodes are neither sources nor targets.
 func (c *Coordinator) RouteSync(ctx context.Context) map[string][]meshsync.Choice {
+	c.routeMu.Lock()
+	defer c.routeMu.Unlock()
 	recs := c.reg.Trusted()
 	var rep fleet.Report
 	if c.cfg.Fleet != nil {
@@ -136,10 +141,17 @@ func (c *Coordinator) RouteSync(ctx context.Context) map[string][]meshsync.Choic
 		choices := meshsync.Route(nodeInfo(src, false), infos, pol)
 		plans[src.Node] = choices
 		var specs []agent.TargetSpec
-		for _, ch := range meshsync.Selected(choices) {
+		for i := range choices {
+			ch := choices[i]
+			if !ch.Selected {
+				continue
+			}
 			spec, why := c.targetSpec(byNode[ch.NodeID], entries)
 			if why != "" {
+				// Cannot be reached safely: say so in the plan, never silently.
 				c.log.Debug().Str("node", src.Node).Str("target", ch.NodeID).Str("reason", why).Msg("target skipped")
+				choices[i].Selected, choices[i].Rank = false, 0
+				choices[i].Reason = "chosen by the router but not usable: " + why
 				continue
 			}
 			for _, cl := range ch.Classes {
@@ -160,7 +172,11 @@ func (c *Coordinator) RouteSync(ctx context.Context) map[string][]meshsync.Choic
 		if prev.json == string(b) && prev.boot == src.Boot && c.cfg.Now().Sub(prev.at) < targetRefresh {
 			continue
 		}
-		if err := c.command(ctx, src.Node, "sync_targets", map[string]string{"targets": string(b)}, "sync routing"); err != nil {
+		args := map[string]string{"targets": string(b)}
+		if len(specs) == 0 {
+			args["why"] = noTargetWhy(choices)
+		}
+		if err := c.command(ctx, src.Node, "sync_targets", args, "sync routing"); err != nil {
 			c.log.Warn().Err(err).Str("node", src.Node).Msg("send sync targets")
 			continue
 		}
@@ -204,6 +220,23 @@ func (c *Coordinator) targetSpec(tr registry.Record, entries map[string]fleet.SS
 		return agent.TargetSpec{}, err.Error()
 	}
 	return agent.TargetSpec{Node: tr.Node, Host: e.Host, Port: e.Port, User: e.User, RemoteDir: dir, Fingerprint: tr.HostKey}, ""
+}
+
+// noTargetWhy summarizes, for the source's agent, why no candidate became
+// a target (at most 600 bytes).
+func noTargetWhy(choices []meshsync.Choice) string {
+	if len(choices) == 0 {
+		return "no candidate receivers are known"
+	}
+	var parts []string
+	for _, ch := range choices {
+		parts = append(parts, ch.NodeID+": "+ch.Reason)
+	}
+	s := strings.Join(parts, " | ")
+	if len(s) > 600 {
+		s = s[:597] + "..."
+	}
+	return s
 }
 
 // remoteDir makes a host path usable over SFTP: "~/x" is relative to the login's home.
@@ -503,12 +536,7 @@ func (c *Coordinator) apiSafe(ctx context.Context, req []byte) (any, error) {
 	if err := json.Unmarshal(req, &r); err != nil || r.Node == "" {
 		return nil, errors.New(`bad request: want {"node": ...}`)
 	}
-	rec, ok := c.reg.Get(r.Node)
-	var recp *registry.Record
-	if ok {
-		recp = &rec
-	}
-	safe, why := fleet.SafeToTerminate(recp, false)
+	safe, why, _, _ := c.safeToTerminate(ctx, r.Node)
 	return api.Safe{Node: r.Node, Safe: safe, Reason: why}, nil
 }
 

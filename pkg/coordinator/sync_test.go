@@ -55,9 +55,18 @@ type syncRig struct {
 func startSyncRig(t testing.TB, secret string) *syncRig {
 	t.Helper()
 	// The routing thresholds must not depend on how full this machine's disk is.
-	// The target's SSH endpoint comes from the inventory (never from what the node reports).
+	return startSyncRigWith(t, secret, "sync_routing: {max_disk_usage_percent: 100, min_free_disk_percent: 0.01, replication_target: 1}\nhosts:\n  hetzner-cpu2: {provider: hetzner, $SSH}\n  vast-77: {provider: vast, is_ephemeral: true}\n")
+}
+
+// startSyncRigWith is startSyncRig with the given inventory; "$SSH" in it
+// stands for the target's SSH endpoint (ssh_host, ssh_port, ssh_user of the
+// in-process server): a target's endpoint comes from the inventory, never
+// from what the node reports.
+func startSyncRigWith(t testing.TB, secret, inventory string) *syncRig {
+	t.Helper()
 	srv := sshtest.New(t, sshtest.Options{})
-	inv, err := config.Parse("sync.yaml", []byte(fmt.Sprintf("sync_routing: {max_disk_usage_percent: 100, min_free_disk_percent: 0.01, replication_target: 1}\nhosts:\n  hetzner-cpu2: {provider: hetzner, ssh_host: 127.0.0.1, ssh_port: %d, ssh_user: %s}\n  vast-77: {provider: vast, is_ephemeral: true}\n", srv.Port, srv.User)))
+	inventory = strings.ReplaceAll(inventory, "$SSH", fmt.Sprintf("ssh_host: 127.0.0.1, ssh_port: %d, ssh_user: %s", srv.Port, srv.User))
+	inv, err := config.Parse("sync.yaml", []byte(inventory))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -98,10 +98,13 @@ type FileRef struct {
 	Reason  string   `json:"reason,omitempty" jsonschema:"maxLength=512" pattern:"text"` // why it did not make it
 }
 
-// Sync reports sync progress or a result (continuous pass, sync-now, final flush).
+// Sync reports sync progress or a result (continuous pass, sync-now, final
+// flush), or answers an "rpo" command: Phase "rpo", Trigger
+// "rpo:<request_id>" of the command, RPO the figure measured just now (all
+// fields nil and Error set when it could not be measured).
 type Sync struct {
-	Phase      string    `json:"phase" jsonschema:"enum=progress,enum=result,enum=flush"`
-	Trigger    string    `json:"trigger" jsonschema:"maxLength=256" pattern:"text"` // "continuous", "command", "preempt"
+	Phase      string    `json:"phase" jsonschema:"enum=progress,enum=result,enum=flush,enum=rpo"`
+	Trigger    string    `json:"trigger" jsonschema:"maxLength=256" pattern:"text"` // "continuous", "command:<id>", "preempt:<why>", "stop:<why>", "rpo:<id>"
 	BytesSent  int64     `json:"bytes_sent" jsonschema:"minimum=0,maximum=1e18"`
 	BytesTotal int64     `json:"bytes_total" jsonschema:"minimum=0,maximum=1e18"`
 	Made       []FileRef `json:"made,omitempty" jsonschema:"maxItems=100"`

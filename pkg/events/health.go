@@ -134,3 +134,15 @@ type Process struct {
 	// Count is the number of matching processes; nil when unknown.
 	Count *int `json:"count" jsonschema:"minimum=0,maximum=10000000"`
 }
+
+// DiskUsedPercent is the one definition of disk usage in ringmesh, used by
+// the heartbeat (Disk.UsedPercent), the sync router and the status view:
+// used / (used + free) × 100 with used = (f_blocks − f_bfree) × f_bsize and
+// free = f_bavail × f_bsize, as df(1) computes it (blocks reserved for root
+// count as neither). ok is false when used + free is 0 (unknown).
+func DiskUsedPercent(used, free uint64) (pct float64, ok bool) {
+	if used+free == 0 {
+		return 0, false
+	}
+	return 100 * float64(used) / float64(used+free), true
+}

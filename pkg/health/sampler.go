@@ -20,6 +20,8 @@ import (
 	"github.com/shirou/gopsutil/v4/load"
 	"github.com/shirou/gopsutil/v4/mem"
 	"github.com/shirou/gopsutil/v4/process"
+
+	"github.com/ringmesh/ringmesh/pkg/events"
 )
 
 // Defaults of Options.
@@ -302,8 +304,8 @@ func (s *Sampler) Sample(ctx context.Context) Sample {
 			d.FSType = st.Fstype
 			if st.Total > 0 {
 				d.TotalBytes, d.UsedBytes, d.FreeBytes = ptr(st.Total), ptr(st.Used), ptr(st.Free)
-				if st.Used+st.Free > 0 {
-					d.UsedPercent = ptr(st.UsedPercent)
+				if pct, ok := events.DiskUsedPercent(st.Used, st.Free); ok {
+					d.UsedPercent = ptr(pct)
 				}
 			} else {
 				d.Error = "filesystem reports 0 blocks"

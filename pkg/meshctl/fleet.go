@@ -406,7 +406,7 @@ func membersCmd(o *Options) *cobra.Command {
 }
 
 func syncCmd(o *Options) *cobra.Command {
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "sync NODE",
 		Short: "Ask a node's agent to push its data to its targets now, with a progress bar",
 		Args:  cobra.ExactArgs(1),
@@ -475,6 +475,8 @@ func syncCmd(o *Options) *cobra.Command {
 			}
 		},
 	}
+	cmd.AddCommand(syncTargetsCmd(o))
+	return cmd
 }
 
 func bar(done, total int64) string {

@@ -153,13 +153,18 @@ func dash(s string) string {
 func eventsCmd(o *Options) *cobra.Command {
 	var invalid bool
 	var limit int
+	var q eventQuery
 	cmd := &cobra.Command{
 		Use:   "events",
-		Short: "Show bus events; --invalid lists the dead-letter view (messages terminated as invalid, with reason)",
+		Short: "Show agents' events (--kind sync --node NODE: continuous sync and flush results); --invalid lists the dead-letter view",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if q.kind != "" && !invalid {
+				q.limit = limit
+				return o.showEvents(q)
+			}
 			if !invalid {
-				return fmt.Errorf("only --invalid is supported for now (the dead-letter view)")
+				return fmt.Errorf("want --kind KIND (e.g. --kind sync --node NODE) or --invalid (the dead-letter view)")
 			}
 			var d api.DeadLetters
 			err := o.call(api.OpDeadLetters, api.DeadLettersRequest{Limit: limit}, &d)
@@ -183,6 +188,10 @@ func eventsCmd(o *Options) *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&invalid, "invalid", false, "list messages the coordinator terminated as invalid")
 	cmd.Flags().IntVar(&limit, "limit", 50, "how many (newest) to show")
+	cmd.Flags().StringVar(&q.kind, "kind", "", "event kind to show: sync, preempt, health, hello, bye, heartbeat")
+	cmd.Flags().StringVar(&q.node, "node", "", "only this node's events (default: all nodes)")
+	cmd.Flags().DurationVar(&q.since, "since", time.Hour, "how far back to look")
+	cmd.Flags().BoolVarP(&q.follow, "follow", "f", false, "keep printing new events")
 	return cmd
 }
 

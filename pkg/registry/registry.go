@@ -538,7 +538,9 @@ func (r *Registry) ApplyMessage(m wire.Message, at time.Time) (Result, error) {
 	case m.Sync != nil:
 		b := *m.Sync
 		rec.LastSeen = at
-		rec.LastSync = &b
+		if b.Phase != "rpo" { // an RPO answer is no sync result
+			rec.LastSync = &b
+		}
 		rec.RPO = b.RPO
 	case m.Bye != nil:
 		b := *m.Bye

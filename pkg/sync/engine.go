@@ -327,6 +327,11 @@ func joinProgress(a, b func(Progress)) func(Progress) {
 // RPO is the node's current recovery point.
 func (e *Engine) RPO() RPO { return e.cfg.Manifest.RPO(e.cfg.Now()) }
 
+// FreshRPO measures the recovery point now by walking the sources
+// (Manifest.FreshRPO); the safe-to-terminate gate asks for it instead of
+// trusting the last heartbeat.
+func (e *Engine) FreshRPO(ctx context.Context) (RPO, error) { return e.cfg.Manifest.FreshRPO(ctx) }
+
 // Status returns a snapshot of the engine.
 func (e *Engine) Status() EngineStatus {
 	st := EngineStatus{
@@ -436,6 +441,9 @@ func (e *Engine) cycle(ctx context.Context, o cycleOpts) (CycleReport, error) {
 		}
 		jobs = append(jobs, &job{entry: ent, targets: cands, need: need})
 	}
+	// Oldest data at risk first, across all classes: a stream of new files
+	// (or a database written all the time) cannot starve older ones.
+	slices.SortStableFunc(jobs, func(a, b *job) int { return compareAge(a.entry, b.entry) })
 	pr.plan("push", jobs)
 	results := e.runJobs(cctx, jobs, pr, nil)
 	for _, r := range results {
@@ -514,6 +522,24 @@ func compareFlushOrder(a, b FileEntry) int {
 		return c
 	}
 	return strings.Compare(a.Path, b.Path)
+}
+
+// atRiskSince is when the entry's oldest change not yet on enough targets
+// happened (DirtySince, else its latest mtime).
+func atRiskSince(e FileEntry) time.Time {
+	if !e.DirtySince.IsZero() {
+		return e.DirtySince
+	}
+	return e.Latest()
+}
+
+// compareAge is the continuous-sync order: the oldest data at risk first;
+// equal ages in flush order (class, Source.Priority, path).
+func compareAge(a, b FileEntry) int {
+	if c := atRiskSince(a).Compare(atRiskSince(b)); c != 0 {
+		return c
+	}
+	return compareFlushOrder(a, b)
 }
 
 func (e *Engine) backingOff(node string, now time.Time) bool {

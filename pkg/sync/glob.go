@@ -52,3 +52,7 @@ func validateGlob(pattern string) error {
 	}
 	return nil
 }
+
+// ValidateGlob checks a source glob ("*.db", "**/*.npz", "models/**") and
+// says what is wrong with it.
+func ValidateGlob(pattern string) error { return validateGlob(pattern) }

@@ -585,8 +585,39 @@ func (m *Manifest) RecordReceipt(p string, r Receipt) error {
 	}
 	e.Receipts[r.NodeID] = r
 	m.refreshDirtyLocked(e)
+	if e.Class == ClassDB && !e.DirtySince.IsZero() {
+		// A database written all the time never matches its last snapshot,
+		// but everything committed before the snapshots on enough targets is
+		// safe: what is at risk is newer than the replication-th newest
+		// snapshot's observed change.
+		if t := dbCoveredUntil(e.Receipts, m.replication); t.After(e.DirtySince) {
+			e.DirtySince = t
+		}
+	}
 	m.mu.Unlock()
 	return m.persist([]string{p}, nil)
+}
+
+// dbCoveredUntil returns the latest change (database or -wal mtime as seen
+// right before the snapshot) that at least repl targets hold, zero if fewer
+// than repl receipts exist.
+func dbCoveredUntil(rs map[string]Receipt, repl int) time.Time {
+	var ts []time.Time
+	for _, r := range rs {
+		if r.SHA256 == "" {
+			continue
+		}
+		t := r.SourceModTime
+		if r.SourceWALModTime.After(t) {
+			t = r.SourceWALModTime
+		}
+		ts = append(ts, t)
+	}
+	if repl <= 0 || len(ts) < repl {
+		return time.Time{}
+	}
+	slices.SortFunc(ts, func(a, b time.Time) int { return b.Compare(a) })
+	return ts[repl-1]
 }
 
 // ForgetTarget drops every receipt of nodeID (call it when that node is

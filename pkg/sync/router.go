@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/ringmesh/ringmesh/pkg/events"
 )
 
 // NodeInfo is what the router needs to know about a node.
@@ -19,9 +21,15 @@ type NodeInfo struct {
 	// "degraded" nodes receive.
 	Status  string
 	Retired bool
-	// DiskFreeBytes and DiskTotalBytes describe the receive path's file
-	// system in bytes. DiskTotalBytes 0 = unknown (such a node is not chosen).
+	// DiskFreeBytes, DiskUsedBytes and DiskTotalBytes describe the receive
+	// path's file system in bytes, as the heartbeat reports them (free:
+	// available to unprivileged users; used: blocks in use). DiskTotalBytes
+	// 0 = unknown (such a node is not chosen). DiskUsedBytes 0 = not
+	// reported: total − free is used instead. Usage is
+	// events.DiskUsedPercent(used, free), the definition the status view
+	// shows.
 	DiskFreeBytes  int64
+	DiskUsedBytes  int64
 	DiskTotalBytes int64
 	// FilesystemIDs are the shared filesystems the node mounts, as returned
 	// by SharedFilesystems (from the mount table, never from the name).
@@ -113,6 +121,9 @@ type Choice struct {
 	Priority bool
 	// DiskFreeBytes as given, for display.
 	DiskFreeBytes int64
+	// DiskUsedPercent is the candidate's disk usage (events.DiskUsedPercent);
+	// nil when unknown.
+	DiskUsedPercent *float64 `json:",omitempty"`
 	// Reason says why the node was selected or rejected (every failed rule,
 	// "; "-separated).
 	Reason string
@@ -149,6 +160,9 @@ func Route(source NodeInfo, candidates []NodeInfo, policy RoutingPolicy) []Choic
 	seen := map[string]bool{}
 	for _, n := range candidates {
 		c := Choice{NodeID: n.NodeID, Priority: prio[n.NodeID], DiskFreeBytes: n.DiskFreeBytes}
+		if pct, ok := usedPercent(n); ok {
+			c.DiskUsedPercent = &pct
+		}
 		var why []string
 		if seen[n.NodeID] {
 			c.Reason = "duplicate candidate"
@@ -259,7 +273,8 @@ func Route(source NodeInfo, candidates []NodeInfo, policy RoutingPolicy) []Choic
 		if c.Priority {
 			why = append(why, "priority host")
 		}
-		why = append(why, fmt.Sprintf("%s free (%.1f%% used)", fmtBytes(e.n.DiskFreeBytes), usedPercent(e.n)))
+		used, _ := usedPercent(e.n)
+		why = append(why, fmt.Sprintf("%s free (%.1f%% used)", fmtBytes(e.n.DiskFreeBytes), used))
 		if len(c.Classes) < len(pol.Classes) {
 			why = append(why, "receives "+joinClasses(c.Classes)+" only")
 		}
@@ -281,19 +296,32 @@ func Selected(choices []Choice) []Choice {
 	return out
 }
 
-func usedPercent(n NodeInfo) float64 {
-	return 100 * float64(n.DiskTotalBytes-n.DiskFreeBytes) / float64(n.DiskTotalBytes)
+// diskUsed is the candidate's used bytes: as reported, else total − free.
+func diskUsed(n NodeInfo) int64 {
+	if n.DiskUsedBytes > 0 {
+		return n.DiskUsedBytes
+	}
+	return n.DiskTotalBytes - n.DiskFreeBytes
+}
+
+// usedPercent is the candidate's disk usage by the one definition
+// (events.DiskUsedPercent); false when unknown or inconsistent.
+func usedPercent(n NodeInfo) (float64, bool) {
+	if n.DiskTotalBytes <= 0 || n.DiskFreeBytes < 0 || n.DiskFreeBytes > n.DiskTotalBytes || diskUsed(n) < 0 {
+		return 0, false
+	}
+	return events.DiskUsedPercent(uint64(diskUsed(n)), uint64(n.DiskFreeBytes))
 }
 
 func diskReasons(n NodeInfo, pending int64, pol RoutingPolicy) []string {
 	if n.DiskTotalBytes <= 0 {
 		return []string{"disk usage unknown (no disk report), not chosen"}
 	}
-	if n.DiskFreeBytes < 0 || n.DiskFreeBytes > n.DiskTotalBytes {
-		return []string{fmt.Sprintf("disk report inconsistent (free %d of %d bytes), not chosen", n.DiskFreeBytes, n.DiskTotalBytes)}
+	used, ok := usedPercent(n)
+	if !ok {
+		return []string{fmt.Sprintf("disk report inconsistent (free %d, used %d of %d bytes), not chosen", n.DiskFreeBytes, n.DiskUsedBytes, n.DiskTotalBytes)}
 	}
 	var why []string
-	used := usedPercent(n)
 	free := 100 - used
 	if used > pol.MaxDiskUsagePercent {
 		why = append(why, fmt.Sprintf("disk %.1f%% used > max_disk_usage_percent %.0f", used, pol.MaxDiskUsagePercent))
@@ -302,7 +330,7 @@ func diskReasons(n NodeInfo, pending int64, pol RoutingPolicy) []string {
 		why = append(why, fmt.Sprintf("disk %.1f%% free < min_free_disk_percent %.0f", free, pol.MinFreeDiskPercent))
 	}
 	if len(why) == 0 && pending > 0 {
-		after := 100 * float64(n.DiskTotalBytes-n.DiskFreeBytes+pending) / float64(n.DiskTotalBytes)
+		after, _ := events.DiskUsedPercent(uint64(diskUsed(n)+pending), uint64(max(n.DiskFreeBytes-pending, 0)))
 		if after > pol.MaxDiskUsagePercent || 100-after < pol.MinFreeDiskPercent {
 			why = append(why, fmt.Sprintf("receiving the source's %s would fill the disk to %.1f%% (max %.0f%%, min free %.0f%%)",
 				fmtBytes(pending), after, pol.MaxDiskUsagePercent, pol.MinFreeDiskPercent))

@@ -1,12 +1,15 @@
 package meshsync
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/ringmesh/ringmesh/pkg/events"
 )
 
 const gib = int64(1) << 30
@@ -221,5 +224,31 @@ func TestResolveBandwidth(t *testing.T) {
 	}
 	if ResolveBandwidth("x", 0, nil) != 0 {
 		t.Error("0 MB/s must mean unlimited (0)")
+	}
+}
+
+// The router and the heartbeat/status view use one definition of disk
+// usage (used / (used + free), as df): a filesystem with much space that
+// is neither used nor available (reserved blocks, overlay accounting) is
+// 19.5 % used, not 1 − free/total = 70.7 %, and is chosen.
+func TestRouteDiskUsageIsDfDefinition(t *testing.T) {
+	src := NodeInfo{NodeID: "vast-1", Ephemeral: true, Status: "healthy"}
+	tgt := NodeInfo{NodeID: "hetzner-1", Persistent: true, Status: "healthy",
+		DiskTotalBytes: 1000 * gib, DiskFreeBytes: 293 * gib, DiskUsedBytes: 71 * gib}
+	ch := Route(src, []NodeInfo{tgt}, RoutingPolicy{})
+	if len(ch) != 1 || !ch[0].Selected {
+		t.Fatalf("target rejected: %+v", ch)
+	}
+	if ch[0].DiskUsedPercent == nil || fmt.Sprintf("%.1f", *ch[0].DiskUsedPercent) != "19.5" || !strings.Contains(ch[0].Reason, "19.5% used") {
+		t.Fatalf("choice %+v (used %v), want 19.5%% used", ch[0], ch[0].DiskUsedPercent)
+	}
+	if pct, _ := events.DiskUsedPercent(71, 293); fmt.Sprintf("%.1f", pct) != "19.5" {
+		t.Fatalf("events.DiskUsedPercent = %.2f", pct)
+	}
+	// Really full by that definition: rejected, with the figure.
+	tgt.DiskUsedBytes, tgt.DiskFreeBytes = 800*gib, 200*gib
+	ch = Route(src, []NodeInfo{tgt}, RoutingPolicy{})
+	if ch[0].Selected || !strings.Contains(ch[0].Reason, "80.0% used > max_disk_usage_percent 70") {
+		t.Fatalf("full target: %+v", ch[0])
 	}
 }

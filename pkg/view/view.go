@@ -55,7 +55,13 @@ func StatusRows(recs []registry.Record, now time.Time) []Row {
 				row.GPUs, row.GPUUtil = "0", "-"
 			}
 			if len(h.Disks) > 0 && h.Disks[0].FreeBytes != nil {
-				row.DiskFree = Bytes(int64(*h.Disks[0].FreeBytes))
+				d := h.Disks[0]
+				row.DiskFree = Bytes(int64(*d.FreeBytes))
+				if d.UsedBytes != nil {
+					if pct, ok := events.DiskUsedPercent(*d.UsedBytes, *d.FreeBytes); ok {
+						row.DiskFree += fmt.Sprintf(" (%.1f%% used)", pct)
+					}
+				}
 			}
 		}
 		row.Trust = "-"

@@ -1,0 +1,111 @@
+package coordinator_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ringmesh/ringmesh/internal/testutil"
+	"github.com/ringmesh/ringmesh/pkg/api"
+	"github.com/ringmesh/ringmesh/pkg/mesh"
+)
+
+// The safe-to-terminate gate asks the node for a figure measured now: with
+// the last heartbeat saying RPO 0 (heartbeats paused), a file written a
+// moment ago makes the node unsafe at once; the answer names the bytes.
+func TestSafeGateAsksNodeForFreshRPO(t *testing.T) {
+	r := startSyncRig(t, "")
+	data := filepath.Join(r.srcRoot, "root/ringrift/ai-service")
+	writeFile(t, filepath.Join(data, "checkpoints/ckpt-1.pt"), 256<<10)
+	waitRPOZero(t, r.h, "vast-77", 30*time.Second)
+	nc := mustConnect(t, r.h.url)
+	safe := func() api.Safe {
+		t.Helper()
+		var s api.Safe
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		if err := (api.Client{NC: nc}).Call(ctx, api.OpSafe, api.NodeRequest{Node: "vast-77"}, &s); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	testutil.Eventually(t, 15*time.Second, func() error {
+		if s := safe(); !s.Safe || !strings.Contains(s.Reason, "measured by the node just now") {
+			return fmt.Errorf("synced node: %+v", s)
+		}
+		return nil
+	})
+	// From now on the registry's figure stays at the last heartbeat (0)
+	// and the push of the new file is slowed so it is still at risk.
+	r.src.PauseHeartbeats(true)
+	r.target.SetWriteDelay(200 * time.Millisecond)
+	writeFile(t, filepath.Join(data, "checkpoints/ckpt-big.pt"), 8<<20)
+	if rec, _ := r.h.coord.Registry().Get("vast-77"); rec.RPO.UnsyncedBytes == nil || *rec.RPO.UnsyncedBytes != 0 {
+		t.Fatalf("precondition: registry RPO should still be the old 0, got %v", rec.RPO.UnsyncedBytes)
+	}
+	s := safe()
+	if s.Safe || !strings.Contains(s.Reason, fmt.Sprint(8<<20)) {
+		t.Fatalf("gate with 8 MiB written just now: %+v, want unsafe naming %d bytes", s, 8<<20)
+	}
+	// Once everything is copied and the agent is gone, the last report says
+	// 0, but nobody answers now: unsafe.
+	r.target.SetWriteDelay(0)
+	r.src.PauseHeartbeats(false)
+	waitRPOZero(t, r.h, "vast-77", 60*time.Second)
+	r.stopSrc(errors.New("signal:SIGINT"))
+	<-r.srcDone
+	waitRPOZero(t, r.h, "vast-77", 10*time.Second)
+	s = safe()
+	if s.Safe || !strings.Contains(s.Reason, "no answer") {
+		t.Fatalf("gate for a node whose agent is gone: %+v, want unsafe (no answer)", s)
+	}
+}
+
+// A target the router rejects says why in `meshctl sync targets`, and the
+// ephemeral node holding data without any target is degraded with that
+// reason, never healthy. Sync results are listed by `meshctl events`.
+func TestNoTargetExplainedAndDegraded(t *testing.T) {
+	r := startSyncRigWith(t, "", "sync_routing: {max_disk_usage_percent: 100, min_free_disk_percent: 0.01, replication_target: 1}\nhosts:\n  hetzner-cpu2: {provider: hetzner, skip_sync_receive: true, $SSH}\n  vast-77: {provider: vast, is_ephemeral: true}\n")
+	data := filepath.Join(r.srcRoot, "root/ringrift/ai-service")
+	writeFile(t, filepath.Join(data, "checkpoints/ckpt-1.pt"), 64<<10)
+	testutil.Eventually(t, 30*time.Second, func() error {
+		rec, _ := r.h.coord.Registry().Get("vast-77")
+		if rec.State != mesh.StateDegraded || !strings.Contains(rec.Cause, "no sync target") || !strings.Contains(rec.Cause, "skip_sync_receive") {
+			return fmt.Errorf("vast-77 %s: %s", rec.State, rec.Cause)
+		}
+		return nil
+	})
+	out, err := run(t, r.h.url, "", "sync", "targets", "vast-77")
+	if err != nil || !strings.Contains(out, "NO sync target") || !strings.Contains(out, "hetzner-cpu2") || !strings.Contains(out, "skip_sync_receive is set") {
+		t.Fatalf("meshctl sync targets: %v\n%s", err, out)
+	}
+	t.Logf("meshctl sync targets vast-77:\n%s", out)
+	if _, err := run(t, r.h.url, "", "sync", "targets", "no-such-node"); err == nil || !strings.Contains(err.Error(), "no routing plan") {
+		t.Fatalf("unknown node: %v", err)
+	}
+}
+
+// `meshctl events --kind sync --node NODE` lists continuous sync results
+// with what made it and what did not.
+func TestEventsKindSync(t *testing.T) {
+	r := startSyncRig(t, "")
+	data := filepath.Join(r.srcRoot, "root/ringrift/ai-service")
+	writeFile(t, filepath.Join(data, "checkpoints/ckpt-1.pt"), 64<<10)
+	var out string
+	testutil.Eventually(t, 30*time.Second, func() error {
+		var err error
+		out, err = run(t, r.h.url, "", "events", "--kind", "sync", "--node", "vast-77")
+		if err != nil || !strings.Contains(out, "vast-77") || !strings.Contains(out, "result") || !strings.Contains(out, "continuous") || !strings.Contains(out, "made 1") {
+			return fmt.Errorf("meshctl events --kind sync: %v\n%s", err, out)
+		}
+		return nil
+	})
+	t.Logf("meshctl events --kind sync --node vast-77:\n%s", out)
+	if _, err := run(t, r.h.url, "", "events", "--kind", "nope"); err == nil || !strings.Contains(err.Error(), "--kind") {
+		t.Fatalf("bad kind: %v", err)
+	}
+}
