@@ -2,6 +2,8 @@ package coordinator_test
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"golang.org/x/crypto/ssh"
 
 	"github.com/ringmesh/ringmesh/internal/testutil"
 	"github.com/ringmesh/ringmesh/pkg/agent"
@@ -64,8 +67,8 @@ func TestSameFilesystemNodesAreNotRoutedToEachOther(t *testing.T) {
 	inv, err := config.Parse("samefs.yaml", []byte(`sync_routing: {max_disk_usage_percent: 100, min_free_disk_percent: 0.01, replication_target: 2}
 hosts:
   lambda-a: {provider: lambda, is_ephemeral: true}
-  lambda-b: {provider: lambda}
-  hetzner-cpu2: {provider: hetzner}
+  lambda-b: {provider: lambda, ssh_host: 127.0.0.1, ssh_user: ubuntu}
+  hetzner-cpu2: {provider: hetzner, ssh_host: 127.0.0.1, ssh_user: root}
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -77,7 +80,7 @@ hosts:
 		host := inv.Hosts[n.id]
 		a, err := agent.New(agent.Config{NodeID: n.id, Host: host, InstanceID: "i-" + n.id, NATSURLs: []string{h.url}, StateDir: t.TempDir(),
 			HeartbeatInterval: 200 * time.Millisecond, Detect: det, Paths: paths.Resolver{Root: fixtureRoot(t, n.mounts), Home: "/home/ubuntu"},
-			ByeTimeout: 2 * time.Second}, testLog(t).With().Str("agent", n.id).Logger())
+			ByeTimeout: 2 * time.Second, HostKeyPaths: []string{hostKeyFile(t)}}, testLog(t).With().Str("agent", n.id).Logger())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -134,4 +137,23 @@ hosts:
 	if _, ok := byNode["hetzner-cpu2"]; !ok {
 		t.Errorf("hetzner-cpu2 not considered at all: %v", byNode)
 	}
+}
+
+// hostKeyFile writes a fresh ed25519 public host key (authorized_keys
+// format) for an agent to report: targets need a pinned host key.
+func hostKeyFile(t *testing.T) string {
+	t.Helper()
+	pub, _, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp, err := ssh.NewPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "ssh_host_ed25519_key.pub")
+	if err := os.WriteFile(p, ssh.MarshalAuthorizedKey(sp), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
