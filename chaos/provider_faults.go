@@ -17,11 +17,6 @@ import (
 	"github.com/ringmesh/ringmesh/pkg/fleet"
 	"github.com/ringmesh/ringmesh/pkg/providers"
 	"github.com/ringmesh/ringmesh/pkg/providers/demo"
-	"github.com/ringmesh/ringmesh/pkg/providers/hetzner/hetznerfake"
-	"github.com/ringmesh/ringmesh/pkg/providers/lambda/lambdafake"
-	"github.com/ringmesh/ringmesh/pkg/providers/runpod/runpodfake"
-	"github.com/ringmesh/ringmesh/pkg/providers/vast/vastfake"
-	"github.com/ringmesh/ringmesh/pkg/providers/vultr/vultrfake"
 )
 
 func providerFaults() Scenario {
@@ -35,67 +30,36 @@ func providerFaults() Scenario {
 // Fault kinds the scenario injects (the fakes' names).
 var faultKinds = []string{"rate_limit", "server_error", "timeout", "malformed"}
 
-// faultTarget is one cloud fake seen through the fault interface all of
-// them share in spirit (their Fault types differ).
+// faultTarget is one cloud fake seen through the fault/call harness that
+// all HTTP cloud fakes share (demo.FaultTarget): one interface, no adapter
+// per cloud.
 type faultTarget struct {
-	name     string
-	inject   func(kind string, hold time.Duration)
-	clear    func()
-	mutating func() int
+	name string
+	demo.FaultTarget
+	status int // the 5xx a server_error fault answers
 }
 
+// serverErrorStatus varies the 5xx per cloud (each fake renders it in its
+// own format).
+var serverErrorStatus = map[string]int{"vast": 503, "runpod": 502, "lambda": 500, "vultr": 500, "hetzner": 500}
+
 func faultTargets(f *demo.Fakes) []faultTarget {
-	countMutating := func(methods []string) int {
-		n := 0
-		for _, m := range methods {
-			if m != "GET" && m != "HEAD" {
-				n++
-			}
-		}
-		return n
+	var out []faultTarget
+	for _, nf := range f.HTTPFakes() {
+		out = append(out, faultTarget{name: nf.Name, FaultTarget: nf.FaultTarget, status: serverErrorStatus[nf.Name]})
 	}
-	return []faultTarget{
-		{name: "vast",
-			inject: func(k string, hold time.Duration) {
-				f.Vast.Inject(vastfake.Fault{Kind: vastfake.FaultKind(k), Count: -1, Status: 503, Delay: hold})
-			},
-			clear: f.Vast.ClearFaults, mutating: func() int { return len(f.Vast.MutatingCalls()) }},
-		{name: "runpod",
-			inject: func(k string, hold time.Duration) {
-				f.RunPod.Inject(runpodfake.Fault{Kind: runpodfake.FaultKind(k), Count: -1, Status: 502, Delay: hold})
-			},
-			clear: f.RunPod.ClearFaults, mutating: func() int { return len(f.RunPod.MutatingCalls()) }},
-		{name: "lambda",
-			inject: func(k string, hold time.Duration) {
-				f.Lambda.Inject(lambdafake.Fault{Kind: lambdafake.FaultKind(k), Count: -1, Status: 500, Delay: hold})
-			},
-			clear: f.Lambda.ClearFaults, mutating: func() int { return len(f.Lambda.MutatingCalls()) }},
-		{name: "vultr",
-			inject: func(k string, hold time.Duration) {
-				f.Vultr.Inject(vultrfake.Fault{Kind: vultrfake.FaultKind(k), Count: -1, Hold: hold})
-			},
-			clear: f.Vultr.ClearFaults,
-			mutating: func() int {
-				var ms []string
-				for _, c := range f.Vultr.Calls() {
-					ms = append(ms, c.Method)
-				}
-				return countMutating(ms)
-			}},
-		{name: "hetzner",
-			inject: func(k string, hold time.Duration) {
-				f.Hetzner.Inject(hetznerfake.Fault{Kind: hetznerfake.FaultKind(k), Count: -1, Hold: hold})
-			},
-			clear: f.Hetzner.ClearFaults,
-			mutating: func() int {
-				var ms []string
-				for _, c := range f.Hetzner.Calls() {
-					ms = append(ms, c.Method)
-				}
-				return countMutating(ms)
-			}},
-	}
+	return out
 }
+
+// inject makes every request to the fake fail with kind until clear; a
+// timeout holds each request for at most hold.
+func (t faultTarget) inject(kind string, hold time.Duration) {
+	t.Inject(demo.Fault{Kind: demo.FaultKind(kind), Count: -1, Status: t.status, Delay: hold})
+}
+
+func (t faultTarget) clear() { t.ClearFaults() }
+
+func (t faultTarget) mutating() int { return len(t.MutatingCalls()) }
 
 func runProviderFaults(ctx context.Context, env Env) (res Result, err error) {
 	rng := env.Rand("provider-faults")

@@ -43,16 +43,20 @@ func TestTerminateWithEmptyAnswerIsConfirmedByGet(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			reg := providers.NewRegistry()
-			reg.Register(c)
 			inv, err := config.Parse("t.yaml", []byte("hosts:\n  lambda-1: {provider: lambda, ssh_host: 198.51.100.2, lambda_id: \""+id+"\"}\n"))
 			if err != nil {
 				t.Fatal(err)
 			}
+			// Through the resilience layer, as BuildProviders wires it: an
+			// unconfirmed terminate is neither retried nor a breaker failure.
+			pol := providers.DefaultPolicy()
+			pol.BaseDelay = time.Millisecond
+			reg := providers.NewRegistry()
+			reg.Register(Wrap(c, inv, zerolog.Nop(), BuildOptions{Policy: &pol}))
 			fake.Inject(lambdafake.Fault{Kind: lambdafake.Malformed, Method: "POST", Path: "/instance-operations/terminate",
 				AfterApply: tc.afterApply, Body: `{"data":{"terminated_instances":[]}}`})
 			if tc.getFails {
-				fake.Inject(lambdafake.Fault{Kind: lambdafake.ServerError, Method: "GET", Path: "/instances/" + id, Status: 503})
+				fake.Inject(lambdafake.Fault{Kind: lambdafake.ServerError, Count: -1, Method: "GET", Path: "/instances/" + id, Status: 503})
 			}
 			rec := &registry.Record{Node: "lambda-1", RPO: eventsRPO(0, 0)}
 			res, err := Act(context.Background(), reg, inv, rec, ActionRequest{Node: "lambda-1", Op: OpTerminate, Reason: "test"}, 0, nil, nil)
@@ -65,7 +69,10 @@ func TestTerminateWithEmptyAnswerIsConfirmedByGet(t *testing.T) {
 			if tc.want != OutcomeDone && strings.Contains(res.Message, ": done") {
 				t.Errorf("message says done: %s", res.Message)
 			}
-			if n := fake.CountCalls("GET", "/instances/"+id); n != 1 {
+			if n := fake.CountCalls("POST", "/instance-operations/terminate"); n != 1 {
+				t.Errorf("%d terminate calls, want 1 (an unconfirmed terminate is not retried)", n)
+			}
+			if n := fake.CountCalls("GET", "/instances/"+id); n != 1 && !tc.getFails {
 				t.Errorf("%d confirming gets, want 1", n)
 			}
 		})

@@ -71,3 +71,28 @@ func TestInstanceEndpointAndBillable(t *testing.T) {
 		}
 	}
 }
+
+// Hosts from API answers are trimmed and must look like a DNS name or an IP
+// literal before they become an SSH endpoint.
+func TestCleanHost(t *testing.T) {
+	for in, want := range map[string]string{
+		" 203.0.113.45\n":      "203.0.113.45",
+		"ssh5.vast.ai ":        "ssh5.vast.ai",
+		"2001:db8::1":          "2001:db8::1",
+		"":                     "",
+		"a b":                  "",
+		"203.0.113.45\nHost x": "",
+		"-oProxyCommand=x":     "",
+		"host;rm":              "",
+		"not:an:ip":            "",
+	} {
+		got, ok := providers.CleanHost(in)
+		if got != want || ok != (want != "") {
+			t.Errorf("CleanHost(%q) = %q %v, want %q", in, got, ok, want)
+		}
+	}
+	e := providers.SSHEndpoint{Host: "2001:db8::1", Port: 22, User: "root"}
+	if e.String() != "root@[2001:db8::1]:22" {
+		t.Errorf("IPv6 endpoint renders %q", e.String())
+	}
+}

@@ -61,6 +61,7 @@ import (
 	"github.com/ringmesh/ringmesh/pkg/providers"
 	"github.com/ringmesh/ringmesh/pkg/providers/hetzner"
 	"github.com/ringmesh/ringmesh/pkg/providers/hetzner/hetznerfake"
+	"github.com/ringmesh/ringmesh/pkg/providers/internal/fakeapi"
 	"github.com/ringmesh/ringmesh/pkg/providers/lambda"
 	"github.com/ringmesh/ringmesh/pkg/providers/lambda/lambdafake"
 	"github.com/ringmesh/ringmesh/pkg/providers/nebius"
@@ -493,4 +494,45 @@ func seedNebius(f *nebiusfake.Fake) error {
 	_, err := f.Seed(nebiusfake.SeedInstance{ID: NebiusH100, Name: "nebius-h100-1",
 		Platform: "gpu-h100-sxm", Preset: "1gpu-16vcpu-200gb", PublicIP: "203.0.113.90"})
 	return err
+}
+
+// Fault, FaultKind and Call are the fault-injection types that every HTTP
+// cloud fake shares (the one harness in pkg/providers/internal/fakeapi):
+// vastfake.Fault, runpodfake.Fault, lambdafake.Fault, vultrfake.Fault and
+// hetznerfake.Fault are all this type.
+type (
+	Fault     = fakeapi.Fault
+	FaultKind = fakeapi.FaultKind
+	Call      = fakeapi.Call
+)
+
+// FaultTarget is what each HTTP cloud fake offers through the shared
+// harness: fault injection (with the same vocabulary: rate_limit,
+// server_error, timeout, malformed, auth_error) and the call log.
+type FaultTarget interface {
+	Inject(Fault)
+	ClearFaults()
+	Calls() []Call
+	MutatingCalls() []Call
+	CountCalls(method, pattern string) int
+	ResetCalls()
+}
+
+// NamedFake is one HTTP cloud fake and its provider name.
+type NamedFake struct {
+	Name string
+	FaultTarget
+}
+
+// HTTPFakes returns the HTTP cloud fakes in a fixed order (vast, runpod,
+// lambda, vultr, hetzner). Nebius's fake is a CLI with its own state file
+// and is not among them.
+func (f *Fakes) HTTPFakes() []NamedFake {
+	return []NamedFake{
+		{Name: "vast", FaultTarget: f.Vast},
+		{Name: "runpod", FaultTarget: f.RunPod},
+		{Name: "lambda", FaultTarget: f.Lambda},
+		{Name: "vultr", FaultTarget: f.Vultr},
+		{Name: "hetzner", FaultTarget: f.Hetzner},
+	}
 }

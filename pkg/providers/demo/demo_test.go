@@ -303,3 +303,49 @@ func TestStartFakesEmptyAndStopsWithContext(t *testing.T) {
 	})
 	f.Close() // idempotent
 }
+
+// The five HTTP fakes share one fault/call harness: the same fault value,
+// injected through one interface, makes every cloud's list fail the same
+// way, and the call log of each shows the calls.
+func TestHTTPFakesShareOneHarness(t *testing.T) {
+	ctx := context.Background()
+	f, err := demo.StartFakes(ctx, demo.Options{Delay: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(f.Close)
+	list, err := f.Providers(zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]providers.Provider{}
+	for _, p := range list {
+		byName[p.Name()] = p
+	}
+	fakes := f.HTTPFakes()
+	if len(fakes) != 5 {
+		t.Fatalf("%d HTTP fakes, want 5", len(fakes))
+	}
+	for _, nf := range fakes {
+		p := byName[nf.Name]
+		if p == nil {
+			t.Fatalf("no provider for fake %s", nf.Name)
+		}
+		nf.ResetCalls()
+		nf.Inject(demo.Fault{Kind: "auth_error", Count: -1})
+		if _, err := p.List(ctx); providers.KindOf(err) != providers.KindAuth {
+			t.Errorf("%s: list with an auth_error fault: %v", nf.Name, err)
+		}
+		nf.ClearFaults()
+		if _, err := p.List(ctx); err != nil {
+			t.Errorf("%s: list after ClearFaults: %v", nf.Name, err)
+		}
+		calls := nf.Calls()
+		if len(calls) < 2 || calls[0].Fault != "auth_error" || calls[len(calls)-1].Fault != "" {
+			t.Errorf("%s: call log %+v", nf.Name, calls)
+		}
+		if n := len(nf.MutatingCalls()); n != 0 {
+			t.Errorf("%s: %d mutating calls from two lists", nf.Name, n)
+		}
+	}
+}

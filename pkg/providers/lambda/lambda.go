@@ -345,7 +345,7 @@ func (c *Client) parseInstance(raw []byte) (providers.Instance, error) {
 		Provider: Name,
 		Name:     str(w.Name),
 		RawState: str(w.Status),
-		PublicIP: str(w.IP),
+		PublicIP: publicIP(str(w.IP)),
 	}
 	switch inst.RawState {
 	case "booting":
@@ -420,4 +420,11 @@ func str(p *string) string {
 		return ""
 	}
 	return *p
+}
+
+// publicIP trims the "ip" field and keeps it only if it is a host (an IP
+// literal or DNS name): nothing else may become an SSH endpoint.
+func publicIP(s string) string {
+	ip, _ := providers.CleanHost(s)
+	return ip
 }

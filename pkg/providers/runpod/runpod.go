@@ -383,8 +383,8 @@ func parsePod(raw []byte) (providers.Instance, error) {
 			if p.Public == nil || *p.Public <= 0 || *p.Public > 65535 {
 				return providers.Instance{}, fmt.Errorf("field runtime.ports[%d].public: missing or not a port", i)
 			}
-			ip := str(p.IP)
-			if ip == "" {
+			ip, ok := providers.CleanHost(str(p.IP))
+			if !ok {
 				continue
 			}
 			if inst.PublicIP == "" {
@@ -400,8 +400,8 @@ func parsePod(raw []byte) (providers.Instance, error) {
 }
 
 func endpoint(kind providers.EndpointKind, field string, s *sshInfo, defUser string) (providers.SSHEndpoint, bool, error) {
-	host := str(s.Host)
-	if host == "" || s.Port == nil {
+	host, ok := providers.CleanHost(str(s.Host)) // trimmed; no endpoint from a string that is no host
+	if !ok || s.Port == nil {
 		return providers.SSHEndpoint{}, false, nil
 	}
 	if *s.Port <= 0 || *s.Port > 65535 {

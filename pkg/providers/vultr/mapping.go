@@ -155,7 +155,7 @@ func toInstance(in govultr.Instance, plans map[string]plan) providers.Instance {
 	if in.RAM > 0 {
 		out.MemoryGiB = float64(in.RAM) / 1024 // ram is MB
 	}
-	if ip := strings.TrimSpace(in.MainIP); ip != "" && ip != "0.0.0.0" {
+	if ip, ok := providers.CleanHost(in.MainIP); ok && ip != "0.0.0.0" {
 		out.PublicIP = ip
 		out.SSH = []providers.SSHEndpoint{{Kind: providers.EndpointDirect, Host: ip, Port: 22, User: "root"}}
 	}

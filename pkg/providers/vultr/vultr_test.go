@@ -195,7 +195,7 @@ func TestFaults(t *testing.T) {
 		kind   providers.ErrorKind
 		status int
 	}{
-		{"rate limit", vultrfake.Fault{Kind: vultrfake.RateLimit, Count: 1, RetryAfter: 7}, providers.KindRateLimited, 429},
+		{"rate limit", vultrfake.Fault{Kind: vultrfake.RateLimit, Count: 1, RetryAfter: 7 * time.Second}, providers.KindRateLimited, 429},
 		{"server error", vultrfake.Fault{Kind: vultrfake.ServerError, Count: 1}, providers.KindTransient, 500},
 		{"malformed", vultrfake.Fault{Kind: vultrfake.Malformed, Count: 1}, providers.KindInvalid, 200},
 		{"auth", vultrfake.Fault{Kind: vultrfake.AuthError, Count: 1}, providers.KindAuth, 401},
@@ -294,7 +294,7 @@ func TestTerminateFaults(t *testing.T) {
 func TestPlansUnavailableGivesUnknownPrice(t *testing.T) {
 	p, fake, logs := newPair(t, vultrfake.Options{}, 0)
 	fake.Seed(vultrfake.Instance{Status: "active"})
-	fake.Inject(vultrfake.Fault{Kind: vultrfake.ServerError, Path: "/v2/plans"})
+	fake.Inject(vultrfake.Fault{Kind: vultrfake.ServerError, Count: -1, Path: "/v2/plans"})
 	list, err := p.List(context.Background())
 	if err != nil {
 		t.Fatal(err)

@@ -26,7 +26,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"path"
 	"sort"
 	"strconv"
 	"strings"
@@ -34,6 +33,8 @@ import (
 	"time"
 
 	"github.com/hetznercloud/hcloud-go/v2/hcloud/schema"
+
+	"github.com/ringmesh/ringmesh/pkg/providers/internal/fakeapi"
 )
 
 // SeedServer describes a server to add. Zero fields get defaults.
@@ -86,43 +87,29 @@ func Locations() []schema.Location {
 	}
 }
 
-// FaultKind selects what an injected fault answers.
-type FaultKind string
-
-// Fault kinds.
-const (
-	RateLimit   FaultKind = "rate_limit"   // 429 rate_limit_exceeded, RateLimit-* headers
-	ServerError FaultKind = "server_error" // 500 server_error
-	Timeout     FaultKind = "timeout"      // hold until the client gives up (or Hold passes), then 504 timeout
-	Malformed   FaultKind = "malformed"    // 200 application/json with an invalid body
-	AuthError   FaultKind = "auth_error"   // 401 unauthorized
+// Fault injection and the call log come from the harness all HTTP cloud
+// fakes share (pkg/providers/internal/fakeapi); only the rendering of a fault
+// in Hetzner's format is this package's.
+type (
+	Fault     = fakeapi.Fault
+	FaultKind = fakeapi.FaultKind
+	Call      = fakeapi.Call
 )
 
-// Fault answers matching requests with Kind instead of the real answer.
-type Fault struct {
-	Kind FaultKind
-	// Count is how many matching requests are hit; <= 0 = all until ClearFaults.
-	Count int
-	// Method filters by HTTP method ("" = any).
-	Method string
-	// Path filters by URL path: "" = any; with '*' path.Match
-	// ("/v1/servers/*/actions/shutdown"); otherwise a prefix.
-	Path string
-	// AfterApply applies a mutating request before answering with the fault.
-	AfterApply bool
-	// Hold bounds a Timeout fault. Default 30 s.
-	Hold time.Duration
-}
-
-// Call is one recorded request.
-type Call struct {
-	At     time.Time
-	Method string
-	Path   string
-	Query  string
-	Status int
-	Fault  FaultKind
-}
+// Fault kinds, as Hetzner answers them:
+//
+//	RateLimit    429 rate_limit_exceeded, RateLimit-Remaining: 0
+//	ServerError  Fault.Status (default 500) server_error
+//	Timeout      no answer until the client gives up (or Fault.Delay passes, then 504)
+//	Malformed    200 application/json with an invalid body (or Fault.Body)
+//	AuthError    401 unauthorized
+const (
+	RateLimit   = fakeapi.RateLimit
+	ServerError = fakeapi.ServerError
+	Timeout     = fakeapi.Timeout
+	Malformed   = fakeapi.Malformed
+	AuthError   = fakeapi.AuthError
+)
 
 // Options configures a Server.
 type Options struct {
@@ -155,13 +142,9 @@ type action struct {
 	doneAt time.Time
 }
 
-type faultState struct {
-	Fault
-	left int
-}
-
 // Server is a running fake.
 type Server struct {
+	*fakeapi.Harness
 	srv  *httptest.Server
 	opts Options
 
@@ -170,8 +153,6 @@ type Server struct {
 	actions map[int64]*action
 	nextID  int64
 	nextAct int64
-	faults  []*faultState
-	calls   []Call
 }
 
 // New starts a fake Hetzner Cloud API on a local port.
@@ -185,16 +166,26 @@ func New(opts Options) *Server {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	s := &Server{opts: opts, servers: map[int64]*server{}, actions: map[int64]*action{}, nextID: 42, nextAct: 1000}
-	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
+	s := &Server{Harness: fakeapi.NewHarness(opts.Now), opts: opts, servers: map[int64]*server{}, actions: map[int64]*action{}, nextID: 42, nextAct: 1000}
+	h := s.Wrap(writeFault, http.HandlerFunc(s.serve))
+	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Hetzner sends its rate-limit headers on every answer, faults included.
+		w.Header().Set("RateLimit-Limit", "3600")
+		w.Header().Set("RateLimit-Remaining", "3599")
+		w.Header().Set("RateLimit-Reset", strconv.FormatInt(s.opts.Now().Add(time.Second).Unix(), 10))
+		h.ServeHTTP(w, r)
+	}))
 	return s
 }
 
 // URL is the API endpoint to hand to hetzner.Options.Endpoint (hcloud.WithEndpoint): "<base>/v1".
 func (s *Server) URL() string { return s.srv.URL + "/v1" }
 
-// Close shuts the server down.
-func (s *Server) Close() { s.srv.Close() }
+// Close releases requests held by Timeout faults and shuts the server down.
+func (s *Server) Close() {
+	s.Shutdown()
+	s.srv.Close()
+}
 
 // Seed adds servers and returns their IDs.
 func (s *Server) Seed(seeds ...SeedServer) []int64 {
@@ -282,50 +273,6 @@ func (s *Server) SetStatus(id int64, status string) bool {
 	return ok
 }
 
-// Inject adds a fault; faults are matched in the order added.
-func (s *Server) Inject(f Fault) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	left := f.Count
-	if left <= 0 {
-		left = -1
-	}
-	s.faults = append(s.faults, &faultState{Fault: f, left: left})
-}
-
-// ClearFaults removes all faults.
-func (s *Server) ClearFaults() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.faults = nil
-}
-
-// Calls returns a copy of the request log.
-func (s *Server) Calls() []Call {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]Call(nil), s.calls...)
-}
-
-// CountCalls counts logged requests with method ("" = any) whose path matches
-// pattern (rules of Fault.Path).
-func (s *Server) CountCalls(method, pattern string) int {
-	n := 0
-	for _, c := range s.Calls() {
-		if (method == "" || strings.EqualFold(method, c.Method)) && pathMatches(pattern, c.Path) {
-			n++
-		}
-	}
-	return n
-}
-
-// ResetCalls clears the request log.
-func (s *Server) ResetCalls() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.calls = nil
-}
-
 func findType(name string) (schema.ServerType, bool) {
 	for _, t := range ServerTypes() {
 		if t.Name == name {
@@ -371,93 +318,38 @@ func (s *Server) advance() {
 	}
 }
 
-func pathMatches(pattern, p string) bool {
-	if pattern == "" {
-		return true
-	}
-	if strings.Contains(pattern, "*") {
-		ok, _ := path.Match(pattern, p)
-		return ok
-	}
-	return strings.HasPrefix(p, pattern)
-}
-
-func (s *Server) takeFault(r *http.Request) *Fault {
-	for i, f := range s.faults {
-		if f.Method != "" && !strings.EqualFold(f.Method, r.Method) {
-			continue
-		}
-		if !pathMatches(f.Path, r.URL.Path) {
-			continue
-		}
-		out := f.Fault
-		if f.left > 0 {
-			f.left--
-			if f.left == 0 {
-				s.faults = append(s.faults[:i], s.faults[i+1:]...)
-			}
-		}
-		return &out
-	}
-	return nil
-}
-
+// serve authenticates and routes a request the harness let through.
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
-	rec := &recorder{ResponseWriter: w, status: http.StatusOK}
-	var fault *Fault
-	defer func() {
-		s.mu.Lock()
-		c := Call{At: s.opts.Now(), Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Status: rec.status}
-		if fault != nil {
-			c.Fault = fault.Kind
-		}
-		s.calls = append(s.calls, c)
-		s.mu.Unlock()
-	}()
-	rec.Header().Set("RateLimit-Limit", "3600")
-	rec.Header().Set("RateLimit-Remaining", "3599")
-	rec.Header().Set("RateLimit-Reset", strconv.FormatInt(s.opts.Now().Add(time.Second).Unix(), 10))
-
 	if s.opts.Token != "" && r.Header.Get("Authorization") != "Bearer "+s.opts.Token {
-		writeError(rec, http.StatusUnauthorized, "unauthorized", "unable to authenticate")
+		writeError(w, http.StatusUnauthorized, "unauthorized", "unable to authenticate")
 		return
 	}
-	s.mu.Lock()
-	fault = s.takeFault(r)
-	s.mu.Unlock()
-	if fault != nil && fault.AfterApply {
-		s.route(&discard{header: http.Header{}}, r)
-	}
-	if fault != nil {
-		s.writeFault(rec, r, *fault)
-		return
-	}
-	s.route(rec, r)
+	s.route(w, r)
 }
 
-func (s *Server) writeFault(w http.ResponseWriter, r *http.Request, f Fault) {
+// writeFault renders a fault the way Hetzner answers (the harness handles Timeout).
+func writeFault(w http.ResponseWriter, r *http.Request, f Fault) {
 	switch f.Kind {
 	case RateLimit:
 		w.Header().Set("RateLimit-Remaining", "0")
+		if f.RetryAfter > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(int(f.RetryAfter.Round(time.Second)/time.Second)))
+		}
 		writeError(w, http.StatusTooManyRequests, "rate_limit_exceeded", "limit of 3600 requests per hour reached")
 	case ServerError:
-		writeError(w, http.StatusInternalServerError, "server_error", "internal server error")
-	case Timeout:
-		hold := f.Hold
-		if hold <= 0 {
-			hold = 30 * time.Second
+		st := f.Status
+		if st == 0 {
+			st = http.StatusInternalServerError
 		}
-		t := time.NewTimer(hold)
-		defer t.Stop()
-		select {
-		case <-r.Context().Done():
-		case <-t.C:
-		}
-		writeError(w, http.StatusGatewayTimeout, "timeout", "request timed out")
+		writeError(w, st, "server_error", "internal server error")
 	case Malformed:
+		body := f.Body
+		if body == "" {
+			body = `{"servers":[{"id":`
+		}
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusOK)
-		_, _ = w.Write([]byte(`{"servers":[{"id":`))
+		_, _ = w.Write([]byte(body))
 	case AuthError:
 		writeError(w, http.StatusUnauthorized, "unauthorized", "unable to authenticate")
 	default:
@@ -769,19 +661,3 @@ func writeError(w http.ResponseWriter, status int, code, msg string) {
 	w.WriteHeader(status)
 	_, _ = w.Write(b)
 }
-
-type recorder struct {
-	http.ResponseWriter
-	status int
-}
-
-func (r *recorder) WriteHeader(code int) {
-	r.status = code
-	r.ResponseWriter.WriteHeader(code)
-}
-
-type discard struct{ header http.Header }
-
-func (d *discard) Header() http.Header         { return d.header }
-func (d *discard) Write(b []byte) (int, error) { return len(b), nil }
-func (d *discard) WriteHeader(int)             {}

@@ -1,10 +1,11 @@
-// Package fakeapi holds what the stateful cloud fakes (vastfake, runpodfake,
-// lambdafake, ...) share: fault injection, a call log, and a clock. Each fake
+// Package fakeapi holds what the stateful HTTP cloud fakes (vastfake,
+// runpodfake, lambdafake, vultrfake, hetznerfake) share: fault injection, a call log, and a clock. Each fake
 // renders faults in its own cloud's wire format through a Renderer.
 package fakeapi
 
 import (
 	"net/http"
+	"path"
 	"strings"
 	"sync"
 	"time"
@@ -28,8 +29,9 @@ type Fault struct {
 	// Count is how many matching requests fail: 0 means 1, negative means
 	// every matching request until ClearFaults.
 	Count int
-	// Method ("GET", "PUT", ...) and Path (a prefix of the URL path) filter
-	// the requests hit; empty matches all.
+	// Method ("GET", "PUT", ..., any case) and Path filter the requests
+	// hit; empty matches all. Path is a prefix of the URL path, or, when it
+	// contains '*', a path.Match pattern ("/v2/instances/*/halt").
 	Method string
 	Path   string
 	// AfterApply makes the fake carry out the request first and then answer
@@ -122,16 +124,30 @@ func (h *Harness) ResetCalls() {
 	h.calls = nil
 }
 
-// CountCalls counts logged calls with the method ("" any) whose path starts
-// with pathPrefix.
-func (h *Harness) CountCalls(method, pathPrefix string) int {
+// CountCalls counts logged calls with the method ("" any) whose path
+// matches pattern (the rules of Fault.Path: a prefix, or a path.Match
+// pattern when it contains '*').
+func (h *Harness) CountCalls(method, pattern string) int {
 	n := 0
 	for _, c := range h.Calls() {
-		if (method == "" || c.Method == method) && strings.HasPrefix(c.Path, pathPrefix) {
+		if (method == "" || strings.EqualFold(c.Method, method)) && PathMatches(pattern, c.Path) {
 			n++
 		}
 	}
 	return n
+}
+
+// PathMatches reports whether URL path p matches pattern: "" matches all; a
+// pattern with '*' is a path.Match pattern; anything else is a prefix.
+func PathMatches(pattern, p string) bool {
+	if pattern == "" {
+		return true
+	}
+	if strings.Contains(pattern, "*") {
+		ok, _ := path.Match(pattern, p)
+		return ok
+	}
+	return strings.HasPrefix(p, pattern)
 }
 
 // MutatingCalls returns the logged calls that could change state.
@@ -156,7 +172,7 @@ func (h *Harness) take(r *http.Request) *Fault {
 		if f.Method != "" && !strings.EqualFold(f.Method, r.Method) {
 			continue
 		}
-		if f.Path != "" && !strings.HasPrefix(r.URL.Path, f.Path) {
+		if !PathMatches(f.Path, r.URL.Path) {
 			continue
 		}
 		got := *f

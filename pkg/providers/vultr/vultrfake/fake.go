@@ -36,12 +36,13 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"path"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/ringmesh/ringmesh/pkg/providers/internal/fakeapi"
 )
 
 // Instance is the wire shape of a Vultr instance (fields as in the API; ram in
@@ -112,48 +113,29 @@ func DefaultPlans() []Plan {
 	}
 }
 
-// FaultKind selects what an injected fault answers.
-type FaultKind string
-
-// Fault kinds.
-const (
-	RateLimit   FaultKind = "rate_limit"   // 429 {"error":"Rate limit reached…","status":429}, Retry-After
-	ServerError FaultKind = "server_error" // 500 {"error":"Internal server error","status":500}
-	Timeout     FaultKind = "timeout"      // hold the request until the client gives up (or Hold passes), then 504
-	Malformed   FaultKind = "malformed"    // 200 application/json with a truncated, invalid body
-	AuthError   FaultKind = "auth_error"   // 401 {"error":"Invalid API token.","status":401}
+// Fault injection and the call log come from the harness all HTTP cloud
+// fakes share (pkg/providers/internal/fakeapi); only the rendering of a fault
+// in Vultr's format is this package's.
+type (
+	Fault     = fakeapi.Fault
+	FaultKind = fakeapi.FaultKind
+	Call      = fakeapi.Call
 )
 
-// Fault answers matching requests with Kind instead of the real answer.
-type Fault struct {
-	Kind FaultKind
-	// Count is how many matching requests are hit; <= 0 means every matching
-	// request until ClearFaults.
-	Count int
-	// Method filters by HTTP method ("" = any).
-	Method string
-	// Path filters by URL path: "" = any; a pattern with '*' uses path.Match
-	// (e.g. "/v2/instances/*/halt"); otherwise a prefix match.
-	Path string
-	// AfterApply makes a mutating request take effect before the fault answer
-	// is sent: the caller sees an error although the change happened (the
-	// "unknown outcome" case a retry policy must handle).
-	AfterApply bool
-	// RetryAfter is sent as Retry-After (seconds) with RateLimit. Default 1.
-	RetryAfter int
-	// Hold bounds how long a Timeout fault holds the request. Default 30 s.
-	Hold time.Duration
-}
-
-// Call is one recorded request.
-type Call struct {
-	At     time.Time
-	Method string
-	Path   string
-	Query  string
-	Status int
-	Fault  FaultKind // "" when answered normally
-}
+// Fault kinds, as Vultr answers them:
+//
+//	RateLimit    429 {"error":"Rate limit reached…","status":429}, Retry-After (Fault.RetryAfter, default 1 s)
+//	ServerError  Fault.Status (default 500) {"error":"Internal server error","status":…}
+//	Timeout      no answer until the client gives up (or Fault.Delay passes, then 504)
+//	Malformed    200 application/json with a truncated, invalid body (or Fault.Body)
+//	AuthError    401 {"error":"Invalid API token.","status":401}
+const (
+	RateLimit   = fakeapi.RateLimit
+	ServerError = fakeapi.ServerError
+	Timeout     = fakeapi.Timeout
+	Malformed   = fakeapi.Malformed
+	AuthError   = fakeapi.AuthError
+)
 
 // Options configures a Server. Zero values get defaults.
 type Options struct {
@@ -182,21 +164,15 @@ type instance struct {
 	next []transition
 }
 
-type faultState struct {
-	Fault
-	left int // remaining hits; -1 = unlimited
-}
-
 // Server is a running fake. Create it with New and Close it when done.
 type Server struct {
+	*fakeapi.Harness
 	srv  *httptest.Server
 	opts Options
 
 	mu        sync.Mutex
 	instances map[string]*instance
 	seq       int
-	faults    []*faultState
-	calls     []Call
 }
 
 // New starts a fake Vultr API on a local port.
@@ -216,16 +192,19 @@ func New(opts Options) *Server {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	s := &Server{opts: opts, instances: map[string]*instance{}}
-	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
+	s := &Server{Harness: fakeapi.NewHarness(opts.Now), opts: opts, instances: map[string]*instance{}}
+	s.srv = httptest.NewServer(s.Wrap(writeFault, http.HandlerFunc(s.serve)))
 	return s
 }
 
 // URL is the base URL to hand to vultr.Options.BaseURL (govultr adds "/v2/…").
 func (s *Server) URL() string { return s.srv.URL }
 
-// Close shuts the server down.
-func (s *Server) Close() { s.srv.Close() }
+// Close releases requests held by Timeout faults and shuts the server down.
+func (s *Server) Close() {
+	s.Shutdown()
+	s.srv.Close()
+}
 
 // Seed adds instances. Missing fields get defaults: a random UUID id, region
 // "ewr", plan "vcg-a100-1c-6g-4vram", date_created now, a 192.0.2.x main_ip,
@@ -324,50 +303,6 @@ func (s *Server) SetPlans(plans []Plan) {
 	s.opts.Plans = append([]Plan(nil), plans...)
 }
 
-// Inject adds a fault; faults are matched in the order added.
-func (s *Server) Inject(f Fault) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	left := f.Count
-	if left <= 0 {
-		left = -1
-	}
-	s.faults = append(s.faults, &faultState{Fault: f, left: left})
-}
-
-// ClearFaults removes all faults.
-func (s *Server) ClearFaults() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.faults = nil
-}
-
-// Calls returns a copy of the request log.
-func (s *Server) Calls() []Call {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]Call(nil), s.calls...)
-}
-
-// CountCalls counts logged requests with the method ("" = any) whose path
-// matches pattern (same rules as Fault.Path).
-func (s *Server) CountCalls(method, pattern string) int {
-	n := 0
-	for _, c := range s.Calls() {
-		if (method == "" || strings.EqualFold(method, c.Method)) && pathMatches(pattern, c.Path) {
-			n++
-		}
-	}
-	return n
-}
-
-// ResetCalls clears the request log.
-func (s *Server) ResetCalls() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.calls = nil
-}
-
 func (s *Server) plan(id string) (Plan, bool) {
 	for _, p := range s.opts.Plans {
 		if p.ID == id {
@@ -397,96 +332,39 @@ func (s *Server) advance() {
 	}
 }
 
-func pathMatches(pattern, p string) bool {
-	if pattern == "" {
-		return true
-	}
-	if strings.Contains(pattern, "*") {
-		ok, _ := path.Match(pattern, p)
-		return ok
-	}
-	return strings.HasPrefix(p, pattern)
-}
-
-// takeFault returns the first matching fault and consumes one hit. Caller holds s.mu.
-func (s *Server) takeFault(r *http.Request) *Fault {
-	for i, f := range s.faults {
-		if f.Method != "" && !strings.EqualFold(f.Method, r.Method) {
-			continue
-		}
-		if !pathMatches(f.Path, r.URL.Path) {
-			continue
-		}
-		out := f.Fault
-		if f.left > 0 {
-			f.left--
-			if f.left == 0 {
-				s.faults = append(s.faults[:i], s.faults[i+1:]...)
-			}
-		}
-		return &out
-	}
-	return nil
-}
-
+// serve authenticates and routes a request the harness let through.
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
-	rec := &recorder{ResponseWriter: w, status: http.StatusOK}
-	var fault *Fault
-	defer func() {
-		s.mu.Lock()
-		c := Call{At: s.opts.Now(), Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Status: rec.status}
-		if fault != nil {
-			c.Fault = fault.Kind
-		}
-		s.calls = append(s.calls, c)
-		s.mu.Unlock()
-	}()
-
 	if s.opts.Token != "" && r.Header.Get("Authorization") != "Bearer "+s.opts.Token {
-		writeError(rec, http.StatusUnauthorized, "Invalid API token.")
+		writeError(w, http.StatusUnauthorized, "Invalid API token.")
 		return
 	}
-	s.mu.Lock()
-	fault = s.takeFault(r)
-	s.mu.Unlock()
-
-	if fault != nil && fault.AfterApply {
-		s.route(&discard{header: http.Header{}}, r)
-	}
-	if fault != nil {
-		writeFault(rec, r, *fault)
-		return
-	}
-	s.route(rec, r)
+	s.route(w, r)
 }
 
+// writeFault renders a fault the way Vultr answers (the harness handles Timeout).
 func writeFault(w http.ResponseWriter, r *http.Request, f Fault) {
 	switch f.Kind {
 	case RateLimit:
-		ra := f.RetryAfter
+		ra := int(f.RetryAfter.Round(time.Second) / time.Second)
 		if ra <= 0 {
 			ra = 1
 		}
 		w.Header().Set("Retry-After", strconv.Itoa(ra))
 		writeError(w, http.StatusTooManyRequests, "Rate limit reached - please try your request again later.")
 	case ServerError:
-		writeError(w, http.StatusInternalServerError, "Internal server error")
-	case Timeout:
-		hold := f.Hold
-		if hold <= 0 {
-			hold = 30 * time.Second
+		st := f.Status
+		if st == 0 {
+			st = http.StatusInternalServerError
 		}
-		t := time.NewTimer(hold)
-		defer t.Stop()
-		select {
-		case <-r.Context().Done():
-		case <-t.C:
-		}
-		writeError(w, http.StatusGatewayTimeout, "Gateway timeout")
+		writeError(w, st, "Internal server error")
 	case Malformed:
+		body := f.Body
+		if body == "" {
+			body = `{"instances":[{"id":"`
+		}
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusOK)
-		_, _ = w.Write([]byte(`{"instances":[{"id":"`))
+		_, _ = w.Write([]byte(body))
 	case AuthError:
 		writeError(w, http.StatusUnauthorized, "Invalid API token.")
 	default:
@@ -732,19 +610,3 @@ func newUUID() string {
 	b[8] = b[8]&0x3f | 0x80
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
-
-type recorder struct {
-	http.ResponseWriter
-	status int
-}
-
-func (r *recorder) WriteHeader(code int) {
-	r.status = code
-	r.ResponseWriter.WriteHeader(code)
-}
-
-type discard struct{ header http.Header }
-
-func (d *discard) Header() http.Header         { return d.header }
-func (d *discard) Write(b []byte) (int, error) { return len(b), nil }
-func (d *discard) WriteHeader(int)             {}
