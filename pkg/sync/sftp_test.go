@@ -365,14 +365,19 @@ func TestSFTPBandwidthLimit(t *testing.T) {
 		t.Fatalf("limiter saw %d bytes, receipt says %d sent, want %d", bytes, rc.BytesSent, size)
 	}
 	// The bucket starts full (burstFor(limit) bytes); everything else has to
-	// wait for tokens at `limit` bytes/second.
+	// wait for tokens at `limit` bytes/second, so the transfer cannot end
+	// sooner than minWait after it started, however fast or slow the machine.
+	// The limiter's own waits make up whatever the transfer did not spend
+	// otherwise (on a busy machine encryption and scheduling take part of
+	// it), so they are only required to be there.
 	minWait := time.Duration(float64(size-burstFor(limit)) / limit * float64(time.Second))
-	if wait < minWait*9/10 {
-		t.Fatalf("limiter imposed %v of waiting, want >= %v", wait, minWait)
-	}
-	if elapsed < minWait/2 {
+	if elapsed < minWait*9/10 {
 		t.Fatalf("transfer took %v, limit implies at least ~%v", elapsed, minWait)
 	}
+	if wait <= 0 {
+		t.Fatalf("limiter imposed no waiting (transfer took %v)", elapsed)
+	}
+	t.Logf("transfer took %v, of which %v waiting for the limiter (at least %v implied)", elapsed, wait, minWait)
 }
 
 func TestSFTPCancelKeepsPartial(t *testing.T) {

@@ -61,7 +61,7 @@ func get(ver, commit, date string, vcs map[string]string) Info {
 	if in.Version == "" {
 		in.Version = "dev"
 	}
-	if in.Commit == "" {
+	if unstamped(in.Commit) {
 		if rev := vcs["vcs.revision"]; rev != "" {
 			in.Commit = rev
 			if vcs["vcs.modified"] == "true" {
@@ -71,13 +71,24 @@ func get(ver, commit, date string, vcs map[string]string) Info {
 			in.Commit = Unknown
 		}
 	}
-	if in.Date == "" {
+	if unstamped(in.Date) {
 		in.Date = vcs["vcs.time"] // commit time: the closest measured fact for an unstamped build
 		if in.Date == "" {
 			in.Date = Unknown
 		}
 	}
 	return in
+}
+
+// unstamped reports whether a stamped value carries no information: empty,
+// or the placeholders goreleaser writes when it cannot read the git state
+// ("none" for the commit, the zero time for the date).
+func unstamped(v string) bool {
+	switch v {
+	case "", "none", Unknown, "0001-01-01T00:00:00Z":
+		return true
+	}
+	return false
 }
 
 // String returns Version, or for a "dev" build "dev-<first 7 of the VCS

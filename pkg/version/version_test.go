@@ -24,6 +24,10 @@ func TestGetFallsBackToVCSThenUnknown(t *testing.T) {
 	if in.Commit != "abcdef0123456789+dirty" || in.Date != "2026-11-30T10:00:00Z" || in.Version != "dev" {
 		t.Fatalf("from VCS: %+v", in)
 	}
+	in = get("v0.0.1-next", "none", "0001-01-01T00:00:00Z", map[string]string{"vcs.revision": "abcdef0123456789", "vcs.time": "2026-11-30T10:00:00Z"})
+	if in.Commit != "abcdef0123456789" || in.Date != "2026-11-30T10:00:00Z" {
+		t.Fatalf("goreleaser placeholders must fall back to VCS: %+v", in)
+	}
 	in = get("", "", "", map[string]string{})
 	if in.Version != "dev" || in.Commit != Unknown || in.Date != Unknown {
 		t.Fatalf("nothing recorded: %+v (want dev, unknown, unknown)", in)
