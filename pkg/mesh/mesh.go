@@ -76,7 +76,7 @@ func ProviderFromName(node string) string {
 type ProviderFacts struct {
 	// Ephemeral: an instance of this provider can vanish with little or no
 	// notice by its nature, so a host of it is ephemeral unless its inventory
-	// entry says otherwise (DESIGN §2: explicit is_ephemeral wins, else this).
+	// entry says otherwise (docs/ARCHITECTURE.md §2: explicit is_ephemeral wins, else this).
 	// A provider whose instances are only sometimes interruptible (RunPod
 	// spot/community pods, Nebius preemptible VMs) is false here; those hosts
 	// say is_ephemeral: true, or the provider reports the instance as
@@ -127,7 +127,7 @@ const FallbackNotice = 15 * time.Second
 func Facts(p string) ProviderFacts { return providerFacts[p] }
 
 // EphemeralByDefault is the provider half of the one "ephemeral" definition
-// (DESIGN §2): a host's explicit is_ephemeral wins; otherwise
+// (docs/ARCHITECTURE.md §2): a host's explicit is_ephemeral wins; otherwise
 // Facts(provider).Ephemeral.
 func EphemeralByDefault(provider string) bool { return Facts(provider).Ephemeral }
 
