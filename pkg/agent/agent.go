@@ -291,6 +291,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.readyOnce.Do(func() { close(a.ready) })
 	t := time.NewTicker(a.cfg.HeartbeatInterval)
 	defer t.Stop()
+	// Data at risk grows between heartbeats: report it within a second.
+	risk := time.NewTicker(time.Second)
+	defer risk.Stop()
 	a.heartbeat()
 	for {
 		select {
@@ -298,6 +301,10 @@ func (a *Agent) Run(ctx context.Context) error {
 			return a.shutdown(ctx, box)
 		case <-t.C:
 			a.heartbeat()
+		case <-risk.C:
+			if a.riskGrew() {
+				a.heartbeat()
+			}
 		}
 	}
 }
@@ -432,6 +439,7 @@ func (a *Agent) heartbeat() {
 	hb := events.Heartbeat{Status: status, Reasons: reasons, Health: s, IntervalSeconds: a.cfg.HeartbeatInterval.Seconds(), BusConnected: a.connected.Load()}
 	if a.sync != nil {
 		hb.RPO = toRPO(rpo)
+		a.sync.reportedRisk.Store(rpo.UnsyncedBytes)
 	}
 	_ = a.emit(bus.KindHeartbeat, hb, true)
 }

@@ -119,6 +119,18 @@ type syncState struct {
 	// noTargetWhy is its explanation when it was empty.
 	assigned    atomic.Bool
 	noTargetWhy atomic.Pointer[string]
+	// reportedRisk is the unsynced bytes the last heartbeat carried.
+	reportedRisk atomic.Int64
+}
+
+// riskGrew reports whether more bytes are at risk now than the last
+// heartbeat said (the watcher saw new data): the agent then sends a
+// heartbeat at once instead of waiting for the interval.
+func (a *Agent) riskGrew() bool {
+	if a.sync == nil {
+		return false
+	}
+	return a.sync.engine.RPO().UnsyncedBytes > a.sync.reportedRisk.Load()
 }
 
 // SyncTargets returns how many sync targets the coordinator assigned.

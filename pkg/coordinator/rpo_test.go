@@ -4,14 +4,20 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/ringmesh/ringmesh/internal/testutil"
+	"github.com/ringmesh/ringmesh/pkg/agent"
 	"github.com/ringmesh/ringmesh/pkg/api"
+	"github.com/ringmesh/ringmesh/pkg/coordinator"
+	"github.com/ringmesh/ringmesh/pkg/detect"
 	"github.com/ringmesh/ringmesh/pkg/mesh"
+	"github.com/ringmesh/ringmesh/pkg/paths"
+	meshsync "github.com/ringmesh/ringmesh/pkg/sync"
 )
 
 // The safe-to-terminate gate asks the node for a figure measured now: with
@@ -107,5 +113,45 @@ func TestEventsKindSync(t *testing.T) {
 	t.Logf("meshctl events --kind sync --node vast-77:\n%s", out)
 	if _, err := run(t, r.h.url, "", "events", "--kind", "nope"); err == nil || !strings.Contains(err.Error(), "--kind") {
 		t.Fatalf("bad kind: %v", err)
+	}
+}
+
+// Every agent removes orphaned partial uploads (older than
+// agent.PartialMaxAge) from its sync_incoming directory, and keeps fresh
+// ones and final files.
+func TestAgentSweepsOrphanedPartials(t *testing.T) {
+	h := startCoordinator(t, coordinator.Config{})
+	root := t.TempDir()
+	in := filepath.Join(root, "root/ringrift/ai-service/data/sync_incoming/vast-9/games")
+	old := filepath.Join(in, "g.db"+meshsync.PartialSuffix)
+	fresh := filepath.Join(in, "h.db"+meshsync.PartialSuffix)
+	final := filepath.Join(in, "f.db")
+	for _, p := range []string{old, fresh, final} {
+		writeFile(t, p, 100)
+	}
+	ago := time.Now().Add(-agent.PartialMaxAge - time.Hour)
+	for _, p := range []string{old, final} {
+		if err := os.Chtimes(p, ago, ago); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dead := closedURL(t)
+	det := detect.Options{Env: func(string) string { return "" }, HetznerURL: dead, VultrURL: dead, NebiusURL: dead, Timeout: 100 * time.Millisecond}
+	a, err := agent.New(agent.Config{NodeID: "hetzner-cpu2", Provider: "hetzner", NATSURLs: []string{h.url}, StateDir: t.TempDir(),
+		HeartbeatInterval: 200 * time.Millisecond, Detect: det, Paths: paths.Resolver{Root: root, Home: "/root"}}, testLog(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runAgent(t, a, nil)
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if _, err := os.Stat(old); !os.IsNotExist(err) {
+			return fmt.Errorf("old partial still there (%v)", err)
+		}
+		return nil
+	})
+	for _, p := range []string{fresh, final} {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("%s removed: %v", p, err)
+		}
 	}
 }

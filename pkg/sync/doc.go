@@ -105,9 +105,13 @@
 // # Continuous sync and flush
 //
 // Engine.Run rescans every Interval (5 s by default), pushes files lacking
-// valid receipts to the targets assigned by the coordinator (in flush
-// order, at most MaxConcurrent pushes at a time, with per-target bandwidth
-// limits shared by all pushes to that target) and records receipts. A
+// valid receipts to the targets assigned by the coordinator (oldest data at
+// risk first across all classes, so nothing starves; at most MaxConcurrent
+// files at a time, each file's copies to its targets in parallel, with
+// per-target bandwidth limits shared by all pushes to that target) and
+// records receipts. Between scans Manifest.Watch (inotify) records new and
+// changed files within a second, so the RPO never lags behind the disk;
+// Manifest.FreshRPO measures it on demand for the safe-to-terminate gate. A
 // failing target is backed off exponentially. Engine.Flush stops the loop,
 // stats (without hashing) and pushes, within the deadline: a JSON manifest
 // of all files and their state first, then one copy of every file that has

@@ -38,8 +38,10 @@ type EngineConfig struct {
 	// Interval between the end of one cycle and the start of the next;
 	// default 5 s.
 	Interval time.Duration
-	// MaxConcurrent is the number of pushes in flight (auto_sync
-	// max_concurrent_syncs); default 1.
+	// MaxConcurrent is the number of files pushed at a time (auto_sync
+	// max_concurrent_syncs); default 1. In continuous sync and SyncNow the
+	// copies of one file go to their targets in parallel (each target is
+	// its own link); the flush sends one copy at a time.
 	MaxConcurrent int
 	// DBSnapshotInterval is the least time between two snapshots of one
 	// database in continuous sync (a database written all the time would
@@ -689,7 +691,43 @@ func (e *Engine) runJob(ctx context.Context, j *job, pr *progressTracker, hooks 
 		lf.SourceWALSize, lf.SourceWALModTime = snap.Source.WALSize, snap.Source.WALModTime
 	}
 	got := 0
-	for _, t := range j.targets {
+	next := 0
+	if hooks == nil && j.need > 1 && len(j.targets) > 1 {
+		// Continuous sync and SyncNow: the copies go to their targets in
+		// parallel (each target is its own link, with its own bandwidth
+		// limit); a target that fails is replaced by the next candidate below.
+		n := min(j.need, len(j.targets))
+		type out struct {
+			res PushResult
+			ok  bool
+			err error
+		}
+		outs := make([]out, n)
+		var wg sync.WaitGroup
+		for i := 0; i < n; i++ {
+			wg.Go(func() {
+				r, ok, err := e.pushOne(ctx, ent, lf, j.targets[i], pr)
+				outs[i] = out{r, ok, err}
+			})
+		}
+		wg.Wait()
+		next = n
+		for _, o := range outs {
+			if o.res.Target != "" {
+				results = append(results, o.res)
+				j.attempted = true
+			}
+			if o.ok {
+				got++
+			} else if o.err != nil {
+				j.lastErr = o.err
+				if errors.Is(o.err, ErrSourceChanged) {
+					next = len(j.targets) // the next scan sees the new version
+				}
+			}
+		}
+	}
+	for _, t := range j.targets[next:] {
 		if got >= j.need {
 			break
 		}
@@ -711,46 +749,66 @@ func (e *Engine) runJob(ctx context.Context, j *job, pr *progressTracker, hooks 
 			}
 		}
 		j.attempted = true
-		f := lf
-		var last int64
-		f.Progress = func(sent int64) {
-			pr.add(sent - last)
-			last = sent
-		}
-		pr.current(ent.Path)
-		start := e.cfg.Now()
-		rc, err := e.cfg.Transport.Push(ctx, f, t)
-		d := e.cfg.Now().Sub(start)
-		res := PushResult{Path: ent.Path, Class: ent.Class, Target: t.NodeID, Seconds: d.Seconds()}
-		if err != nil {
-			j.lastErr = err
-			res.Error = err.Error()
-			pr.done(ent.Size, last, false)
-			if ctx.Err() == nil && !errors.Is(err, ErrSourceChanged) {
-				e.targetFailed(t.NodeID, err)
-			}
-			e.log.Warn().Err(err).Str("path", ent.Path).Str("target", t.NodeID).Msg("push failed")
-			results = append(results, res)
-			if errors.Is(err, ErrSourceChanged) {
-				break // the next scan sees the new version
-			}
+		res, ok, err := e.pushOne(ctx, ent, lf, t, pr)
+		results = append(results, res)
+		if ok {
+			got++
 			continue
 		}
-		if ent.Class != ClassDB && ent.SHA256 == "" {
-			e.cfg.Manifest.SetHash(ent.Path, ent.Version, rc.SHA256)
+		j.lastErr = err
+		if errors.Is(err, ErrSourceChanged) {
+			break // the next scan sees the new version
 		}
-		if err := e.cfg.Manifest.RecordReceipt(ent.Path, rc); err != nil {
-			e.log.Warn().Err(err).Str("path", ent.Path).Msg("record receipt")
-		}
-		e.targetOK(t.NodeID, rc.BytesSent, d)
-		pr.done(ent.Size, last, true)
-		rcCopy := rc
-		res.Receipt = &rcCopy
-		results = append(results, res)
-		got++
 	}
 	pr.unplanned(ent.Size, j.planned()-got)
 	return results
+}
+
+// pushOne pushes lf (the file of ent, or its snapshot) to t and records
+// the receipt. It returns the result, whether a verified copy exists now,
+// and the error otherwise.
+func (e *Engine) pushOne(ctx context.Context, ent FileEntry, lf LocalFile, t Target, pr *progressTracker) (PushResult, bool, error) {
+	if ctx.Err() != nil {
+		return PushResult{}, false, ctx.Err()
+	}
+	f := lf
+	var mu sync.Mutex
+	var last int64
+	f.Progress = func(sent int64) {
+		mu.Lock()
+		d := sent - last
+		last = sent
+		mu.Unlock()
+		pr.add(d)
+	}
+	pr.current(ent.Path)
+	start := e.cfg.Now()
+	rc, err := e.cfg.Transport.Push(ctx, f, t)
+	d := e.cfg.Now().Sub(start)
+	res := PushResult{Path: ent.Path, Class: ent.Class, Target: t.NodeID, Seconds: d.Seconds()}
+	mu.Lock()
+	sent := last
+	mu.Unlock()
+	if err != nil {
+		res.Error = err.Error()
+		pr.done(ent.Size, sent, false)
+		if ctx.Err() == nil && !errors.Is(err, ErrSourceChanged) {
+			e.targetFailed(t.NodeID, err)
+		}
+		e.log.Warn().Err(err).Str("path", ent.Path).Str("target", t.NodeID).Msg("push failed")
+		return res, false, err
+	}
+	if ent.Class != ClassDB && ent.SHA256 == "" {
+		e.cfg.Manifest.SetHash(ent.Path, ent.Version, rc.SHA256)
+	}
+	if err := e.cfg.Manifest.RecordReceipt(ent.Path, rc); err != nil {
+		e.log.Warn().Err(err).Str("path", ent.Path).Msg("record receipt")
+	}
+	e.targetOK(t.NodeID, rc.BytesSent, d)
+	pr.done(ent.Size, sent, true)
+	rcCopy := rc
+	res.Receipt = &rcCopy
+	return res, true, nil
 }
 
 // Flush is the preemption path: it stops continuous sync, then, before

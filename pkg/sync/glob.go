@@ -42,7 +42,13 @@ func matchSegs(pat, segs []string) bool {
 
 // validateGlob rejects patterns path.Match cannot parse.
 func validateGlob(pattern string) error {
+	if pattern == "" || strings.HasPrefix(pattern, "/") || strings.Contains(pattern, "\\") {
+		return fmt.Errorf("glob %q: must be a non-empty slash-separated path relative to the source root", pattern)
+	}
 	for _, seg := range strings.Split(pattern, "/") {
+		if seg == "" || seg == "." || seg == ".." {
+			return fmt.Errorf("glob %q: empty, '.' or '..' segment (globs are relative to the source root)", pattern)
+		}
 		if seg == "**" {
 			continue
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -69,5 +70,55 @@ func TestDatabaseRPOAgeFollowsSnapshots(t *testing.T) {
 	}
 	if r.OldestUnsyncedAgeSeconds < 1.9 || r.OldestUnsyncedAgeSeconds > 30 {
 		t.Fatalf("RPO age %.1fs, want ~2 s (newest change the target has)", r.OldestUnsyncedAgeSeconds)
+	}
+}
+
+// barrierTransport counts pushes in flight; each push waits (up to 10 s)
+// until want pushes are in flight at once.
+type barrierTransport struct {
+	*fakeTransport
+	want     int
+	mu       sync.Mutex
+	inflight int
+	peak     int
+	all      chan struct{}
+}
+
+func (b *barrierTransport) Push(ctx context.Context, f LocalFile, t Target) (Receipt, error) {
+	b.mu.Lock()
+	b.inflight++
+	b.peak = max(b.peak, b.inflight)
+	if b.inflight == b.want {
+		close(b.all)
+	}
+	b.mu.Unlock()
+	select {
+	case <-b.all:
+	case <-time.After(10 * time.Second):
+	}
+	defer func() { b.mu.Lock(); b.inflight--; b.mu.Unlock() }()
+	return b.fakeTransport.Push(ctx, f, t)
+}
+
+// Continuous sync sends a file's copies to its targets in parallel: each
+// target is its own link, so two copies do not take twice as long.
+func TestContinuousSyncCopiesInParallel(t *testing.T) {
+	f := newEngineFixture(t, 2)
+	f.file(t, "checkpoints/c.pt", 128<<10, time.Second)
+	tr := &barrierTransport{fakeTransport: newFakeTransport(0), want: 2, all: make(chan struct{})}
+	e, err := NewEngine(EngineConfig{NodeID: "vast-1", Manifest: f.m, Transport: tr, StateDir: t.TempDir(), MaxConcurrent: 1,
+		Targets: func() []Target { return []Target{{NodeID: "t1"}, {NodeID: "t2"}} }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := e.SyncNow(testCtx(t, time.Minute), nil)
+	if err != nil || len(rep.Pushed) != 2 {
+		t.Fatalf("SyncNow: %v %+v", err, rep)
+	}
+	if tr.peak != 2 {
+		t.Fatalf("at most %d pushes in flight, want the two copies in parallel", tr.peak)
+	}
+	if r := f.m.RPO(time.Now()); !r.Zero() {
+		t.Fatalf("RPO after both copies: %+v", r)
 	}
 }

@@ -233,9 +233,9 @@ func classify(sources []Source, p string) (src Source, file, rel string, ok bool
 		if strings.HasSuffix(r, PartialSuffix) {
 			return Source{}, "", "", false
 		}
-		if isSQLiteSidecar(r) {
-			if s.Class != ClassDB || !strings.HasSuffix(r, "-wal") {
-				continue
+		if s.Class == ClassDB && isSQLiteSidecar(r) {
+			if !strings.HasSuffix(r, "-wal") {
+				continue // -shm, -journal: no commit lands only there
 			}
 			r, f = strings.TrimSuffix(r, "-wal"), strings.TrimSuffix(p, "-wal")
 		}
