@@ -37,10 +37,13 @@ func runGossipPartition(ctx context.Context, env Env) (res Result, err error) {
 	if err != nil {
 		return res, err
 	}
+	// Heartbeats come every 500 ms: a busy machine has to stall an agent
+	// for 4.5 s before a heartbeating node looks suspect, which the hold
+	// below counts as a false death.
 	c, err := startCoord(ctx, coordinator.Config{
 		Name:       "hetzner-cpu1",
 		Embedded:   bus.ServerConfig{Name: "gp", Port: -1, StoreDir: env.Dir + "/nats"},
-		Thresholds: registry.Thresholds{SuspectAfter: 2 * time.Second, DeadAfter: 5 * time.Second},
+		Thresholds: registry.Thresholds{SuspectAfter: 5 * time.Second, DeadAfter: 10 * time.Second},
 		Gossip:     &gossip.Config{BindAddr: "127.0.0.1", Profile: "local", Dev: true, ClusterLabel: "chaos", RejoinInterval: rejoin, Transport: vtr, Tune: tune},
 	}, env.Log, time.Minute)
 	if err != nil {
