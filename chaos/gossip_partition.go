@@ -37,6 +37,9 @@ func runGossipPartition(ctx context.Context, env Env) (res Result, err error) {
 	if err != nil {
 		return res, err
 	}
+	// Heartbeats come every 500 ms: a busy machine has to stall an agent
+	// for 4.5 s before a heartbeating node looks suspect, which the hold
+	// below counts as a false death.
 	c, err := startCoord(ctx, coordinator.Config{
 		Name:       "hetzner-cpu1",
 		Embedded:   bus.ServerConfig{Name: "gp", Port: -1, StoreDir: env.Dir + "/nats"},
