@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -64,7 +65,7 @@ func liveScrapes(t *testing.T) (coord, agent []byte) {
 	h := startCoordinator(t, coordinator.Config{Inventory: inv, Fleet: rec, ReconcileInterval: 300 * time.Millisecond,
 		Cost: tracker, Registry: reg, Elect: true})
 
-	a, _ := startAgent(t, []string{h.url}, fakeNode{id: "vast-29129529", provider: "vast", instance: "29129529", root: t.TempDir()}, "")
+	a, _ := startAgent(t, []string{h.url}, fakeNode{id: "vast-29129529", provider: "vast", instance: "29129529", root: t.TempDir(), smi: "h100x1.csv"}, "")
 	areg, err := agentmetrics.NewRegistry(agentmetrics.NewCollector(a, "vast-29129529", "test-1"))
 	if err != nil {
 		t.Fatal(err)
@@ -83,7 +84,7 @@ func liveScrapes(t *testing.T) (coord, agent []byte) {
 	coordURL := "http://" + h.coord.HTTPAddr() + "/metrics"
 	need := []string{"ringmesh_node_gpu_utilization_percent", "ringmesh_node_rpo_unsynced_bytes", "ringmesh_node_rpo_oldest_unsynced_seconds",
 		"ringmesh_cost_accrued_total", "ringmesh_instance_price_per_hour", "ringmesh_provider_calls_total", "ringmesh_leader_is_leader",
-		"ringmesh_coordinator_quorum", "ringmesh_nodes", "ringmesh_node_up"}
+		"ringmesh_coordinator_quorum", "ringmesh_nodes", "ringmesh_node_up", "ringmesh_node_sync_failing", "ringmesh_node_state", "ringmesh_node_info"}
 	testutil.Eventually(t, 30*time.Second, func() error {
 		coord = promcheck.Scrape(t, coordURL)
 		names := promcheck.Names(coord)
@@ -127,6 +128,8 @@ func publishGPUHeartbeat(t *testing.T, url, node string) {
 	s := health.Sample{Time: time.Now().UTC(), AgentVersion: "x", CPUCount: &cpu, GPUProbe: health.GPUProbeOK,
 		GPUs: []health.GPU{{Index: 0, Name: "NVIDIA H100 80GB HBM3", UUID: "GPU-1", UtilizationPercent: &u}}, Disks: []health.Disk{}, Processes: []health.Process{}, Errors: []string{}}
 	pub("heartbeat", 2, events.Heartbeat{Status: "healthy", Health: s, IntervalSeconds: 5, BusConnected: true,
+		RPO: events.RPO{UnsyncedBytes: &ub, UnsyncedFiles: &uf, OldestUnsyncedSeconds: &age}})
+	pub("sync", 3, events.Sync{Phase: "result", Trigger: "continuous", Error: "ssh: connect to runpod target: connection refused",
 		RPO: events.RPO{UnsyncedBytes: &ub, UnsyncedFiles: &uf, OldestUnsyncedSeconds: &age}})
 }
 
@@ -220,6 +223,9 @@ func TestDeployReferencesExportedMetrics(t *testing.T) {
 				}
 			}
 		}
+		if strings.HasSuffix(f, ".json") {
+			t.Run("promql", func(t *testing.T) { checkPromQL(t, exprs) })
+		}
 		var missing []string
 		for _, e := range exprs {
 			for _, n := range ringmeshName.FindAllString(e, -1) {
@@ -236,5 +242,24 @@ func TestDeployReferencesExportedMetrics(t *testing.T) {
 	}
 	if seen < 10 {
 		t.Fatalf("only %d metric references found in %v: parser broken?", seen, files)
+	}
+}
+
+// checkPromQL has promtool parse exprs (as recording rules in a temporary
+// rules file): a dashboard query with a syntax error shows nothing.
+func checkPromQL(t *testing.T, exprs []string) {
+	p := promcheck.Promtool(t)
+	var b strings.Builder
+	b.WriteString("groups:\n  - name: dashboard\n    rules:\n")
+	for i, e := range exprs {
+		q, _ := json.Marshal(e)
+		fmt.Fprintf(&b, "      - record: dashboard:panel_%d\n        expr: %s\n", i, q)
+	}
+	f := filepath.Join(t.TempDir(), "dashboard-rules.yml")
+	if err := os.WriteFile(f, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(p, "check", "rules", f).CombinedOutput(); err != nil {
+		t.Fatalf("dashboard queries do not parse: %v\n%s", err, out)
 	}
 }
