@@ -149,7 +149,9 @@ func run(args []string) error {
 	}
 	ms, err := agentmetrics.Listen(*metricsAt, reg, log)
 	if err != nil {
-		return err
+		// Metrics must not cost the node its data protection: run without them.
+		log.Error().Err(err).Msg("agent metrics not served (port taken? set --metrics-listen to another host:port, or empty to turn them off); the agent runs on")
+		return a.Run(ctx)
 	}
 	// The metrics server outlives the agent's shutdown (final flush, bye) and stops after it.
 	mctx, stopMetrics := context.WithCancel(context.Background())
