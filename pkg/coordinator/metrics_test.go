@@ -1,6 +1,7 @@
 package coordinator_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/ringmesh/ringmesh/internal/promcheck"
@@ -149,6 +151,11 @@ func TestMetricsPassPromtool(t *testing.T) {
 					t.Errorf("%s: series %q has a label %q of our own (Prometheus sets it per target)", name, line, m[1])
 				}
 			}
+		}
+		// promlint is the linter promtool check metrics runs; it needs no install.
+		probs, err := promlint.New(bytes.NewReader(body)).Lint()
+		if err != nil || len(probs) > 0 {
+			t.Errorf("%s: promlint: %v %+v", name, err, probs)
 		}
 		t.Run(name, func(t *testing.T) { promcheck.CheckMetrics(t, body) })
 	}
