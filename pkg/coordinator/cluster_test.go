@@ -182,6 +182,7 @@ func TestReadyzWithoutQuorum(t *testing.T) {
 		return nil
 	})
 	hs[1].stop()
+	lost := time.Now()
 	testutil.Eventually(t, 60*time.Second, func() error {
 		code, body := readyz(hs[2])
 		if code != http.StatusServiceUnavailable || !strings.Contains(body, "no quorum") {
@@ -197,5 +198,5 @@ func TestReadyzWithoutQuorum(t *testing.T) {
 		return nil
 	})
 	_, body := readyz(hs[2])
-	t.Logf("last voter standing: /readyz says %q", strings.TrimSpace(body))
+	t.Logf("last voter standing, %s after the second voter stopped: /readyz says %q", time.Since(lost).Round(100*time.Millisecond), strings.TrimSpace(body))
 }
