@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ringmesh/ringmesh/pkg/agent"
+	"github.com/ringmesh/ringmesh/pkg/agentmetrics"
 	"github.com/ringmesh/ringmesh/pkg/cli"
 	"github.com/ringmesh/ringmesh/pkg/config"
 	"github.com/ringmesh/ringmesh/pkg/logging"
@@ -49,6 +50,7 @@ func run(args []string) error {
 		syncEvery  = fs.Duration("sync-interval", 5*time.Second, "pause between continuous sync cycles")
 		notice     = fs.Duration("preempt-notice", 0, "time from SIGTERM to the node's end: the final flush deadline (default by provider: "+mesh.NoticeSummary()+")")
 		bwMBps     = fs.Float64("sync-bandwidth-mbps", 0, "per-target bandwidth limit in MB/s (0 = unlimited)")
+		metricsAt  = fs.String("metrics-listen", agentmetrics.DefaultListen, "serve Prometheus GET /metrics (GPUs, disks, RPO, outbox) on host:port; loopback by default, empty = off")
 	)
 	gf := cli.AddGossipFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -138,7 +140,29 @@ func run(args []string) error {
 		}
 		cancel(errors.New("signal:" + name))
 	}()
-	return a.Run(ctx)
+	if *metricsAt == "" {
+		return a.Run(ctx)
+	}
+	reg, err := agentmetrics.NewRegistry(agentmetrics.NewCollector(a, *node, version.String()))
+	if err != nil {
+		return err
+	}
+	ms, err := agentmetrics.Listen(*metricsAt, reg, log)
+	if err != nil {
+		// Metrics must not cost the node its data protection: run without them.
+		log.Error().Err(err).Msg("agent metrics not served (port taken? set --metrics-listen to another host:port, or empty to turn them off); the agent runs on")
+		return a.Run(ctx)
+	}
+	// The metrics server outlives the agent's shutdown (final flush, bye) and stops after it.
+	mctx, stopMetrics := context.WithCancel(context.Background())
+	mdone := make(chan error, 1)
+	go func() { mdone <- ms.Run(mctx) }()
+	runErr := a.Run(ctx)
+	stopMetrics()
+	if err := <-mdone; err != nil {
+		log.Warn().Err(err).Msg("agent metrics server")
+	}
+	return runErr
 }
 
 func expandHome(p string) string {

@@ -21,6 +21,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/ringmesh/ringmesh/pkg/agent"
+	"github.com/ringmesh/ringmesh/pkg/agentmetrics"
 	"github.com/ringmesh/ringmesh/pkg/bus"
 	"github.com/ringmesh/ringmesh/pkg/cli"
 	"github.com/ringmesh/ringmesh/pkg/config"
@@ -272,6 +273,10 @@ func run(ctx context.Context, args []string) error {
 			cancelCoord()
 			<-coordErr
 			return err
+		}
+		// The in-process agent's series (ringmesh_agent_*) join the coordinator's /metrics.
+		if err := metrics.Register(agentmetrics.NewCollector(a, *name, version.String())); err != nil {
+			log.Warn().Err(err).Msg("dev agent metrics not registered")
 		}
 		agentRunning = true
 		go func() { agentErr <- a.Run(actx) }()

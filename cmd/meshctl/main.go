@@ -3,15 +3,11 @@
 package main
 
 import (
-	"fmt"
 	"os"
 
 	"github.com/ringmesh/ringmesh/pkg/meshctl"
 )
 
 func main() {
-	if err := meshctl.NewRoot(os.Stdout, os.Stderr).Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "meshctl:", err)
-		os.Exit(1)
-	}
+	os.Exit(meshctl.Main(os.Args[1:], os.Stdout, os.Stderr))
 }

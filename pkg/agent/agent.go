@@ -92,6 +92,8 @@ type Agent struct {
 	seq  atomic.Uint64
 
 	box     *outbox.Outbox
+	boxp    atomic.Pointer[outbox.Outbox] // box, for readers outside Run
+	lastHB  atomic.Pointer[events.Heartbeat]
 	member  *gossip.Member
 	sync    *syncState
 	sampler *health.Sampler
@@ -163,10 +165,21 @@ func (a *Agent) Gossip() *gossip.Member { return a.member }
 
 // Outbox exposes the queue length (count, bytes) for status and tests.
 func (a *Agent) Outbox() (int, int64) {
-	if a.box == nil {
+	box := a.boxp.Load()
+	if box == nil {
 		return 0, 0
 	}
-	return a.box.Len()
+	return box.Len()
+}
+
+// LatestHeartbeat returns the last heartbeat built (health sample and RPO);
+// ok is false before the first. Safe for concurrent use (metrics scrapes).
+func (a *Agent) LatestHeartbeat() (events.Heartbeat, bool) {
+	hb := a.lastHB.Load()
+	if hb == nil {
+		return events.Heartbeat{}, false
+	}
+	return *hb, true
 }
 
 // Run identifies the node, connects and publishes until ctx ends, then
@@ -180,6 +193,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		return err
 	}
 	a.box = box
+	a.boxp.Store(box)
 	defer box.Close()
 	if n, b := box.Len(); n > 0 {
 		a.log.Info().Int("messages", n).Int64("bytes", b).Msg("outbox holds messages from a previous run; draining them first")
@@ -441,6 +455,7 @@ func (a *Agent) heartbeat() {
 		hb.RPO = toRPO(rpo)
 		a.sync.reportedRisk.Store(rpo.UnsyncedBytes)
 	}
+	a.lastHB.Store(&hb)
 	_ = a.emit(bus.KindHeartbeat, hb, true)
 }
 

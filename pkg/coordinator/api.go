@@ -32,6 +32,7 @@ func (c *Coordinator) apiHandlers() map[string]apiHandler {
 		api.OpSync:        c.apiSync,
 		api.OpSafe:        c.apiSafe,
 		api.OpRoutes:      c.apiRoutes,
+		api.OpAudit:       c.apiAudit,
 	}
 }
 

@@ -2,12 +2,15 @@ package coordinator_test
 
 import (
 	"fmt"
+	"io"
+	"net/http"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/ringmesh/ringmesh/internal/promcheck"
 	"github.com/ringmesh/ringmesh/internal/testutil"
 	"github.com/ringmesh/ringmesh/pkg/bus"
 	"github.com/ringmesh/ringmesh/pkg/coordinator"
@@ -21,44 +24,8 @@ func TestThreeVoterClusterFailover(t *testing.T) {
 	if testing.Short() {
 		t.Skip("cluster fail-over takes ~20 s; skipped with -short")
 	}
-	ports, err := bus.FreePorts(6)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
 	names := []string{"hetzner-cpu1", "hetzner-cpu2", "hetzner-cpu3"}
-	var urls []string
-	for i := range names {
-		urls = append(urls, "nats://127.0.0.1:"+strconv.Itoa(ports[i]))
-	}
-	hs := make([]*harness, 3)
-	started := make(chan error, 3)
-	for i, name := range names {
-		var routes []string
-		for j := range names {
-			if j != i {
-				routes = append(routes, "nats-route://127.0.0.1:"+strconv.Itoa(ports[3+j]))
-			}
-		}
-		cfg := coordinator.Config{
-			Name: name,
-			Embedded: bus.ServerConfig{Name: "ringmesh-" + name, Host: "127.0.0.1", Port: ports[i], StoreDir: filepath.Join(dir, name),
-				ClusterName: "ringmesh", ClusterHost: "127.0.0.1", ClusterPort: ports[3+i], Routes: routes, SyncAlways: true, MaxStore: 8 << 30},
-			Topology:  bus.Topology{Replicas: 3},
-			Elect:     true,
-			LeaderTTL: 3 * time.Second,
-		}
-		go func(i int) {
-			var err error
-			hs[i], err = launchCoordinator(t, cfg, 90*time.Second)
-			started <- err
-		}(i)
-	}
-	for range names {
-		if err := <-started; err != nil {
-			t.Fatal(err)
-		}
-	}
+	hs, urls := startVoters(t, names)
 	_, _ = startAgent(t, urls, fakeNode{id: "vast-5", provider: "vast", instance: "5", root: t.TempDir()}, "")
 	leaderIdx := func() (int, error) {
 		n, idx := 0, -1
@@ -136,4 +103,100 @@ func TestThreeVoterClusterFailover(t *testing.T) {
 		}
 		return fmt.Errorf("voters %+v", st.Voters)
 	})
+}
+
+// startVoters starts one coordinator per name, each embedding one member of
+// a NATS cluster on loopback, R3 streams, leader election on.
+func startVoters(t *testing.T, names []string) ([]*harness, []string) {
+	t.Helper()
+	ports, err := bus.FreePorts(2 * len(names))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	var urls []string
+	for i := range names {
+		urls = append(urls, "nats://127.0.0.1:"+strconv.Itoa(ports[i]))
+	}
+	hs := make([]*harness, len(names))
+	started := make(chan error, len(names))
+	for i, name := range names {
+		var routes []string
+		for j := range names {
+			if j != i {
+				routes = append(routes, "nats-route://127.0.0.1:"+strconv.Itoa(ports[len(names)+j]))
+			}
+		}
+		cfg := coordinator.Config{
+			Name: name,
+			Embedded: bus.ServerConfig{Name: "ringmesh-" + name, Host: "127.0.0.1", Port: ports[i], StoreDir: filepath.Join(dir, name),
+				ClusterName: "ringmesh", ClusterHost: "127.0.0.1", ClusterPort: ports[len(names)+i], Routes: routes, SyncAlways: true, MaxStore: 8 << 30},
+			Topology:  bus.Topology{Replicas: len(names)},
+			Elect:     true,
+			LeaderTTL: 3 * time.Second,
+		}
+		go func(i int) {
+			var err error
+			hs[i], err = launchCoordinator(t, cfg, 90*time.Second)
+			started <- err
+		}(i)
+	}
+	for range names {
+		if err := <-started; err != nil {
+			t.Fatal(err)
+		}
+	}
+	return hs, urls
+}
+
+// /readyz follows the JetStream quorum: ready on all three voters, still
+// ready on two, not ready on the last one standing (no meta leader, no
+// MESH_EVT leader), with ringmesh_coordinator_quorum 0 in its /metrics.
+func TestReadyzWithoutQuorum(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a 3-voter cluster takes ~20 s; skipped with -short")
+	}
+	hs, _ := startVoters(t, []string{"hetzner-cpu1", "hetzner-cpu2", "hetzner-cpu3"})
+	readyz := func(h *harness) (int, string) {
+		resp, err := http.Get("http://" + h.coord.HTTPAddr() + "/readyz")
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	for _, h := range hs {
+		testutil.Eventually(t, 30*time.Second, func() error {
+			if code, body := readyz(h); code != http.StatusOK {
+				return fmt.Errorf("%d %s", code, body)
+			}
+			return nil
+		})
+	}
+	hs[0].stop()
+	testutil.Eventually(t, 30*time.Second, func() error {
+		if code, body := readyz(hs[2]); code != http.StatusOK {
+			return fmt.Errorf("two of three voters up must keep quorum: %d %s", code, body)
+		}
+		return nil
+	})
+	hs[1].stop()
+	lost := time.Now()
+	testutil.Eventually(t, 60*time.Second, func() error {
+		code, body := readyz(hs[2])
+		if code != http.StatusServiceUnavailable || !strings.Contains(body, "no quorum") {
+			return fmt.Errorf("one of three voters up: %d %s", code, body)
+		}
+		return nil
+	})
+	testutil.Eventually(t, 30*time.Second, func() error {
+		m := promcheck.Samples(promcheck.Scrape(t, "http://"+hs[2].coord.HTTPAddr()+"/metrics"))
+		if v, ok := m["ringmesh_coordinator_quorum"]; !ok || v != 0 {
+			return fmt.Errorf("ringmesh_coordinator_quorum = %v (present %v), want 0", v, ok)
+		}
+		return nil
+	})
+	_, body := readyz(hs[2])
+	t.Logf("last voter standing, %s after the second voter stopped: /readyz says %q", time.Since(lost).Round(100*time.Millisecond), strings.TrimSpace(body))
 }

@@ -128,6 +128,9 @@ type Coordinator struct {
 	startOnce     sync.Once
 	httpAddr      atomic.Value // string
 	webhookIDs    webhookSeen
+	quorumSt      quorumState
+	pending       atomic.Uint64 // consumer NumPending at the last beat
+	ackPending    atomic.Uint64 // consumer NumAckPending at the last beat
 }
 
 // New validates cfg and builds a coordinator; Run starts it.
@@ -171,6 +174,11 @@ func New(cfg Config, log zerolog.Logger) (*Coordinator, error) {
 	c.reg.Protect(cfg.Name)
 	c.reg.Admit(cfg.Name, "coordinator")
 	c.m = newMetrics(cfg.Registry, c.reg)
+	for _, oc := range c.opsCollectors() {
+		if err := cfg.Registry.Register(oc); err != nil {
+			return nil, fmt.Errorf("coordinator metrics: %w", err)
+		}
+	}
 	if cfg.Cost != nil {
 		if err := cfg.Cost.Register(cfg.Registry); err != nil {
 			return nil, fmt.Errorf("cost metrics: %w", err)

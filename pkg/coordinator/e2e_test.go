@@ -26,6 +26,7 @@ import (
 	"github.com/ringmesh/ringmesh/pkg/coordinator"
 	"github.com/ringmesh/ringmesh/pkg/detect"
 	"github.com/ringmesh/ringmesh/pkg/events"
+	"github.com/ringmesh/ringmesh/pkg/health"
 	"github.com/ringmesh/ringmesh/pkg/mesh"
 	"github.com/ringmesh/ringmesh/pkg/meshctl"
 	"github.com/ringmesh/ringmesh/pkg/paths"
@@ -120,6 +121,7 @@ func launchCoordinator(t testing.TB, cfg coordinator.Config, wait time.Duration)
 type fakeNode struct {
 	id, provider, instance string
 	root                   string // fixture filesystem root
+	smi                    string // nvidia-smi output fixture under pkg/health/testdata/nvidia-smi ("" = no GPU)
 }
 
 func startAgent(t testing.TB, urls []string, n fakeNode, stateDir string) (*agent.Agent, func()) {
@@ -128,12 +130,21 @@ func startAgent(t testing.TB, urls []string, n fakeNode, stateDir string) (*agen
 		stateDir = t.TempDir()
 	}
 	dead := closedURL(t)
+	var smi health.ExecFunc
+	if n.smi != "" {
+		out, err := os.ReadFile(filepath.Join("..", "health", "testdata", "nvidia-smi", n.smi))
+		if err != nil {
+			t.Fatal(err)
+		}
+		smi = func(context.Context, string, ...string) ([]byte, error) { return out, nil }
+	}
 	a, err := agent.New(agent.Config{
 		NodeID: n.id, Provider: n.provider, InstanceID: n.instance, NATSURLs: urls, StateDir: stateDir,
 		HeartbeatInterval: 200 * time.Millisecond, Version: "test-1",
 		Detect:     detect.Options{Env: func(string) string { return "" }, HetznerURL: dead, VultrURL: dead, NebiusURL: dead, Timeout: 100 * time.Millisecond},
 		Paths:      paths.Resolver{Root: n.root, Home: "/root"},
 		ByeTimeout: 2 * time.Second,
+		HealthExec: smi,
 	}, testLog(t).With().Str("agent", n.id).Logger())
 	if err != nil {
 		t.Fatal(err)

@@ -37,6 +37,7 @@ func (c *Coordinator) Reconciled() <-chan struct{} { return c.reconciled }
 // ReconcileNow runs one reconcile pass and applies it to the registry.
 func (c *Coordinator) ReconcileNow(ctx context.Context) fleet.Report {
 	rep := c.cfg.Fleet.Reconcile(ctx, c.reg.Trusted())
+	c.relabelOperatorStops(ctx, rep.Instances)
 	c.report.Store(&rep)
 	now := c.cfg.Now()
 	var trs []registry.Transition

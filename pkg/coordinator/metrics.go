@@ -1,6 +1,7 @@
 package coordinator
 
 import (
+	"regexp"
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -72,10 +73,17 @@ var (
 	descLastHB  = prometheus.NewDesc("ringmesh_node_last_seen_timestamp_seconds", "Unix time of the last event from the node.", []string{"node"}, nil)
 	descQuar    = prometheus.NewDesc("ringmesh_nodes_quarantined", "Nodes neither in the inventory nor admitted by a provider listing or enrollment.", nil, nil)
 	descGPUUtil = prometheus.NewDesc("ringmesh_node_gpu_utilization_percent", "Per-GPU utilisation as last reported (absent when unknown).", []string{"node", "gpu"}, nil)
+	// Per-node state and facts for alerts and dashboards (joins on node).
+	descState    = prometheus.NewDesc("ringmesh_node_state", "1 for the node's current state (one series per node).", []string{"node", "state"}, nil)
+	descInfo     = prometheus.NewDesc("ringmesh_node_info", "Always 1; labels carry the node's provider, role and whether it is ephemeral (its data must be moved off).", []string{"node", "provider", "role", "ephemeral"}, nil)
+	descSyncFail = prometheus.NewDesc("ringmesh_node_sync_failing", "1 when the node's last sync result reported an error or missed files, 0 when it succeeded; absent before the first result and while a sync is in progress.", []string{"node"}, nil)
 )
 
+// roleRe bounds the role label (it comes from the agent's hello or the inventory).
+var roleRe = regexp.MustCompile(`^[A-Za-z0-9_.-]{0,32}$`)
+
 func (n *nodeCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descQuar, descNodes, descUp, descRPOB, descRPOAge, descLastHB, descGPUUtil} {
+	for _, d := range []*prometheus.Desc{descQuar, descNodes, descUp, descRPOB, descRPOAge, descLastHB, descGPUUtil, descState, descInfo, descSyncFail} {
 		ch <- d
 	}
 }
@@ -102,6 +110,19 @@ func (n *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 			up = 1
 		}
 		ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, up, r.Node, provider)
+		ch <- prometheus.MustNewConstMetric(descState, prometheus.GaugeValue, 1, r.Node, string(r.State))
+		role := r.Role
+		if !roleRe.MatchString(role) {
+			role = ""
+		}
+		ch <- prometheus.MustNewConstMetric(descInfo, prometheus.GaugeValue, 1, r.Node, provider, role, strconv.FormatBool(r.Ephemeral))
+		if ls := r.LastSync; ls != nil && ls.Phase != "progress" {
+			failing := 0.0
+			if ls.Error != "" || len(ls.Missed) > 0 {
+				failing = 1
+			}
+			ch <- prometheus.MustNewConstMetric(descSyncFail, prometheus.GaugeValue, failing, r.Node)
+		}
 		if r.RPO.UnsyncedBytes != nil {
 			ch <- prometheus.MustNewConstMetric(descRPOB, prometheus.GaugeValue, float64(*r.RPO.UnsyncedBytes), r.Node)
 		}

@@ -44,6 +44,8 @@ func (c *Coordinator) writeBeat(ctx context.Context, stopped bool) {
 	if cons, err := c.js.Consumer(ctx, bus.StreamEvents, b.Consumer); err == nil {
 		if info, err := cons.Info(ctx); err == nil {
 			b.Pending = info.NumPending
+			c.pending.Store(info.NumPending)
+			c.ackPending.Store(uint64(info.NumAckPending))
 		}
 	}
 	data, _ := json.Marshal(b)

@@ -367,15 +367,15 @@ func TestMetrics(t *testing.T) {
 		}
 	}
 	want := map[string]float64{
-		"ringmesh_cost_accrued_total{currency=EUR,provider=hetzner}":                                        0.0833,
-		"ringmesh_cost_accrued_total{currency=USD,provider=vast}":                                           0.55,
-		"ringmesh_cost_accrued_total{currency=USD,provider=vultr}":                                          0.62,
-		"ringmesh_instance_price_per_hour{currency=EUR,instance=42,node=hetzner-cpu1,provider=hetzner}":     0.0833,
-		"ringmesh_instance_price_per_hour{currency=USD,instance=29129529,node=vast-29129529,provider=vast}": 0.35,
-		"ringmesh_instance_price_per_hour{currency=USD,instance=555,node=,provider=vast}":                   0.2,
-		"ringmesh_instance_price_per_hour{currency=USD,instance=v1,node=vultr-a100,provider=vultr}":         0.62,
-		"ringmesh_instance_billable{instance=l1,node=lambda-gh200,provider=lambda}":                         1,
-		"ringmesh_cost_unknown_price_hours_total{provider=vast}":                                            0,
+		"ringmesh_cost_accrued_total{currency=EUR,provider=hetzner}":                                           0.0833,
+		"ringmesh_cost_accrued_total{currency=USD,provider=vast}":                                              0.55,
+		"ringmesh_cost_accrued_total{currency=USD,provider=vultr}":                                             0.62,
+		"ringmesh_instance_price_per_hour{currency=EUR,instance_id=42,node=hetzner-cpu1,provider=hetzner}":     0.0833,
+		"ringmesh_instance_price_per_hour{currency=USD,instance_id=29129529,node=vast-29129529,provider=vast}": 0.35,
+		"ringmesh_instance_price_per_hour{currency=USD,instance_id=555,node=,provider=vast}":                   0.2,
+		"ringmesh_instance_price_per_hour{currency=USD,instance_id=v1,node=vultr-a100,provider=vultr}":         0.62,
+		"ringmesh_instance_billable{instance_id=l1,node=lambda-gh200,provider=lambda}":                         1,
+		"ringmesh_cost_unknown_price_instance_seconds_total{provider=vast}":                                    0,
 	}
 	for k, v := range want {
 		if g, ok := got[k]; !ok || !near(g, v) {

@@ -11,18 +11,18 @@ import (
 var (
 	descPrice = prometheus.NewDesc("ringmesh_instance_price_per_hour",
 		"Price per hour of an instance in its provider's currency (known prices only).",
-		[]string{"provider", "instance", "node", "currency"}, nil)
+		[]string{"provider", "instance_id", "node", "currency"}, nil)
 	descBillable = prometheus.NewDesc("ringmesh_instance_billable",
 		"1 when the instance's last observed state accrues cost, else 0.",
-		[]string{"provider", "instance", "node"}, nil)
+		[]string{"provider", "instance_id", "node"}, nil)
 	descAccrued = prometheus.NewDesc("ringmesh_cost_accrued_total",
 		"Cost accrued since tracking began, in the currency label's units.",
 		[]string{"provider", "currency"}, nil)
-	descUnknown = prometheus.NewDesc("ringmesh_cost_unknown_price_hours_total",
-		"Billable instance-hours whose price was unknown (their cost is missing from ringmesh_cost_accrued_total).",
+	descUnknown = prometheus.NewDesc("ringmesh_cost_unknown_price_instance_seconds_total",
+		"Billable instance time, in seconds, whose price was unknown (its cost is missing from ringmesh_cost_accrued_total).",
 		[]string{"provider"}, nil)
-	descUnobserved = prometheus.NewDesc("ringmesh_cost_unobserved_hours_total",
-		"Instance-hours in observation gaps longer than the maximum gap (not charged).",
+	descUnobserved = prometheus.NewDesc("ringmesh_cost_unobserved_instance_seconds_total",
+		"Instance time, in seconds, in observation gaps longer than the maximum gap (not charged).",
 		[]string{"provider"}, nil)
 )
 
@@ -61,7 +61,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		for cur, v := range tot.Amount {
 			ch <- prometheus.MustNewConstMetric(descAccrued, prometheus.CounterValue, v, p, cur)
 		}
-		ch <- prometheus.MustNewConstMetric(descUnknown, prometheus.CounterValue, tot.UnknownHours, p)
-		ch <- prometheus.MustNewConstMetric(descUnobserved, prometheus.CounterValue, tot.UnobservedHours, p)
+		ch <- prometheus.MustNewConstMetric(descUnknown, prometheus.CounterValue, tot.UnknownHours*3600, p)
+		ch <- prometheus.MustNewConstMetric(descUnobserved, prometheus.CounterValue, tot.UnobservedHours*3600, p)
 	}
 }

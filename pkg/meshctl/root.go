@@ -50,6 +50,7 @@ func NewRoot(out, errOut io.Writer) *cobra.Command {
 	root.AddCommand(statusCmd(o), eventsCmd(o), instancesCmd(o), actionCmd(o, "start"), actionCmd(o, "stop"), actionCmd(o, "terminate"),
 		sshConfigCmd(o), sshCmd(o), pathsCmd(o), costCmd(o), membersCmd(o), syncCmd(o), rpoCmd(o))
 	addVersion(root, o)
+	root.AddCommand(auditCmd(o))
 	return root
 }
 
@@ -62,7 +63,7 @@ func (o *Options) client() (api.Client, func(), error) {
 	}
 	nc, err := nats.Connect(o.NATSURL, nats.Name("meshctl"), nats.Timeout(o.Timeout))
 	if err != nil {
-		return api.Client{}, nil, fmt.Errorf("connect %s: %w", o.NATSURL, err)
+		return api.Client{}, nil, connectError(o.NATSURL, err)
 	}
 	return api.Client{NC: nc}, nc.Close, nil
 }
