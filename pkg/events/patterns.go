@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"unicode/utf8"
 )
 
 // Patterns are the one definition of what a string from the bus may look
@@ -69,9 +70,10 @@ func ValidFingerprint(s string) bool { return Match("fingerprint", s) }
 func ValidPath(s string) bool { return Match("path", s) }
 
 // StripControl removes C0/C1 control characters (terminal escapes,
-// newlines, carriage returns) from s, for output to a terminal or a log.
+// newlines, carriage returns) from s, for output to a terminal or a log;
+// invalid UTF-8 bytes (a raw 0x9b is CSI to an 8-bit terminal) become U+FFFD.
 func StripControl(s string) string {
-	if Match("text", s) {
+	if utf8.ValidString(s) && Match("text", s) {
 		return s
 	}
 	return strings.Map(func(r rune) rune {
