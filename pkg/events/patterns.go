@@ -22,8 +22,12 @@ var Patterns = map[string]string{
 	"user": `^([A-Za-z_][A-Za-z0-9._-]{0,31})?$`,
 	// fingerprint: an OpenSSH SHA256 host-key fingerprint.
 	"fingerprint": `^SHA256:[A-Za-z0-9+/]{43}$`,
+	// fingerprint_opt: a fingerprint, or empty (unknown).
+	"fingerprint_opt": `^(SHA256:[A-Za-z0-9+/]{43})?$`,
 	// sha256: a hex SHA-256 digest.
 	"sha256": `^[0-9a-f]{64}$`,
+	// sha256_opt: a hex SHA-256 digest, or empty.
+	"sha256_opt": `^([0-9a-f]{64})?$`,
 	// path: a file path without spaces, quotes or control characters.
 	"path": `^[A-Za-z0-9._+@~/=,-]*$`,
 	// token: an identifier-like value (versions, sources, IDs, triggers).
