@@ -1,10 +1,15 @@
 package meshctl
 
 import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/ringmesh/ringmesh/pkg/fleet"
+	"github.com/ringmesh/ringmesh/pkg/sync/sshtest"
 )
 
 // An SSH user starting with -o is refused; a valid one gets "--" before
@@ -26,5 +31,31 @@ func TestSSHArgvRefusesOptionInjection(t *testing.T) {
 	s := strings.Join(argv, " ")
 	if !strings.Contains(s, "-- root@ssh6.vast.ai uptime") || !strings.Contains(s, "StrictHostKeyChecking=yes") || !strings.Contains(s, "UserKnownHostsFile=") {
 		t.Fatalf("argv %q", s)
+	}
+}
+
+// ssh-config --known-hosts keeps a scanned key only when its fingerprint
+// is the pinned one.
+func TestWriteKnownHostsKeepsOnlyPinnedKeys(t *testing.T) {
+	if _, err := exec.LookPath("ssh-keyscan"); err != nil {
+		t.Skip("no ssh-keyscan")
+	}
+	srv := sshtest.New(t, sshtest.Options{})
+	file := filepath.Join(t.TempDir(), "known_hosts")
+	var out, errOut bytes.Buffer
+	o := &Options{out: &out, errOut: &errOut}
+	entries := []fleet.SSHEntry{
+		{Node: "good", Host: srv.Host, Port: srv.Port, User: srv.User, Source: "config", HostKey: srv.Fingerprint()},
+		{Node: "mitm", Host: srv.Host, Port: srv.Port, User: srv.User, Source: "config", HostKey: "SHA256:" + strings.Repeat("Z", 43)},
+	}
+	if err := writeKnownHosts(o, entries, file); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(b), "good ssh-ed25519 ") || strings.Contains(string(b), "mitm") {
+		t.Fatalf("known_hosts:\n%s\nstderr: %s", b, errOut.String())
 	}
 }
