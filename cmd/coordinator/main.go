@@ -94,6 +94,7 @@ func run(ctx context.Context, args []string) error {
 		natsListen   = fs.String("nats-listen", "127.0.0.1:4222", "embedded NATS client listen address host:port")
 		natsMonitor  = fs.Int("nats-monitor-port", 0, "embedded NATS HTTP monitoring port (0 = off)")
 		httpAddr     = fs.String("http", "127.0.0.1:8077", "HTTP listen address for /healthz, /readyz, /metrics and the status page (empty = off)")
+		httpToken    = fs.String("http-token-file", "", "file holding the bearer token the status page and /api/* require (default: $"+coordinator.HTTPTokenEnv+"; unset = open)")
 		suspectAfter = fs.Duration("suspect-after", 15*time.Second, "no heartbeat for this long makes a node suspect")
 		deadAfter    = fs.Duration("dead-after", 45*time.Second, "no heartbeat for this long makes a node dead (or bus-partitioned if gossip still sees it)")
 		heartbeat    = fs.Duration("agent-heartbeat", 5*time.Second, "with --dev: heartbeat interval of the local agent")
@@ -242,6 +243,7 @@ func run(ctx context.Context, args []string) error {
 		Elect:             clustered,
 		Gossip:            gcfg,
 		HTTPAddr:          *httpAddr,
+		HTTPTokenFile:     *httpToken,
 		Inventory:         inv,
 		Thresholds:        registry.Thresholds{SuspectAfter: *suspectAfter, DeadAfter: *deadAfter},
 		VastWebhookSecret: webhookSecret,

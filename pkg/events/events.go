@@ -33,7 +33,7 @@ type Hello struct {
 	Paths paths.Layout `json:"paths" pattern:"path" maxLength:"1024" maxProperties:"16"`
 	SSH   []Endpoint   `json:"ssh,omitempty" jsonschema:"maxItems=8"`
 	// HostKeyFingerprint is the node's SSH host key, "SHA256:<base64>", empty if unknown.
-	HostKeyFingerprint string `json:"host_key_fingerprint,omitempty" pattern:"fingerprint"`
+	HostKeyFingerprint string `json:"host_key_fingerprint,omitempty" pattern:"fingerprint_opt"`
 	// FilesystemIDs are the shared filesystems mounted on the node (NFS exports), for sync routing.
 	FilesystemIDs []string `json:"filesystem_ids,omitempty" jsonschema:"maxItems=16" pattern:"token" maxLength:"256"`
 	// GossipAddr is the node's memberlist address "host:port", empty if it does not gossip.
@@ -93,7 +93,7 @@ type Preempt struct {
 type FileRef struct {
 	Path    string   `json:"path" jsonschema:"maxLength=1024" pattern:"path"`
 	Size    int64    `json:"size" jsonschema:"minimum=0,maximum=1e18"`
-	SHA256  string   `json:"sha256,omitempty" pattern:"sha256"`
+	SHA256  string   `json:"sha256,omitempty" pattern:"sha256_opt"`
 	Targets []string `json:"targets,omitempty" jsonschema:"maxItems=16" pattern:"node"`
 	Reason  string   `json:"reason,omitempty" jsonschema:"maxLength=512" pattern:"text"` // why it did not make it
 }

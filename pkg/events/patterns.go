@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"unicode/utf8"
 )
 
 // Patterns are the one definition of what a string from the bus may look
@@ -21,8 +22,12 @@ var Patterns = map[string]string{
 	"user": `^([A-Za-z_][A-Za-z0-9._-]{0,31})?$`,
 	// fingerprint: an OpenSSH SHA256 host-key fingerprint.
 	"fingerprint": `^SHA256:[A-Za-z0-9+/]{43}$`,
+	// fingerprint_opt: a fingerprint, or empty (unknown).
+	"fingerprint_opt": `^(SHA256:[A-Za-z0-9+/]{43})?$`,
 	// sha256: a hex SHA-256 digest.
 	"sha256": `^[0-9a-f]{64}$`,
+	// sha256_opt: a hex SHA-256 digest, or empty.
+	"sha256_opt": `^([0-9a-f]{64})?$`,
 	// path: a file path without spaces, quotes or control characters.
 	"path": `^[A-Za-z0-9._+@~/=,-]*$`,
 	// token: an identifier-like value (versions, sources, IDs, triggers).
@@ -69,9 +74,10 @@ func ValidFingerprint(s string) bool { return Match("fingerprint", s) }
 func ValidPath(s string) bool { return Match("path", s) }
 
 // StripControl removes C0/C1 control characters (terminal escapes,
-// newlines, carriage returns) from s, for output to a terminal or a log.
+// newlines, carriage returns) from s, for output to a terminal or a log;
+// invalid UTF-8 bytes (a raw 0x9b is CSI to an 8-bit terminal) become U+FFFD.
 func StripControl(s string) string {
-	if Match("text", s) {
+	if utf8.ValidString(s) && Match("text", s) {
 		return s
 	}
 	return strings.Map(func(r rune) rune {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"os/user"
+	"path/filepath"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
+	"golang.org/x/crypto/ssh"
 
 	"github.com/ringmesh/ringmesh/pkg/api"
 	"github.com/ringmesh/ringmesh/pkg/bus"
@@ -165,7 +167,8 @@ func actor() string {
 }
 
 func sshConfigCmd(o *Options) *cobra.Command {
-	return &cobra.Command{
+	var knownHosts bool
+	cmd := &cobra.Command{
 		Use:   "ssh-config",
 		Short: "Print an OpenSSH config block per node (host, port, user, key), meant to be Include'd from ~/.ssh/config",
 		Args:  cobra.NoArgs,
@@ -174,6 +177,9 @@ func sshConfigCmd(o *Options) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if knownHosts {
+				return writeKnownHosts(o, sc.Entries, expandHome(fleet.KnownHostsFile))
+			}
 			if o.JSON {
 				return o.printJSON(sc)
 			}
@@ -181,6 +187,65 @@ func sshConfigCmd(o *Options) *cobra.Command {
 			return err
 		},
 	}
+	cmd.Flags().BoolVar(&knownHosts, "known-hosts", false, "fill "+fleet.KnownHostsFile+" with each node's host key, taken from ssh-keyscan only when its fingerprint matches the one the coordinator pinned")
+	return cmd
+}
+
+// writeKnownHosts scans each entry's host keys and keeps, under the node's
+// HostKeyAlias, only a key whose SHA256 fingerprint equals the pinned one;
+// other lines of the file are kept.
+func writeKnownHosts(o *Options, entries []fleet.SSHEntry, file string) error {
+	lines := map[string]string{}
+	if b, err := os.ReadFile(file); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(l); len(f) >= 3 && events.Match("node", f[0]) {
+				lines[f[0]] = l
+			}
+		}
+	}
+	for _, e := range entries {
+		if e.Check() != nil || !events.ValidFingerprint(e.HostKey) {
+			fmt.Fprintf(o.errOut, "%s: no valid pinned host key; not added\n", events.StripControl(e.Node))
+			continue
+		}
+		out, err := exec.Command("ssh-keyscan", "-T", "5", "-p", fmt.Sprint(e.Port), e.Host).Output()
+		if err != nil && len(out) == 0 {
+			fmt.Fprintf(o.errOut, "%s: ssh-keyscan %s: %v\n", e.Node, e.Host, err)
+			continue
+		}
+		found := false
+		for _, l := range strings.Split(string(out), "\n") {
+			f := strings.Fields(l)
+			if len(f) < 3 || strings.HasPrefix(l, "#") {
+				continue
+			}
+			key, _, _, _, err := ssh.ParseAuthorizedKey([]byte(f[1] + " " + f[2]))
+			if err != nil || ssh.FingerprintSHA256(key) != e.HostKey {
+				continue
+			}
+			lines[e.Node] = e.Node + " " + strings.TrimSpace(string(ssh.MarshalAuthorizedKey(key)))
+			found = true
+			break
+		}
+		if !found {
+			fmt.Fprintf(o.errOut, "%s: no key of %s:%d matches the pinned %s; not added\n", e.Node, e.Host, e.Port, e.HostKey)
+			continue
+		}
+		fmt.Fprintf(o.out, "%s: %s\n", e.Node, e.HostKey)
+	}
+	names := make([]string, 0, len(lines))
+	for n := range lines {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	for _, n := range names {
+		b.WriteString(lines[n] + "\n")
+	}
+	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
+		return err
+	}
+	return os.WriteFile(file, []byte(b.String()), 0o600)
 }
 
 func (o *Options) sshConfig() (api.SSHConfig, error) {
