@@ -2,9 +2,11 @@ package bus
 
 import (
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
+	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
 )
@@ -21,7 +23,54 @@ type ConnConfig struct {
 	ReconnectWait time.Duration
 	// OnStatus, when set, is called with true on (re)connect and false on disconnect.
 	OnStatus func(connected bool)
+	// CredsFile is the user's NATS credentials (user JWT + nkey seed, mode
+	// 0600). The private inbox prefix the user's permissions allow
+	// (InboxPrefix of the JWT's name) is used unless the user may subscribe
+	// to everything. Empty = no credentials (servers without auth only).
+	CredsFile string
+	// CAFile pins the CA that signed the servers' certificates (PEM); with
+	// it the connection requires TLS. Empty = system roots when the server
+	// asks for TLS.
+	CAFile string
+	// Timeout bounds each connect attempt (default 2 s, nats.go's).
+	Timeout time.Duration
 }
+
+// Options returns the nats.go options for the credentials and CA of cfg
+// (also used by one-shot clients such as meshctl).
+func (cfg ConnConfig) Options() ([]nats.Option, error) {
+	var opts []nats.Option
+	if cfg.CredsFile != "" {
+		b, err := os.ReadFile(cfg.CredsFile)
+		if err != nil {
+			return nil, fmt.Errorf("bus: credentials: %w", err)
+		}
+		tok, err := jwt.ParseDecoratedJWT(b)
+		if err != nil {
+			return nil, fmt.Errorf("bus: credentials %s: %w", cfg.CredsFile, err)
+		}
+		uc, err := jwt.DecodeUserClaims(tok)
+		if err != nil {
+			return nil, fmt.Errorf("bus: credentials %s: %w", cfg.CredsFile, err)
+		}
+		opts = append(opts, nats.UserCredentials(cfg.CredsFile))
+		if !uc.Sub.Allow.Contains(">") {
+			opts = append(opts, nats.CustomInboxPrefix(InboxPrefix(uc.Name)))
+		}
+	}
+	if cfg.CAFile != "" {
+		opts = append(opts, nats.RootCAs(cfg.CAFile))
+	}
+	if cfg.Timeout > 0 {
+		opts = append(opts, nats.Timeout(cfg.Timeout))
+	}
+	return opts, nil
+}
+
+// InboxPrefix is the private reply-subject prefix of the user named name:
+// its permissions allow subscribing to InboxPrefix(name)+".>" only, so no
+// user can read replies meant for another.
+func InboxPrefix(name string) string { return "_INBOX_" + name }
 
 // Connect opens a connection that retries the first connect and reconnects
 // forever, logging disconnects and reconnects. It fails only on bad input.
@@ -43,7 +92,11 @@ func Connect(cfg ConnConfig, log zerolog.Logger) (*nats.Conn, error) {
 			cfg.OnStatus(up)
 		}
 	}
-	return nats.Connect(strings.Join(cfg.URLs, ","),
+	sec, err := cfg.Options()
+	if err != nil {
+		return nil, err
+	}
+	return nats.Connect(strings.Join(cfg.URLs, ","), append(sec,
 		nats.Name(cfg.Name),
 		nats.MaxReconnects(-1),
 		nats.RetryOnFailedConnect(true),
@@ -76,5 +129,5 @@ func Connect(cfg ConnConfig, log zerolog.Logger) (*nats.Conn, error) {
 			}
 			ev.Msg("bus async error")
 		}),
-	)
+	)...)
 }
