@@ -60,7 +60,7 @@ func Permissions(r Role, name string) (jwt.Permissions, error) {
 		cons := AgentConsumer(name)
 		cmds, _ := bus.CommandsFor(name)
 		p.Pub.Allow.Add(
-			bus.Prefix+".evt."+name+".>", // its own events (JetStream publishes, acks to its inbox)
+			bus.Prefix+".evt."+name+".>",                                    // its own events (JetStream publishes, acks to its inbox)
 			"$JS.API.CONSUMER.CREATE."+bus.StreamCommands+"."+cons+"."+cmds, // its own command consumer, filtered to its commands
 			"$JS.API.CONSUMER.INFO."+bus.StreamCommands+"."+cons,
 			"$JS.API.CONSUMER.MSG.NEXT."+bus.StreamCommands+"."+cons,
