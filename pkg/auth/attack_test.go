@@ -197,12 +197,12 @@ func attacks() []attack {
 		}},
 		{"read node-b's commands via own-named consumer", func(ctx context.Context, nc *nats.Conn, js jetstream.JetStream) error {
 			f, _ := bus.CommandsFor("node-b")
-			_, err := js.CreateOrUpdateConsumer(ctx, bus.StreamCommands, jetstream.ConsumerConfig{Durable: auth.AgentConsumer("node-a"), FilterSubject: f})
+			_, err := js.CreateOrUpdateConsumer(ctx, bus.StreamCommands, jetstream.ConsumerConfig{Durable: bus.AgentConsumer("node-a"), FilterSubject: f})
 			return err
 		}},
 		{"read node-b's commands via node-b's consumer", func(ctx context.Context, nc *nats.Conn, js jetstream.JetStream) error {
 			f, _ := bus.CommandsFor("node-b")
-			c, err := js.CreateOrUpdateConsumer(ctx, bus.StreamCommands, jetstream.ConsumerConfig{Durable: auth.AgentConsumer("node-b"), FilterSubject: f})
+			c, err := js.CreateOrUpdateConsumer(ctx, bus.StreamCommands, jetstream.ConsumerConfig{Durable: bus.AgentConsumer("node-b"), FilterSubject: f})
 			if err != nil {
 				return err
 			}
@@ -388,7 +388,7 @@ func TestRolesDoTheirWork(t *testing.T) {
 		t.Fatalf("node publishes its own event: %v", err)
 	}
 	f, _ := bus.CommandsFor("node-b")
-	cons, err := js.CreateOrUpdateConsumer(ctx, bus.StreamCommands, jetstream.ConsumerConfig{Durable: auth.AgentConsumer("node-b"), FilterSubject: f,
+	cons, err := js.CreateOrUpdateConsumer(ctx, bus.StreamCommands, jetstream.ConsumerConfig{Durable: bus.AgentConsumer("node-b"), FilterSubject: f,
 		AckPolicy: jetstream.AckExplicitPolicy, DeliverPolicy: jetstream.DeliverLastPerSubjectPolicy})
 	if err != nil {
 		t.Fatalf("node creates its command consumer: %v", err)

@@ -16,21 +16,27 @@
 package auth
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/nats-io/jwt/v2"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
 
 	"github.com/ringmesh/ringmesh/pkg/bus"
 	"github.com/ringmesh/ringmesh/pkg/mesh"
 )
+
+// ErrRevoked means credentials were revoked.
+var ErrRevoked = errors.New("credentials are revoked")
 
 // AccountName is the application account every ringmesh user lives in.
 const AccountName = "RINGMESH"
@@ -398,4 +404,121 @@ func (iss *Issuer) Security(hosts []string) (*bus.Security, error) {
 		TLS:           srvTLS,
 		RouteTLS:      routeTLS,
 	}, nil
+}
+
+// EnsureCreds keeps the creds file at path when it holds an unrevoked user
+// of role r named name signed by this account, and issues a new one there
+// when it is missing or not such a user. A revoked user is an error
+// (ErrRevoked): a revocation must not be undone by a restart; remove the
+// file to issue anew. --dev and the coordinator use it so a restart does
+// not grow users.json.
+func (iss *Issuer) EnsureCreds(r Role, name, path string) error {
+	if b, err := os.ReadFile(path); err == nil {
+		if tok, err := jwt.ParseDecoratedJWT(b); err == nil {
+			if uc, err := jwt.DecodeUserClaims(tok); err == nil && uc.Issuer == iss.AccountPublicKey() && uc.Name == name && uc.Tags.Contains("role:"+string(r)) {
+				iss.mu.Lock()
+				lerr := iss.loadAccount()
+				revoked := lerr == nil && iss.accountClaims.IsClaimRevoked(uc)
+				iss.mu.Unlock()
+				if lerr != nil {
+					return lerr
+				}
+				if revoked {
+					return fmt.Errorf("%w: %s in %s (remove the file to issue new credentials)", ErrRevoked, name, path)
+				}
+				if uc.Expires == 0 || time.Now().Unix() < uc.Expires {
+					return nil
+				}
+			}
+		}
+	}
+	return iss.IssueFile(r, name, path)
+}
+
+// Merge folds the revocations of another signed version of the account
+// JWT (e.g. what a server's resolver holds, pushed by another voter) into
+// the store, so re-signing never drops a revocation. It returns whether
+// the store changed.
+func (iss *Issuer) Merge(accountJWT string) (bool, error) {
+	ac, err := jwt.DecodeAccountClaims(accountJWT)
+	if err != nil {
+		return false, fmt.Errorf("auth: merge: %w", err)
+	}
+	opPub, _ := iss.operator.PublicKey()
+	if ac.Subject != iss.AccountPublicKey() || ac.Issuer != opPub {
+		return false, errors.New("auth: merge: not this cluster's account JWT")
+	}
+	iss.mu.Lock()
+	defer iss.mu.Unlock()
+	if err := iss.loadAccount(); err != nil {
+		return false, err
+	}
+	mine := iss.accountClaims
+	changed := false
+	for pub, at := range ac.Revocations {
+		if cur, ok := mine.Revocations[pub]; !ok || cur < at {
+			mine.RevokeAt(pub, time.Unix(at, 0))
+			changed = true
+		}
+	}
+	if !changed {
+		return false, nil
+	}
+	tok, err := mine.Encode(iss.operator)
+	if err != nil {
+		return false, err
+	}
+	if err := writeFile(iss.path("account.jwt"), []byte(tok)); err != nil {
+		return false, err
+	}
+	iss.accountMod = time.Time{}
+	return true, iss.loadAccount()
+}
+
+// SystemConnOptions are nats.go options that connect as a fresh system
+// user (for Push and account lookups).
+func (iss *Issuer) SystemConnOptions() ([]nats.Option, error) {
+	creds, err := iss.SystemCreds()
+	if err != nil {
+		return nil, err
+	}
+	tok, err := jwt.ParseDecoratedJWT(creds)
+	if err != nil {
+		return nil, err
+	}
+	kp, err := jwt.ParseDecoratedNKey(creds)
+	if err != nil {
+		return nil, err
+	}
+	seed, _ := kp.Seed()
+	return []nats.Option{nats.UserJWTAndSeed(tok, string(seed)), nats.RootCAs(iss.CAFile()), nats.Name("ringmesh-sys")}, nil
+}
+
+// RevokeAndPush revokes name, after merging what the servers' resolver
+// holds, and pushes the new account JWT through urls (system user). The
+// revocation is persisted in the store even when the push fails; the
+// error then says so.
+func (iss *Issuer) RevokeAndPush(ctx context.Context, urls []string, name string) ([]Issued, error) {
+	opts, err := iss.SystemConnOptions()
+	if err != nil {
+		return nil, err
+	}
+	nc, cerr := nats.Connect(strings.Join(urls, ","), append(opts, nats.Timeout(5*time.Second))...)
+	if cerr == nil {
+		defer nc.Close()
+		if m, err := nc.RequestWithContext(ctx, "$SYS.REQ.ACCOUNT."+iss.AccountPublicKey()+".CLAIMS.LOOKUP", nil); err == nil && len(m.Data) > 0 {
+			_, _ = iss.Merge(string(m.Data))
+		}
+	}
+	tok, revoked, err := iss.Revoke(name)
+	if err != nil {
+		return nil, err
+	}
+	if cerr != nil {
+		return revoked, fmt.Errorf("auth: revoked %s in the store, but could not reach the bus to apply it (%v); the servers load it at their next start", name, cerr)
+	}
+	if err := Push(ctx, nc, tok); err != nil {
+		return revoked, fmt.Errorf("auth: revoked %s in the store, but: %w", name, err)
+	}
+	return revoked, nil
 }

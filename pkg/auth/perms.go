@@ -39,9 +39,6 @@ func ParseRole(s string) (Role, error) {
 // (act, sync, routes, revoke, ...) needs the admin role.
 var ReadOps = []string{"status", "dead_letters", "instances", "ssh_config", "paths", "cost", "members", "safe_to_terminate", "routes"}
 
-// AgentConsumer is the durable name of node's command consumer on MESH_CMD.
-func AgentConsumer(node string) string { return "agent-" + node }
-
 // Permissions returns the bus permissions of a user with role r named
 // name. Everything not allowed is denied: no user but a coordinator can
 // reach $JS.API beyond its own consumer, KV, direct get, advisories or
@@ -57,7 +54,7 @@ func Permissions(r Role, name string) (jwt.Permissions, error) {
 		p.Pub.Allow.Add(">")
 		p.Sub.Allow.Add(">")
 	case RoleNode:
-		cons := AgentConsumer(name)
+		cons := bus.AgentConsumer(name)
 		cmds, _ := bus.CommandsFor(name)
 		p.Pub.Allow.Add(
 			bus.Prefix+".evt."+name+".>",                                    // its own events (JetStream publishes, acks to its inbox)
@@ -70,6 +67,7 @@ func Permissions(r Role, name string) (jwt.Permissions, error) {
 	case RoleViewer, RoleAdmin:
 		if r == RoleAdmin {
 			p.Pub.Allow.Add(bus.APIPrefix + ".>")
+			p.Sub.Allow.Add(bus.Prefix + ".evt.*." + bus.KindSync) // meshctl sync shows the agent's progress
 		} else {
 			for _, op := range ReadOps {
 				p.Pub.Allow.Add(bus.APISubject(op))

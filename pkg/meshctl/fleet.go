@@ -416,7 +416,7 @@ func syncCmd(o *Options) *cobra.Command {
 			ctx, cancel := o.ctx()
 			defer cancel()
 			var acc api.SyncAccepted
-			if err := c.Call(ctx, api.OpSync, api.SyncRequest{Node: node, RequestID: reqID}, &acc); err != nil {
+			if err := refused(c, c.Call(ctx, api.OpSync, api.SyncRequest{Node: node, RequestID: reqID}, &acc)); err != nil {
 				return err
 			}
 			fmt.Fprintf(o.errOut, "sync of %s requested\n", node)
