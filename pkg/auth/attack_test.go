@@ -527,3 +527,77 @@ func TestRevokeDropsAndSurvivesRestart(t *testing.T) {
 }
 
 func writeTest(path string, b []byte) error { return os.WriteFile(path, b, 0o600) }
+
+// The same matrix (node-a against node-b, and the viewer) against a
+// 3-voter cluster whose routes use mutual TLS: permissions hold on every
+// server, and a server without a certificate of the CA cannot join.
+func TestAttackMatrixCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: starts a 3-server cluster")
+	}
+	dir := t.TempDir()
+	iss, err := auth.Open(filepath.Join(dir, "auth"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sec, err := iss.Security(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	probe := filepath.Join(dir, "probe.creds")
+	if err := iss.IssueFile(auth.RoleCoordinator, "coordinator-probe", probe); err != nil {
+		t.Fatal(err)
+	}
+	popts, err := bus.ConnConfig{CredsFile: probe, CAFile: iss.CAFile()}.Options()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := bus.StartClusterWith(3, "attack", filepath.Join(dir, "nats"), false, bus.ClusterOptions{Security: sec, Client: popts}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Shutdown)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	if err := cl.WaitReady(ctx, 3); err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range cl.URLs() {
+		if !strings.HasPrefix(u, "tls://") {
+			t.Fatalf("cluster URL %s is not TLS", u)
+		}
+	}
+	r := newRig(t, cl.URLs(), iss, dir)
+	// Each attacker connects to the last server, the data's leader may be any.
+	r.urls = cl.URLs()[2:]
+	runMatrix(t, r, []string{"", "node-a", "alice"})
+
+	// A route from a server with a certificate of another CA is refused.
+	other, err := auth.Open(filepath.Join(dir, "other-auth"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, badRoute, err := other.ServerTLS(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rogue, err := bus.StartServer(bus.ServerConfig{Name: "rogue", Port: -1, StoreDir: filepath.Join(dir, "rogue"),
+		ClusterName: "attack", ClusterHost: "127.0.0.1", ClusterPort: -1, Routes: routesOf(t, cl),
+		Security: &bus.Security{OperatorJWT: sec.OperatorJWT, SystemAccount: sec.SystemAccount, AccountJWTs: sec.AccountJWTs, TLS: sec.TLS, RouteTLS: badRoute}}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rogue.Stop()
+	time.Sleep(2 * time.Second) // give the routes time to (fail to) form
+	if n := rogue.NumRoutes(); n != 0 {
+		t.Errorf("a server with another CA's certificate formed %d routes", n)
+	}
+}
+
+func routesOf(t *testing.T, cl *bus.Cluster) []string {
+	var out []string
+	for i := 0; i < cl.Size(); i++ {
+		out = append(out, fmt.Sprintf("nats-route://127.0.0.1:%d", cl.ClusterPort(i)))
+	}
+	return out
+}

@@ -191,3 +191,6 @@ func (c *Cluster) probe(ctx context.Context, replicas int) error {
 	_, err = js.Publish(pctx, "ready.probe", []byte("ok"))
 	return err
 }
+
+// ClusterPort returns server i's route port.
+func (c *Cluster) ClusterPort(i int) int { return c.cfgs[i].ClusterPort }
