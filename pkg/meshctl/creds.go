@@ -24,19 +24,27 @@ var DefaultCredsPaths = []string{
 	filepath.Join("ringmesh-demo", "creds", "admin.creds"),
 }
 
-// security resolves the credentials and CA: flags, environment, then the
-// dev defaults. No credentials at all is allowed (a server without auth
-// says so when it refuses).
-func (o *Options) security() (bus.ConnConfig, *auth.Signer, error) {
-	creds := o.Creds
-	if creds == "" {
-		for _, p := range DefaultCredsPaths {
-			if _, err := os.Stat(p); err == nil {
-				creds = p
-				break
-			}
+// credsCandidates are the creds files to try: --creds/$RINGMESH_CREDS
+// alone, or every dev default that exists ("" = none: a server without
+// auth says so when it refuses).
+func (o *Options) credsCandidates() []string {
+	if o.Creds != "" {
+		return []string{o.Creds}
+	}
+	var out []string
+	for _, p := range DefaultCredsPaths {
+		if fileExists(p) {
+			out = append(out, p)
 		}
 	}
+	if len(out) == 0 {
+		out = []string{""}
+	}
+	return out
+}
+
+// security resolves the CA for creds and loads its signer.
+func (o *Options) security(creds string) (bus.ConnConfig, *auth.Signer, error) {
 	ca := o.CA
 	if ca == "" && creds != "" {
 		if p := filepath.Join(filepath.Dir(creds), "ca.pem"); fileExists(p) {

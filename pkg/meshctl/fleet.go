@@ -120,7 +120,7 @@ func actionCmd(o *Options, op string) *cobra.Command {
 			defer cancel()
 			req := fleet.ActionRequest{Node: node, Op: op, DryRun: dryRun, Force: force, Reason: reason, Actor: "meshctl:" + actor()}
 			var res fleet.ActionResult
-			if err := c.Call(ctx, api.OpAct, req, &res); err != nil {
+			if err := refused(c, c.Call(ctx, api.OpAct, req, &res)); err != nil {
 				if errors.Is(err, api.ErrNoCoordinator) {
 					return fmt.Errorf("%w (the act operation is answered by the leader only)", err)
 				}

@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ringmesh/ringmesh/pkg/api"
+	"github.com/ringmesh/ringmesh/pkg/auth"
 	"github.com/ringmesh/ringmesh/pkg/bus"
 	"github.com/ringmesh/ringmesh/pkg/view"
 )
@@ -67,21 +68,31 @@ func (o *Options) client() (api.Client, func(), error) {
 			return api.Client{}, nil, fmt.Errorf("--nats-url %q: want nats://host:port (the coordinator's NATS port, not its HTTP port)", u)
 		}
 	}
-	cfg, signer, err := o.security()
-	if err != nil {
-		return api.Client{}, nil, err
+	var nc *nats.Conn
+	var signer *auth.Signer
+	var cfg bus.ConnConfig
+	var err error
+	// With no --creds, try each dev default in turn (./ringmesh-data, then
+	// ./ringmesh-demo: only one of them runs at a time).
+	for _, creds := range o.credsCandidates() {
+		if cfg, signer, err = o.security(creds); err != nil {
+			return api.Client{}, nil, err
+		}
+		opts, oerr := cfg.Options()
+		if oerr != nil {
+			return api.Client{}, nil, oerr
+		}
+		nc, err = nats.Connect(o.NATSURL, append(opts, nats.Name("meshctl"), nats.Timeout(o.Timeout),
+			nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}))...) // refusals are reported by call
+		if err == nil {
+			break
+		}
 	}
-	opts, err := cfg.Options()
-	if err != nil {
-		return api.Client{}, nil, err
-	}
-	nc, err := nats.Connect(o.NATSURL, append(opts, nats.Name("meshctl"), nats.Timeout(o.Timeout),
-		nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}))...) // refusals are reported by call
 	if err != nil {
 		if cfg.CredsFile == "" {
 			return api.Client{}, nil, fmt.Errorf("connect %s: %w (no operator credentials found: pass --creds, set RINGMESH_CREDS, or run where `coordinator --dev` wrote %s)", bus.Redact(o.NATSURL), err, DefaultCredsPaths[0])
 		}
-		return api.Client{}, nil, fmt.Errorf("connect %s: %w", bus.Redact(o.NATSURL), err)
+		return api.Client{}, nil, fmt.Errorf("connect %s as %s: %w", bus.Redact(o.NATSURL), cfg.CredsFile, err)
 	}
 	c := api.Client{NC: nc}
 	if signer != nil {
