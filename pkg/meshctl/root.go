@@ -65,7 +65,7 @@ func NewRoot(out, errOut io.Writer) *cobra.Command {
 func (o *Options) client() (api.Client, func(), error) {
 	for _, u := range strings.Split(o.NATSURL, ",") {
 		if u = strings.TrimSpace(u); u != "" && !strings.HasPrefix(u, "nats://") && !strings.HasPrefix(u, "tls://") && strings.Contains(u, "://") {
-			return api.Client{}, nil, fmt.Errorf("--nats-url %q: want nats://host:port (the coordinator's NATS port, not its HTTP port)", u)
+			return api.Client{}, nil, fmt.Errorf("--nats-url %q: want nats://host:port (the coordinator's NATS port, not its HTTP port)", bus.RedactURL(u))
 		}
 	}
 	var nc *nats.Conn
