@@ -210,7 +210,7 @@ func run(args []string) error {
 		Auth:              iss,
 		CredsFile:         *creds,
 		CAFile:            *caFile,
-		TLSHosts:          cli.SplitList(*tlsHosts),
+		TLSHosts:          append(cli.SplitList(*tlsHosts), *name, hostname()),
 		HTTPAddr:          *httpAddr,
 		Inventory:         inv,
 		Thresholds:        registry.Thresholds{SuspectAfter: *suspectAfter, DeadAfter: *deadAfter},
@@ -354,6 +354,12 @@ func openAuth(dir, dataDir string, dev, noAuth, external bool, name string, log 
 	}
 	log.Info().Str("creds", credsDir).Msg("dev: bus authentication on; operator credentials admin.creds and viewer.creds, CA ca.pem")
 	return iss, nil
+}
+
+// hostname is the machine's host name ("" when unknown), for the server certificate.
+func hostname() string {
+	h, _ := os.Hostname()
+	return h
 }
 
 func splitHostPort(s string) (string, int, error) {

@@ -267,6 +267,12 @@ func (iss *Issuer) Issue(r Role, name string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	for _, u := range users {
+		if u.Name == name && u.Role != r && u.RevokedAt.IsZero() {
+			// Names are one name space (inbox prefix, revoke by name).
+			return nil, fmt.Errorf("auth: %q already holds unrevoked %s credentials; revoke them first or choose another name", name, u.Role)
+		}
+	}
 	users = append(users, Issued{Name: name, Role: r, PublicKey: upub, IssuedAt: time.Unix(uc.IssuedAt, 0).UTC()})
 	if err := iss.saveUsers(users); err != nil {
 		return nil, err

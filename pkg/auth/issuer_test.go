@@ -36,6 +36,9 @@ func TestIssuerStore(t *testing.T) {
 			t.Errorf("%s has mode %o, want 0600", p, fi.Mode().Perm())
 		}
 	}
+	if _, err := iss.Issue(auth.RoleAdmin, "n1"); err == nil {
+		t.Error("issued admin credentials under a node's name")
+	}
 	if _, err := auth.OpenExisting(filepath.Join(dir, "nothing")); err == nil {
 		t.Error("OpenExisting created a store")
 	}

@@ -153,7 +153,16 @@ func (s *Server) ClientURL() string {
 	if s.opts.TLSConfig != nil {
 		scheme = "tls://"
 	}
-	return scheme + net.JoinHostPort(s.opts.Host, strconv.Itoa(addr.Port))
+	host := s.opts.Host
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		// Listening on every address: connect over loopback, which the
+		// server certificate always covers.
+		host = "127.0.0.1"
+		if ip.To4() == nil {
+			host = "::1"
+		}
+	}
+	return scheme + net.JoinHostPort(host, strconv.Itoa(addr.Port))
 }
 
 // Port returns the bound client port.
