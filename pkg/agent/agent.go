@@ -233,7 +233,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 		case <-time.After(3 * time.Second):
-			if !nc.IsConnected() {
+			if !nc.IsConnected() && !nc.IsClosed() { // closed: refused, and bus.Connect said why
 				a.log.Warn().Str("nats_url", bus.Redact(strings.Join(a.cfg.NATSURLs, ","))).Msg("cannot reach NATS yet; retrying forever, events are kept in the outbox")
 			}
 		}

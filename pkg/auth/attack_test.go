@@ -68,6 +68,12 @@ func newRig(t *testing.T, urls []string, iss *auth.Issuer, dir string) *rig {
 			t.Fatal(err)
 		}
 	}
+	// node-b's command consumer exists (its agent made it), so deleting it would show.
+	fb, _ := bus.CommandsFor("node-b")
+	if _, err := r.js.CreateOrUpdateConsumer(ctx, bus.StreamCommands, jetstream.ConsumerConfig{Durable: bus.AgentConsumer("node-b"), FilterSubject: fb,
+		AckPolicy: jetstream.AckExplicitPolicy, DeliverPolicy: jetstream.DeliverLastPerSubjectPolicy}); err != nil {
+		t.Fatal(err)
+	}
 	lk, _ := r.js.KeyValue(ctx, bus.BucketLeader)
 	if _, err := lk.Put(ctx, "leader", []byte("hetzner-cpu1")); err != nil {
 		t.Fatal(err)
@@ -274,6 +280,18 @@ func attacks() []attack {
 		}},
 		{"create a stream", func(ctx context.Context, nc *nats.Conn, js jetstream.JetStream) error {
 			_, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "EVIL", Subjects: []string{"mesh.v1.evt.node-b.>"}})
+			return err
+		}},
+		{"publish a gossip observation", func(ctx context.Context, nc *nats.Conn, js jetstream.JetStream) error {
+			g, _ := bus.GossipSubject("hetzner-cpu9")
+			_, err := js.Publish(ctx, g, []byte(`{"member":"node-b","state":"alive"}`))
+			return err
+		}},
+		{"delete node-b's command consumer", func(ctx context.Context, nc *nats.Conn, js jetstream.JetStream) error {
+			return js.DeleteConsumer(ctx, bus.StreamCommands, bus.AgentConsumer("node-b"))
+		}},
+		{"update node-b's command consumer to another filter", func(ctx context.Context, nc *nats.Conn, js jetstream.JetStream) error {
+			_, err := js.UpdateConsumer(ctx, bus.StreamCommands, jetstream.ConsumerConfig{Durable: bus.AgentConsumer("node-a"), FilterSubject: "mesh.v1.cmd.>"})
 			return err
 		}},
 		{"call mesh.v1.api.act", func(ctx context.Context, nc *nats.Conn, js jetstream.JetStream) error {

@@ -1,6 +1,7 @@
 package bus
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -121,7 +122,14 @@ func Connect(cfg ConnConfig, log zerolog.Logger) (*nats.Conn, error) {
 			l.Info().Str("server", c.ConnectedUrlRedacted()).Msg("bus reconnected")
 			status(true)
 		}),
-		nats.ClosedHandler(func(c *nats.Conn) { l.Info().Msg("bus connection closed") }),
+		nats.ClosedHandler(func(c *nats.Conn) {
+			if err := c.LastError(); err != nil && (errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthRevoked) || errors.Is(err, nats.ErrAuthExpired)) {
+				// nats.go gives up after the server refused the same credentials twice.
+				l.Error().Err(err).Str("creds", cfg.CredsFile).Msg("bus connection closed for good: the servers refuse these credentials (revoked, expired, or not issued by this cluster); issue new ones")
+				return
+			}
+			l.Info().Msg("bus connection closed")
+		}),
 		nats.ErrorHandler(func(c *nats.Conn, s *nats.Subscription, err error) {
 			ev := l.Error().Err(err)
 			if s != nil {
