@@ -14,6 +14,7 @@ import (
 
 	"github.com/ringmesh/ringmesh/internal/testutil"
 	"github.com/ringmesh/ringmesh/pkg/agent"
+	"github.com/ringmesh/ringmesh/pkg/auth"
 	"github.com/ringmesh/ringmesh/pkg/bus"
 	"github.com/ringmesh/ringmesh/pkg/coordinator"
 	"github.com/ringmesh/ringmesh/pkg/detect"
@@ -76,11 +77,19 @@ func runBusCut(ctx context.Context, env Env) (res Result, err error) {
 	if err != nil {
 		return res, err
 	}
-	co, err := startCoord(ctx, coordinator.Config{
+	sec, err := newSecure(env)
+	if err != nil {
+		return res, err
+	}
+	ccfg, err := sec.coordinator(coordinator.Config{
 		Name:       "hetzner-cpu1",
 		Embedded:   bus.ServerConfig{Port: -1, StoreDir: storeDir},
 		Thresholds: registry.Thresholds{SuspectAfter: 3 * time.Second, DeadAfter: 6 * time.Second},
-	}, env.Log, time.Minute)
+	})
+	if err != nil {
+		return res, err
+	}
+	co, err := startCoord(ctx, ccfg, env.Log, time.Minute)
 	if err != nil {
 		return res, err
 	}
@@ -119,14 +128,19 @@ func runBusCut(ctx context.Context, env Env) (res Result, err error) {
 			p.Close()
 			return res, err
 		}
-		a, stop, err := startAgent(ctx, agent.Config{
+		acfg, err := sec.agent(agent.Config{
 			NodeID: node, Provider: mesh.ProviderRunPod, InstanceID: node, NATSURLs: []string{p.URL()}, StateDir: dir,
 			HeartbeatInterval: time.Second, Version: "chaos",
 			Detect: detect.Options{Env: func(string) string { return "" }, HetznerURL: dead, VultrURL: dead, NebiusURL: dead, Timeout: 100 * time.Millisecond,
 				HTTPClient: &http.Client{Timeout: time.Second}},
 			Paths:      paths.Resolver{Root: root, Home: "/root"},
 			ByeTimeout: 2 * time.Second,
-		}, env)
+		})
+		if err != nil {
+			p.Close()
+			return res, err
+		}
+		a, stop, err := startAgent(ctx, acfg, env)
 		if err != nil {
 			p.Close()
 			return res, err
@@ -245,7 +259,11 @@ func runBusCut(ctx context.Context, env Env) (res Result, err error) {
 	}
 
 	// Exactly once, in order, per node.
-	nc, err := bus.Connect(bus.ConnConfig{URLs: []string{co.c.ClientURL()}, Name: "chaos-checker"}, env.Log)
+	checker, err := sec.conn(bus.ConnConfig{URLs: []string{co.c.ClientURL()}, Name: "chaos-checker"}, auth.RoleCoordinator, "coordinator-checker")
+	if err != nil {
+		return res, err
+	}
+	nc, err := bus.Connect(checker, env.Log)
 	if err != nil {
 		return res, err
 	}

@@ -37,18 +37,23 @@ func runGossipPartition(ctx context.Context, env Env) (res Result, err error) {
 	if err != nil {
 		return res, err
 	}
-	// Heartbeats come every 500 ms: a busy machine has to stall an agent
-	// for 4.5 s before a heartbeating node looks suspect, which the hold
-	// below counts as a false death.
-	c, err := startCoord(ctx, coordinator.Config{
-		Name:       "hetzner-cpu1",
-		Embedded:   bus.ServerConfig{Name: "gp", Port: -1, StoreDir: env.Dir + "/nats"},
+	sec, err := newSecure(env)
+	if err != nil {
+		return res, err
+	}
+	ccfg, err := sec.coordinator(coordinator.Config{
+		Name:     "hetzner-cpu1",
+		Embedded: bus.ServerConfig{Name: "gp", Port: -1, StoreDir: env.Dir + "/nats"},
 		// Heartbeats every 500 ms: a busy machine has to stall an agent for
 		// 4.5 s before a heartbeating node looks suspect, which the hold
 		// below counts as a false death.
 		Thresholds: registry.Thresholds{SuspectAfter: 5 * time.Second, DeadAfter: 10 * time.Second},
 		Gossip:     &gossip.Config{BindAddr: "127.0.0.1", Profile: "local", Dev: true, ClusterLabel: "chaos", RejoinInterval: rejoin, Transport: vtr, Tune: tune},
-	}, env.Log, time.Minute)
+	})
+	if err != nil {
+		return res, err
+	}
+	c, err := startCoord(ctx, ccfg, env.Log, time.Minute)
 	if err != nil {
 		return res, err
 	}
@@ -69,13 +74,17 @@ func runGossipPartition(ctx context.Context, env Env) (res Result, err error) {
 			return res, err
 		}
 		name := fmt.Sprintf("vast-gp%02d", i)
-		_, stop, err := startAgent(ctx, agent.Config{
+		acfg, err := sec.agent(agent.Config{
 			NodeID: name, Provider: "vast", InstanceID: fmt.Sprint(1000 + i), NATSURLs: []string{url}, StateDir: fmt.Sprintf("%s/a%d", env.Dir, i),
 			HeartbeatInterval: 500 * time.Millisecond, Version: "chaos",
 			Detect: detect.Options{Env: func(string) string { return "" }, HetznerURL: dead, VultrURL: dead, NebiusURL: dead, Timeout: 50 * time.Millisecond},
 			Paths:  paths.Resolver{Root: env.Dir, Home: "/root"},
 			Gossip: &gossip.Config{BindAddr: "127.0.0.1", Profile: "local", Dev: true, ClusterLabel: "chaos", Seeds: []string{seed}, RejoinInterval: rejoin, Transport: tr, Tune: tune},
-		}, env)
+		})
+		if err != nil {
+			return res, err
+		}
+		_, stop, err := startAgent(ctx, acfg, env)
 		if err != nil {
 			return res, err
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ringmesh/ringmesh/pkg/api"
+	"github.com/ringmesh/ringmesh/pkg/auth"
 	"github.com/ringmesh/ringmesh/pkg/bus"
 	"github.com/ringmesh/ringmesh/pkg/config"
 	"github.com/ringmesh/ringmesh/pkg/events"
@@ -79,6 +80,10 @@ func runLeaderKill(ctx context.Context, env Env) (res Result, err error) {
 	if err != nil {
 		return res, err
 	}
+	sec, err := newSecure(env)
+	if err != nil {
+		return res, err
+	}
 	procEnv := coordinatorEnv(fakes)
 	var procs []*proc
 	var urls []string
@@ -96,7 +101,7 @@ func runLeaderKill(ctx context.Context, env Env) (res Result, err error) {
 				"--nats-listen", "127.0.0.1:" + strconv.Itoa(ports[i]),
 				"--nats-cluster-listen", "127.0.0.1:" + strconv.Itoa(ports[3+i]), "--nats-cluster-name", "chaos",
 				"--nats-routes", strings.Join(routes, ","), "--replicas", "3", "--http", httpAddr,
-				"--reconcile-interval", "5s", "--log-format", "json", "--log-level", "warn"}})
+				"--reconcile-interval", "5s", "--log-format", "json", "--log-level", "warn", "--auth-dir", sec.dir}})
 	}
 	defer func() {
 		for _, p := range procs {
@@ -127,12 +132,20 @@ func runLeaderKill(ctx context.Context, env Env) (res Result, err error) {
 	res.Add("start", time.Since(t0))
 	res.Add("start_restarts", startRestarts)
 
-	nc, err := bus.Connect(bus.ConnConfig{URLs: urls, Name: "chaos-meshctl", ReconnectWait: 250 * time.Millisecond}, env.Log)
+	mcfg, err := sec.conn(bus.ConnConfig{URLs: urls, Name: "chaos-meshctl", ReconnectWait: 250 * time.Millisecond}, auth.RoleAdmin, "chaos-admin")
+	if err != nil {
+		return res, err
+	}
+	nc, err := bus.Connect(mcfg, env.Log)
 	if err != nil {
 		return res, err
 	}
 	defer nc.Close()
-	cli := api.Client{NC: nc}
+	signer, err := sec.signer()
+	if err != nil {
+		return res, err
+	}
+	cli := api.Client{NC: nc, Sign: signer.Sign}
 	// leader is the coordinator every running coordinator names as leader
 	// (each asked on its own /api/status).
 	leader := func() (string, error) { return agreedLeader(ctx, procs) }
@@ -287,8 +300,18 @@ func runLeaderKill(ctx context.Context, env Env) (res Result, err error) {
 		}
 	}
 
-	// One provider_call result in MESH_AUDIT per applied request.
-	js, err := jetstream.New(nc)
+	// One provider_call result in MESH_AUDIT per applied request (read
+	// as a coordinator: operators have no stream access).
+	acfg, err := sec.conn(bus.ConnConfig{URLs: urls, Name: "chaos-checker"}, auth.RoleCoordinator, "coordinator-checker")
+	if err != nil {
+		return res, err
+	}
+	anc, err := bus.Connect(acfg, env.Log)
+	if err != nil {
+		return res, err
+	}
+	defer anc.Close()
+	js, err := jetstream.New(anc)
 	if err != nil {
 		return res, err
 	}

@@ -7,10 +7,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ringmesh/ringmesh/pkg/api"
+	"github.com/ringmesh/ringmesh/pkg/auth"
 	"github.com/ringmesh/ringmesh/pkg/bus"
 	"github.com/ringmesh/ringmesh/pkg/coordinator"
 	"github.com/ringmesh/ringmesh/pkg/mesh"
@@ -42,7 +42,15 @@ func runNATSBounce(ctx context.Context, env Env) (res Result, err error) {
 	}
 	var ck checks
 
-	cl, err := bus.StartCluster(3, "chaos", filepath.Join(env.Dir, "nats"), true, env.Log)
+	sec, err := newSecure(env)
+	if err != nil {
+		return res, err
+	}
+	copts, err := sec.cluster()
+	if err != nil {
+		return res, err
+	}
+	cl, err := bus.StartClusterWith(3, "chaos", filepath.Join(env.Dir, "nats"), true, copts, env.Log)
 	if err != nil {
 		return res, fmt.Errorf("start NATS cluster: %w", err)
 	}
@@ -57,13 +65,17 @@ func runNATSBounce(ctx context.Context, env Env) (res Result, err error) {
 	topo := bus.Topology{Replicas: 3, LeaderTTL: bounceTTL}
 	var cfgs []coordinator.Config
 	for i := 0; i < 3; i++ {
-		cfgs = append(cfgs, coordinator.Config{
+		cfg, err := sec.coordinator(coordinator.Config{
 			Name:      fmt.Sprintf("hetzner-cpu%d", i+1),
 			NATSURLs:  rotate(cl.URLs(), i),
 			Topology:  topo,
 			Elect:     true,
 			LeaderTTL: bounceTTL,
 		})
+		if err != nil {
+			return res, err
+		}
+		cfgs = append(cfgs, cfg)
 	}
 	coords, err := startCoords(ctx, cfgs, env.Log, 90*time.Second)
 	if err != nil {
@@ -95,8 +107,12 @@ func runNATSBounce(ctx context.Context, env Env) (res Result, err error) {
 		if err != nil {
 			return res, err
 		}
+		creds, err := sec.credsFile(auth.RoleNode, node)
+		if err != nil {
+			return res, err
+		}
 		a, err := startSimAgent(simAgentConfig{Node: node, URLs: rotate(cl.URLs(), i), Dir: dir, Rand: env.Rand("nats-bounce/" + node),
-			Heartbeat: time.Second, SyncEvery: [2]time.Duration{time.Second, 3 * time.Second}}, env.Log)
+			Heartbeat: time.Second, SyncEvery: [2]time.Duration{time.Second, 3 * time.Second}, CredsFile: creds, CAFile: sec.iss.CAFile()}, env.Log)
 		if err != nil {
 			return res, fmt.Errorf("agent %s: %w", node, err)
 		}
@@ -104,7 +120,11 @@ func runNATSBounce(ctx context.Context, env Env) (res Result, err error) {
 	}
 	res.Add("agents", len(agents))
 
-	nc, err := bus.Connect(bus.ConnConfig{URLs: cl.URLs(), Name: "chaos-checker", ReconnectWait: 250 * time.Millisecond}, env.Log)
+	checker, err := sec.conn(bus.ConnConfig{URLs: cl.URLs(), Name: "chaos-checker", ReconnectWait: 250 * time.Millisecond}, auth.RoleCoordinator, "coordinator-checker")
+	if err != nil {
+		return res, err
+	}
+	nc, err := bus.Connect(checker, env.Log)
 	if err != nil {
 		return res, err
 	}
@@ -113,7 +133,11 @@ func runNATSBounce(ctx context.Context, env Env) (res Result, err error) {
 	if err != nil {
 		return res, err
 	}
-	probe := probeStatus(nc, 500*time.Millisecond, 5*time.Second, env.Logf)
+	signer, err := sec.signer()
+	if err != nil {
+		return res, err
+	}
+	probe := probeStatus(api.Client{NC: nc, Sign: signer.Sign}, 500*time.Millisecond, 5*time.Second, env.Logf)
 	defer probe.stop()
 
 	// Chaos: stop a random server, keep it down a moment, restart it on
@@ -332,7 +356,7 @@ type statusProbe struct {
 	once     sync.Once
 }
 
-func probeStatus(nc *nats.Conn, every, timeout time.Duration, logf func(string, ...any)) *statusProbe {
+func probeStatus(cli api.Client, every, timeout time.Duration, logf func(string, ...any)) *statusProbe {
 	p := &statusProbe{lastOK: time.Now(), logf: logf, stopc: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(p.done)
@@ -351,7 +375,7 @@ func probeStatus(nc *nats.Conn, every, timeout time.Duration, logf func(string, 
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), timeout)
 			start := time.Now()
-			_, err := api.Client{NC: nc}.Status(ctx)
+			_, err := cli.Status(ctx)
 			cancel()
 			lat := time.Since(start)
 			p.mu.Lock()

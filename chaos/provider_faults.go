@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ringmesh/ringmesh/pkg/api"
+	"github.com/ringmesh/ringmesh/pkg/auth"
 	"github.com/ringmesh/ringmesh/pkg/bus"
 	"github.com/ringmesh/ringmesh/pkg/config"
 	"github.com/ringmesh/ringmesh/pkg/coordinator"
@@ -97,11 +98,19 @@ func runProviderFaults(ctx context.Context, env Env) (res Result, err error) {
 	if err != nil {
 		return res, err
 	}
-	co, err := startCoord(ctx, coordinator.Config{
+	sec, err := newSecure(env)
+	if err != nil {
+		return res, err
+	}
+	ccfg, err := sec.coordinator(coordinator.Config{
 		Name: "hetzner-cpu1", Embedded: bus.ServerConfig{Port: -1, StoreDir: storeDir},
 		Inventory: inv, Fleet: fleet.NewReconciler(reg, inv, tracker, env.Log, nil), ReconcileInterval: 300 * time.Millisecond,
 		Cost: tracker, Registry: metrics,
-	}, env.Log, time.Minute)
+	})
+	if err != nil {
+		return res, err
+	}
+	co, err := startCoord(ctx, ccfg, env.Log, time.Minute)
 	if err != nil {
 		return res, err
 	}
@@ -110,12 +119,20 @@ func runProviderFaults(ctx context.Context, env Env) (res Result, err error) {
 			err = serr
 		}
 	}()
-	nc, err := bus.Connect(bus.ConnConfig{URLs: []string{co.c.ClientURL()}, Name: "chaos-meshctl"}, env.Log)
+	mcfg, err := sec.conn(bus.ConnConfig{URLs: []string{co.c.ClientURL()}, Name: "chaos-meshctl"}, auth.RoleAdmin, "chaos-admin")
+	if err != nil {
+		return res, err
+	}
+	nc, err := bus.Connect(mcfg, env.Log)
 	if err != nil {
 		return res, err
 	}
 	defer nc.Close()
-	cli := api.Client{NC: nc}
+	signer, err := sec.signer()
+	if err != nil {
+		return res, err
+	}
+	cli := api.Client{NC: nc, Sign: signer.Sign}
 	report := func() (fleet.Report, error) {
 		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
@@ -152,7 +169,7 @@ func runProviderFaults(ctx context.Context, env Env) (res Result, err error) {
 	}
 
 	// status must answer within 2 s throughout.
-	probe := probeStatus(nc, 250*time.Millisecond, 2*time.Second, env.Logf)
+	probe := probeStatus(cli, 250*time.Millisecond, 2*time.Second, env.Logf)
 	defer probe.stop()
 
 	type phase struct {

@@ -57,6 +57,9 @@ type simAgentConfig struct {
 	Rand      *rand.Rand
 	Heartbeat time.Duration
 	SyncEvery [2]time.Duration
+	// CredsFile and CAFile: the node's credentials and the CA to pin.
+	CredsFile string
+	CAFile    string
 }
 
 func startSimAgent(cfg simAgentConfig, log zerolog.Logger) (*simAgent, error) {
@@ -66,7 +69,7 @@ func startSimAgent(cfg simAgentConfig, log zerolog.Logger) (*simAgent, error) {
 	}
 	a := &simAgent{node: cfg.Node, boot: "chaos" + strconv.FormatUint(cfg.Rand.Uint64()%1e9, 36), box: box, rng: cfg.Rand,
 		hbEvery: cfg.Heartbeat, syncEvery: cfg.SyncEvery, loopDone: make(chan struct{}), drainDone: make(chan struct{})}
-	nc, err := bus.Connect(bus.ConnConfig{URLs: cfg.URLs, Name: cfg.Node}, log.With().Str("agent", cfg.Node).Logger())
+	nc, err := bus.Connect(bus.ConnConfig{URLs: cfg.URLs, Name: cfg.Node, CredsFile: cfg.CredsFile, CAFile: cfg.CAFile}, log.With().Str("agent", cfg.Node).Logger())
 	if err != nil {
 		box.Close()
 		return nil, err

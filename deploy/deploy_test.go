@@ -173,6 +173,7 @@ func TestUnitsAgreeWithVoters(t *testing.T) {
 	want = map[string]string{
 		"node": "%H", "inventory": "/etc/ringmesh/distributed_hosts.yaml", "nats-url": strings.Join(urls, ","),
 		"state-dir": "/var/lib/ringmesh-agent", "heartbeat": "5s",
+		"creds": "/etc/ringmesh/node.creds", "ca": "/etc/ringmesh/ca.pem", // authenticated, CA pinned
 	}
 	for k, v := range want {
 		if a[k] != v {

@@ -38,6 +38,8 @@ func run(args []string) error {
 		instanceID = fs.String("instance-id", "", "provider instance ID override (default: config *_id field, then self-detection)")
 		role       = fs.String("role", "", "role override (default: the inventory's role)")
 		natsURL    = fs.String("nats-url", "nats://127.0.0.1:4222", "NATS server URLs, comma-separated (all voters in a cluster)")
+		creds      = fs.String("creds", "", "this node's NATS credentials file (issued with `meshctl creds issue --role node --node <id>`; mode 0600)")
+		caFile     = fs.String("ca", "", "the ringmesh CA certificate to pin for tls:// servers (ca.pem of the issuer store)")
 		stateDir   = fs.String("state-dir", "", "state directory for the outbox (default /var/lib/ringmesh-agent, or ./ringmesh-agent with --dev)")
 		heartbeat  = fs.Duration("heartbeat", 5*time.Second, "heartbeat interval")
 		dev        = fs.Bool("dev", false, "development: report provider local when detection finds nothing")
@@ -77,7 +79,7 @@ func run(args []string) error {
 	}
 	cfg := agent.Config{
 		NodeID: *node, Provider: *provider, InstanceID: *instanceID, Role: *role,
-		NATSURLs: cli.SplitList(*natsURL), StateDir: *stateDir, HeartbeatInterval: *heartbeat,
+		NATSURLs: cli.SplitList(*natsURL), CredsFile: *creds, CAFile: *caFile, StateDir: *stateDir, HeartbeatInterval: *heartbeat,
 		Version: version.String(), Dev: *dev,
 	}
 	if *inventory != "" {

@@ -22,6 +22,7 @@ import (
 
 	"github.com/ringmesh/ringmesh/pkg/agent"
 	"github.com/ringmesh/ringmesh/pkg/agentmetrics"
+	"github.com/ringmesh/ringmesh/pkg/auth"
 	"github.com/ringmesh/ringmesh/pkg/bus"
 	"github.com/ringmesh/ringmesh/pkg/cli"
 	"github.com/ringmesh/ringmesh/pkg/config"
@@ -107,6 +108,11 @@ func run(ctx context.Context, args []string) error {
 		replicas     = fs.Int("replicas", 0, "stream and bucket replicas: 1 standalone, 3 clustered (default: 3 when --nats-cluster-listen or --nats-url lists 3+ servers, else 1)")
 		syncAlways   = fs.Bool("nats-sync-always", false, "fsync every JetStream write (default on when clustered)")
 		demoMode     = fs.Bool("demo", false, "demo: --dev plus local fakes of all six cloud APIs and a matching inventory (no real cloud is contacted)")
+		authDir      = fs.String("auth-dir", "", "issuer store (operator, account keys, CA; see deploy/README.md); default <data-dir>/auth, created by --dev/--demo")
+		creds        = fs.String("creds", "", "with --nats-url: this coordinator's NATS credentials file (role coordinator)")
+		caFile       = fs.String("ca", "", "with --nats-url: the ringmesh CA to pin (default <auth-dir>/ca.pem when the store is here)")
+		tlsHosts     = fs.String("tls-hosts", "", "extra host names/IPs of this voter for its NATS server certificate, comma-separated (loopback is always in)")
+		noAuth       = fs.Bool("insecure-no-auth", false, "run the bus without authentication or TLS (anyone who reaches the port can command every node; never outside a lab)")
 		reconcile    = fs.Duration("reconcile-interval", 30*time.Second, "how often every provider is listed and reconciled with the nodes")
 	)
 	gf := cli.AddGossipFlags(fs)
@@ -176,6 +182,16 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("--nats-listen: %w", err)
 	}
+	iss, err := openAuth(*authDir, *dataDir, *dev, *noAuth, *natsURL != "", *name, log)
+	if err != nil {
+		return err
+	}
+	if *natsURL != "" && iss != nil && *creds == "" {
+		return errors.New("--nats-url needs --creds (this coordinator's credentials, role coordinator)")
+	}
+	if *caFile == "" && iss != nil && *natsURL != "" {
+		*caFile = iss.CAFile()
+	}
 	metrics := prometheus.NewRegistry()
 	var provs *providers.Registry
 	switch {
@@ -242,6 +258,10 @@ func run(ctx context.Context, args []string) error {
 		Topology:          bus.Topology{Replicas: *replicas},
 		Elect:             clustered,
 		Gossip:            gcfg,
+		Auth:              iss,
+		CredsFile:         *creds,
+		CAFile:            *caFile,
+		TLSHosts:          append(cli.SplitList(*tlsHosts), *name, hostname()),
 		HTTPAddr:          *httpAddr,
 		HTTPTokenFile:     *httpToken,
 		Inventory:         inv,
@@ -270,7 +290,7 @@ func run(ctx context.Context, args []string) error {
 			cancelCoord()
 			return <-coordErr
 		}
-		a, err := devAgent(coord, inv, *name, *dataDir, *heartbeat, log)
+		a, err := devAgent(coord, iss, inv, *name, *dataDir, *heartbeat, log)
 		if err != nil {
 			cancelCoord()
 			<-coordErr
@@ -282,8 +302,12 @@ func run(ctx context.Context, args []string) error {
 		}
 		agentRunning = true
 		go func() { agentErr <- a.Run(actx) }()
+		hint := "go run ./cmd/meshctl status --nats-url " + coord.ClientURL()
+		if iss != nil && *dataDir != "ringmesh-data" {
+			hint += " --creds " + filepath.Join(*dataDir, "creds", "admin.creds")
+		}
 		log.Info().Str("nats", coord.ClientURL()).Str("http", "http://"+coord.HTTPAddr()).
-			Msg("dev mode: try `go run ./cmd/meshctl status --nats-url " + coord.ClientURL() + "`")
+			Msg("dev mode: try `" + hint + "`")
 	}
 	select {
 	case <-ctx.Done():
@@ -316,7 +340,7 @@ func run(ctx context.Context, args []string) error {
 	return runErr
 }
 
-func devAgent(coord *coordinator.Coordinator, inv *config.Inventory, name, dataDir string, hb time.Duration, log zerolog.Logger) (*agent.Agent, error) {
+func devAgent(coord *coordinator.Coordinator, iss *auth.Issuer, inv *config.Inventory, name, dataDir string, hb time.Duration, log zerolog.Logger) (*agent.Agent, error) {
 	cfg := agent.Config{
 		NodeID:            name,
 		NATSURLs:          []string{coord.ClientURL()},
@@ -329,9 +353,67 @@ func devAgent(coord *coordinator.Coordinator, inv *config.Inventory, name, dataD
 	if inv != nil {
 		cfg.Host = inv.Hosts[name]
 	}
+	if iss != nil {
+		cfg.CredsFile = filepath.Join(dataDir, "creds", name+".creds")
+		if err := iss.EnsureCreds(auth.RoleNode, name, cfg.CredsFile); err != nil {
+			return nil, err
+		}
+		cfg.CAFile = iss.CAFile()
+	}
 	// The in-process agent does not gossip: the coordinator's own member,
 	// named like this machine, already represents it.
 	return agent.New(cfg, log)
+}
+
+// openAuth opens the issuer store. --dev and --demo create it and the
+// operators' credentials under <data-dir>/creds (admin.creds, viewer.creds,
+// ca.pem); a production voter needs a store made with `meshctl creds init`,
+// or --insecure-no-auth. With --nats-url the store is optional (it enables
+// signed-request checks and revoke).
+func openAuth(dir, dataDir string, dev, noAuth, external bool, name string, log zerolog.Logger) (*auth.Issuer, error) {
+	if noAuth {
+		log.Warn().Msg("--insecure-no-auth: the bus has no authentication and no TLS; anyone who reaches it can read every node and command them")
+		return nil, nil
+	}
+	if dir == "" {
+		dir = filepath.Join(dataDir, "auth")
+	}
+	if !dev {
+		iss, err := auth.OpenExisting(dir)
+		if err != nil && external {
+			log.Warn().Str("auth_dir", dir).Msg("no issuer store: API requests are not signature-checked and revoke is unavailable on this coordinator")
+			return nil, nil
+		}
+		return iss, err
+	}
+	iss, err := auth.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	credsDir := filepath.Join(dataDir, "creds")
+	for _, u := range []struct {
+		role auth.Role
+		name string
+	}{{auth.RoleAdmin, "admin"}, {auth.RoleViewer, "viewer"}} {
+		if err := iss.EnsureCreds(u.role, u.name, filepath.Join(credsDir, u.name+".creds")); err != nil {
+			return nil, err
+		}
+	}
+	ca, err := os.ReadFile(iss.CAFile())
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(credsDir, "ca.pem"), ca, 0o600); err != nil {
+		return nil, err
+	}
+	log.Info().Str("creds", credsDir).Msg("dev: bus authentication on; operator credentials admin.creds and viewer.creds, CA ca.pem")
+	return iss, nil
+}
+
+// hostname is the machine's host name ("" when unknown), for the server certificate.
+func hostname() string {
+	h, _ := os.Hostname()
+	return h
 }
 
 func splitHostPort(s string) (string, int, error) {

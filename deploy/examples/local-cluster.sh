@@ -136,6 +136,14 @@ hosts:
   ${AGENT}: {provider: local, ssh_host: 127.0.0.1, role: gpu_selfplay, status: ready, is_ephemeral: false}
 EOF
 
+# One issuer store for the cluster (operator, accounts, CA): every voter
+# uses it (--auth-dir); the agent and meshctl get credentials from it.
+auth=$work/auth
+"$bin/meshctl" creds init --store "$auth" >/dev/null
+"$bin/meshctl" creds issue --store "$auth" --role node --name "$AGENT" --out "$work/$AGENT.creds" >/dev/null
+"$bin/meshctl" creds issue --store "$auth" --role admin --name operator --out "$work/operator.creds" >/dev/null
+cp -- "$auth/ca.pem" "$work/ca.pem"
+
 mkdir -p -- "$work/logs"
 nats_urls=""
 for i in 0 1 2; do
@@ -160,6 +168,7 @@ for i in 0 1 2; do
 		--nats-cluster-listen "127.0.0.1:${CLUSTER_PORTS[i]}" \
 		--nats-routes "$routes" \
 		--replicas 3 \
+		--auth-dir "$auth" \
 		--http "127.0.0.1:${HTTP_PORTS[i]}"
 done
 
@@ -188,6 +197,8 @@ start "$AGENT" "$bin/agent" \
 	--node "$AGENT" \
 	--inventory "$inventory" \
 	--nats-url "$nats_urls" \
+	--creds "$work/$AGENT.creds" \
+	--ca "$work/ca.pem" \
 	--state-dir "$work/$AGENT" \
 	--heartbeat 5s
 
@@ -195,8 +206,8 @@ cat <<EOF
 
 ringmesh local cluster is up (data and logs: $work).
 
-  status:      RINGMESH_NATS_URL=$nats_urls \\
-                 $bin/meshctl status
+  status:      RINGMESH_NATS_URL=$nats_urls RINGMESH_CREDS=$work/operator.creds \\
+                 $bin/meshctl status       (ca.pem next to the creds file is pinned)
   status page: http://127.0.0.1:${HTTP_PORTS[0]}/  (also :${HTTP_PORTS[1]}, :${HTTP_PORTS[2]})
   logs:        tail -F $work/logs/*.log
   failover:    kill -TERM ${pids[${VOTERS[0]}]}   (stops ${VOTERS[0]}; the other two keep the quorum)

@@ -4,6 +4,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"testing"
 )
 
 // Proxy is a TCP proxy on 127.0.0.1 that can cut every connection through it
@@ -22,6 +23,7 @@ type Proxy struct {
 
 // NewProxy listens on 127.0.0.1:0 and forwards to target.
 func NewProxy(target string) (*Proxy, error) {
+	target = hostPort(target) // nats://, tls:// or bare host:port
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -36,6 +38,15 @@ func (p *Proxy) Addr() string { return p.addr }
 
 // URL is nats://Addr.
 func (p *Proxy) URL() string { return "nats://" + p.addr }
+
+// Serve registers the proxy's URL with the SecureBus of target (if any),
+// so helpers connecting through it get credentials; it returns p.URL().
+func (p *Proxy) Serve(t testing.TB, target string) string {
+	if s := Lookup(target); s != nil {
+		s.Register(t, p.URL())
+	}
+	return p.URL()
+}
 
 func (p *Proxy) accept() {
 	for {

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -49,6 +50,10 @@ type Config struct {
 	Host *config.Host
 	// NATSURLs are the servers to publish to (all voters in a cluster).
 	NATSURLs []string
+	// CredsFile is this node's NATS credentials (issued for role node
+	// under its node ID); CAFile the ringmesh CA to pin (tls:// servers).
+	CredsFile string
+	CAFile    string
 	// StateDir holds the outbox (and later the sync manifest).
 	StateDir string
 	// HeartbeatInterval between heartbeats (default 5 s).
@@ -233,7 +238,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	a.sampler = sampler
 
-	nc, err := bus.Connect(bus.ConnConfig{URLs: a.cfg.NATSURLs, Name: a.cfg.NodeID, OnStatus: a.connected.Store}, a.log)
+	nc, err := bus.Connect(bus.ConnConfig{URLs: a.cfg.NATSURLs, Name: a.cfg.NodeID, OnStatus: a.connected.Store, CredsFile: a.cfg.CredsFile, CAFile: a.cfg.CAFile}, a.log)
 	if err != nil {
 		return err
 	}
@@ -245,8 +250,8 @@ func (a *Agent) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 		case <-time.After(3 * time.Second):
-			if !nc.IsConnected() {
-				a.log.Warn().Strs("nats_url", a.cfg.NATSURLs).Msg("cannot reach NATS yet; retrying forever, events are kept in the outbox")
+			if !nc.IsConnected() && !nc.IsClosed() { // closed: refused, and bus.Connect said why
+				a.log.Warn().Str("nats_url", bus.Redact(strings.Join(a.cfg.NATSURLs, ","))).Msg("cannot reach NATS yet; retrying forever, events are kept in the outbox")
 			}
 		}
 	}()

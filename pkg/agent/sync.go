@@ -359,7 +359,7 @@ func (a *Agent) commands(ctx context.Context) {
 		}
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		cons, err := a.js.CreateOrUpdateConsumer(cctx, bus.StreamCommands, jetstream.ConsumerConfig{
-			Durable: "agent-" + a.cfg.NodeID, FilterSubject: filter, AckPolicy: jetstream.AckExplicitPolicy,
+			Durable: bus.AgentConsumer(a.cfg.NodeID), FilterSubject: filter, AckPolicy: jetstream.AckExplicitPolicy,
 			// A new consumer starts from the last command of each verb, so
 			// targets sent before the agent subscribed are not missed; stale
 			// flush and sync_now commands are skipped by age below.

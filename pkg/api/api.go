@@ -90,6 +90,9 @@ type DeadLetters struct {
 // Client calls the coordinator API over a NATS connection.
 type Client struct {
 	NC *nats.Conn
+	// Sign, when set, adds the headers that prove who asks (auth.Signer);
+	// a coordinator with authentication refuses unsigned requests.
+	Sign func(subject string, body []byte) (nats.Header, error)
 }
 
 // ErrNoCoordinator means no coordinator answered.
@@ -104,7 +107,15 @@ func (c Client) Call(ctx context.Context, op string, req, out any) error {
 			return err
 		}
 	}
-	msg, err := c.NC.RequestWithContext(ctx, bus.APISubject(op), body)
+	m := &nats.Msg{Subject: bus.APISubject(op), Data: body}
+	if c.Sign != nil {
+		h, err := c.Sign(m.Subject, body)
+		if err != nil {
+			return fmt.Errorf("%s: sign request: %w", op, err)
+		}
+		m.Header = h
+	}
+	msg, err := c.NC.RequestMsgWithContext(ctx, m)
 	if err != nil {
 		if errors.Is(err, nats.ErrNoResponders) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) {
 			return fmt.Errorf("%s: %w", op, ErrNoCoordinator)
@@ -244,4 +255,19 @@ type Safe struct {
 // Routes answers OpRoutes.
 type Routes struct {
 	Plans map[string][]meshsync.Choice `json:"plans"`
+}
+
+// OpRevoke revokes every credential issued to a node, coordinator or
+// operator (admin only, leader): the bus drops its connections at once.
+const OpRevoke = "revoke"
+
+// RevokeRequest names whose credentials to revoke.
+type RevokeRequest struct {
+	Name string `json:"name"`
+}
+
+// Revoked answers OpRevoke: the public keys revoked.
+type Revoked struct {
+	Name       string   `json:"name"`
+	PublicKeys []string `json:"public_keys"`
 }

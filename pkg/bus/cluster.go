@@ -24,6 +24,15 @@ type Cluster struct {
 	cfgs    []ServerConfig
 	servers []*Server
 	log     zerolog.Logger
+	opts    ClusterOptions
+}
+
+// ClusterOptions secure a test cluster.
+type ClusterOptions struct {
+	// Security is every server's (one operator, mTLS routes); nil = open.
+	Security *Security
+	// Client are the nats.go options (credentials, CA) of the readiness probe.
+	Client []nats.Option
 }
 
 // FreePorts returns n distinct free TCP ports on 127.0.0.1.
@@ -46,13 +55,18 @@ func FreePorts(n int) ([]int, error) {
 	return out, nil
 }
 
-// StartCluster starts n servers named <name>-1..n under baseDir.
+// StartCluster starts n open servers named <name>-1..n under baseDir.
 func StartCluster(n int, name, baseDir string, syncAlways bool, log zerolog.Logger) (*Cluster, error) {
+	return StartClusterWith(n, name, baseDir, syncAlways, ClusterOptions{}, log)
+}
+
+// StartClusterWith is StartCluster with authentication and TLS.
+func StartClusterWith(n int, name, baseDir string, syncAlways bool, o ClusterOptions, log zerolog.Logger) (*Cluster, error) {
 	ports, err := FreePorts(2 * n)
 	if err != nil {
 		return nil, err
 	}
-	c := &Cluster{log: log}
+	c := &Cluster{log: log, opts: o}
 	for i := 0; i < n; i++ {
 		var routes []string
 		for j := 0; j < n; j++ {
@@ -65,6 +79,7 @@ func StartCluster(n int, name, baseDir string, syncAlways bool, log zerolog.Logg
 			StoreDir:    filepath.Join(baseDir, fmt.Sprintf("s%d", i+1)),
 			ClusterName: name, ClusterHost: "127.0.0.1", ClusterPort: ports[n+i], Routes: routes,
 			SyncAlways: syncAlways, MaxMemory: 64 << 20, MaxStore: 8 << 30, // reservations, not disk use
+			Security: o.Security,
 		})
 	}
 	c.servers = make([]*Server, n)
@@ -88,8 +103,12 @@ func StartCluster(n int, name, baseDir string, syncAlways bool, log zerolog.Logg
 // URLs returns every server's client URL.
 func (c *Cluster) URLs() []string {
 	out := make([]string, len(c.cfgs))
+	scheme := "nats://"
+	if c.opts.Security != nil && c.opts.Security.TLS != nil {
+		scheme = "tls://"
+	}
 	for i, cfg := range c.cfgs {
-		out[i] = "nats://127.0.0.1:" + strconv.Itoa(cfg.Port)
+		out[i] = scheme + "127.0.0.1:" + strconv.Itoa(cfg.Port)
 	}
 	return out
 }
@@ -155,7 +174,7 @@ func (c *Cluster) WaitReady(ctx context.Context, replicas int) error {
 }
 
 func (c *Cluster) probe(ctx context.Context, replicas int) error {
-	nc, err := nats.Connect(c.URLs()[0]+","+c.URLs()[len(c.cfgs)-1], nats.Timeout(time.Second))
+	nc, err := nats.Connect(c.URLs()[0]+","+c.URLs()[len(c.cfgs)-1], append([]nats.Option{nats.Timeout(time.Second)}, c.opts.Client...)...)
 	if err != nil {
 		return err
 	}
@@ -172,3 +191,6 @@ func (c *Cluster) probe(ctx context.Context, replicas int) error {
 	_, err = js.Publish(pctx, "ready.probe", []byte("ok"))
 	return err
 }
+
+// ClusterPort returns server i's route port.
+func (c *Cluster) ClusterPort(i int) int { return c.cfgs[i].ClusterPort }

@@ -1,10 +1,13 @@
 package bus
 
 import (
+	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
+	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
 )
@@ -21,7 +24,54 @@ type ConnConfig struct {
 	ReconnectWait time.Duration
 	// OnStatus, when set, is called with true on (re)connect and false on disconnect.
 	OnStatus func(connected bool)
+	// CredsFile is the user's NATS credentials (user JWT + nkey seed, mode
+	// 0600). The private inbox prefix the user's permissions allow
+	// (InboxPrefix of the JWT's name) is used unless the user may subscribe
+	// to everything. Empty = no credentials (servers without auth only).
+	CredsFile string
+	// CAFile pins the CA that signed the servers' certificates (PEM); with
+	// it the connection requires TLS. Empty = system roots when the server
+	// asks for TLS.
+	CAFile string
+	// Timeout bounds each connect attempt (default 2 s, nats.go's).
+	Timeout time.Duration
 }
+
+// Options returns the nats.go options for the credentials and CA of cfg
+// (also used by one-shot clients such as meshctl).
+func (cfg ConnConfig) Options() ([]nats.Option, error) {
+	var opts []nats.Option
+	if cfg.CredsFile != "" {
+		b, err := os.ReadFile(cfg.CredsFile)
+		if err != nil {
+			return nil, fmt.Errorf("bus: credentials: %w", err)
+		}
+		tok, err := jwt.ParseDecoratedJWT(b)
+		if err != nil {
+			return nil, fmt.Errorf("bus: credentials %s: %w", cfg.CredsFile, err)
+		}
+		uc, err := jwt.DecodeUserClaims(tok)
+		if err != nil {
+			return nil, fmt.Errorf("bus: credentials %s: %w", cfg.CredsFile, err)
+		}
+		opts = append(opts, nats.UserCredentials(cfg.CredsFile))
+		if !uc.Sub.Allow.Contains(">") {
+			opts = append(opts, nats.CustomInboxPrefix(InboxPrefix(uc.Name)))
+		}
+	}
+	if cfg.CAFile != "" {
+		opts = append(opts, nats.RootCAs(cfg.CAFile))
+	}
+	if cfg.Timeout > 0 {
+		opts = append(opts, nats.Timeout(cfg.Timeout))
+	}
+	return opts, nil
+}
+
+// InboxPrefix is the private reply-subject prefix of the user named name:
+// its permissions allow subscribing to InboxPrefix(name)+".>" only, so no
+// user can read replies meant for another.
+func InboxPrefix(name string) string { return "_INBOX_" + name }
 
 // Connect opens a connection that retries the first connect and reconnects
 // forever, logging disconnects and reconnects. It fails only on bad input.
@@ -43,7 +93,11 @@ func Connect(cfg ConnConfig, log zerolog.Logger) (*nats.Conn, error) {
 			cfg.OnStatus(up)
 		}
 	}
-	return nats.Connect(strings.Join(cfg.URLs, ","),
+	sec, err := cfg.Options()
+	if err != nil {
+		return nil, err
+	}
+	return nats.Connect(strings.Join(cfg.URLs, ","), append(sec,
 		nats.Name(cfg.Name),
 		nats.MaxReconnects(-1),
 		nats.RetryOnFailedConnect(true),
@@ -68,7 +122,14 @@ func Connect(cfg ConnConfig, log zerolog.Logger) (*nats.Conn, error) {
 			l.Info().Str("server", c.ConnectedUrlRedacted()).Msg("bus reconnected")
 			status(true)
 		}),
-		nats.ClosedHandler(func(c *nats.Conn) { l.Info().Msg("bus connection closed") }),
+		nats.ClosedHandler(func(c *nats.Conn) {
+			if err := c.LastError(); err != nil && (errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthRevoked) || errors.Is(err, nats.ErrAuthExpired)) {
+				// nats.go gives up after the server refused the same credentials twice.
+				l.Error().Err(err).Str("creds", cfg.CredsFile).Msg("bus connection closed for good: the servers refuse these credentials (revoked, expired, or not issued by this cluster); issue new ones")
+				return
+			}
+			l.Info().Msg("bus connection closed")
+		}),
 		nats.ErrorHandler(func(c *nats.Conn, s *nats.Subscription, err error) {
 			ev := l.Error().Err(err)
 			if s != nil {
@@ -76,5 +137,5 @@ func Connect(cfg ConnConfig, log zerolog.Logger) (*nats.Conn, error) {
 			}
 			ev.Msg("bus async error")
 		}),
-	)
+	)...)
 }

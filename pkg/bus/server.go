@@ -45,6 +45,9 @@ type ServerConfig struct {
 	Debug bool
 	// ReadyTimeout bounds the wait for listeners; default 10 s.
 	ReadyTimeout time.Duration
+	// Security turns on JWT authentication and TLS (nil = open server:
+	// only for tests that say why).
+	Security *Security
 }
 
 // Server is a running embedded nats-server.
@@ -109,6 +112,11 @@ func (c ServerConfig) options() (*server.Options, error) {
 			o.Routes = append(o.Routes, u)
 		}
 	}
+	if c.Security != nil {
+		if err := c.Security.apply(o, c.StoreDir); err != nil {
+			return nil, err
+		}
+	}
 	return o, nil
 }
 
@@ -137,10 +145,24 @@ func StartServer(cfg ServerConfig, log zerolog.Logger) (*Server, error) {
 	return &Server{Server: s, opts: opts, cfg: cfg, log: l}, nil
 }
 
-// ClientURL returns nats://host:port of the client listener.
+// ClientURL returns nats://host:port of the client listener, or
+// tls://host:port when it requires TLS.
 func (s *Server) ClientURL() string {
 	addr := s.Addr().(*net.TCPAddr)
-	return "nats://" + net.JoinHostPort(s.opts.Host, strconv.Itoa(addr.Port))
+	scheme := "nats://"
+	if s.opts.TLSConfig != nil {
+		scheme = "tls://"
+	}
+	host := s.opts.Host
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		// Listening on every address: connect over loopback, which the
+		// server certificate always covers.
+		host = "127.0.0.1"
+		if ip.To4() == nil {
+			host = "::1"
+		}
+	}
+	return scheme + net.JoinHostPort(host, strconv.Itoa(addr.Port))
 }
 
 // Port returns the bound client port.

@@ -101,3 +101,7 @@ func DeadLetterSubject(stream string) string {
 
 // APISubject returns mesh.v1.api.<op>.
 func APISubject(op string) string { return APIPrefix + "." + op }
+
+// AgentConsumer is the durable name of node's command consumer on
+// MESH_CMD; a node's credentials allow exactly this consumer.
+func AgentConsumer(node string) string { return "agent-" + node }

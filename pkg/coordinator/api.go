@@ -33,6 +33,7 @@ func (c *Coordinator) apiHandlers() map[string]apiHandler {
 		api.OpSafe:        c.apiSafe,
 		api.OpRoutes:      c.apiRoutes,
 		api.OpAudit:       c.apiAudit,
+		api.OpRevoke:      c.apiRevoke,
 	}
 }
 
@@ -49,7 +50,7 @@ func (c *Coordinator) startAPI() (micro.Service, error) {
 	for op, h := range c.apiHandlers() {
 		h := h
 		opts := []micro.EndpointOpt{micro.WithEndpointSubject(bus.APISubject(op))}
-		leaderOnly := op == api.OpAct || op == api.OpSync || op == api.OpRoutes || (c.cfg.Elect && (op == api.OpInstances || op == api.OpSSHConfig || op == api.OpCost))
+		leaderOnly := op == api.OpAct || op == api.OpSync || op == api.OpRoutes || op == api.OpRevoke || (c.cfg.Elect && (op == api.OpInstances || op == api.OpSSHConfig || op == api.OpCost))
 		if leaderOnly {
 			// Every coordinator hears it; only the leader answers.
 			opts = append(opts, micro.WithEndpointQueueGroupDisabled())
@@ -61,7 +62,11 @@ func (c *Coordinator) startAPI() (micro.Service, error) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			var rep api.Reply
-			out, err := h(ctx, r.Data())
+			var out any
+			ctx, err := c.authorize(ctx, op, r)
+			if err == nil {
+				out, err = h(ctx, r.Data())
+			}
 			if err != nil {
 				rep.Error = err.Error()
 			} else if out != nil {

@@ -29,6 +29,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/ringmesh/ringmesh/pkg/auth"
 	"github.com/ringmesh/ringmesh/pkg/bus"
 	"github.com/ringmesh/ringmesh/pkg/config"
 	"github.com/ringmesh/ringmesh/pkg/cost"
@@ -86,6 +87,20 @@ type Config struct {
 	// require (empty: the RINGMESH_HTTP_TOKEN environment variable; neither
 	// set: open, with a warning when HTTPAddr is not loopback).
 	HTTPTokenFile string
+	// Auth, when set, is the issuer store (pkg/auth): the embedded server
+	// then requires user JWTs and TLS, the coordinator connects with its
+	// own "coordinator-<name>" user, every API request must be signed by
+	// an issued, unrevoked user whose role allows the operation, and
+	// OpRevoke works. Nil = no authentication (tests that say why).
+	Auth *auth.Issuer
+	// CredsFile and CAFile are this coordinator's own credentials and the
+	// CA to pin when it connects to an external NATS (NATSURLs). Default
+	// with Auth: issued into <Auth dir>/creds and the store's CA.
+	CredsFile string
+	CAFile    string
+	// TLSHosts are extra host names and IPs of this voter that its server
+	// certificate is valid for (loopback is always included).
+	TLSHosts []string
 	// Gossip, when set, runs a memberlist member on this voter (NodeName and
 	// Meta are filled in) and publishes its join/leave/fail/update events to
 	// mesh.v1.gossip.<name>. Nil = no gossip.
@@ -131,6 +146,8 @@ type Coordinator struct {
 	quorumSt      quorumState
 	pending       atomic.Uint64 // consumer NumPending at the last beat
 	ackPending    atomic.Uint64 // consumer NumAckPending at the last beat
+	verifier      *auth.Verifier
+	busURLs       []string
 }
 
 // New validates cfg and builds a coordinator; Run starts it.
@@ -173,6 +190,9 @@ func New(cfg Config, log zerolog.Logger) (*Coordinator, error) {
 	// Its own record and the voters' (Seed adds them) are written by coordinators only.
 	c.reg.Protect(cfg.Name)
 	c.reg.Admit(cfg.Name, "coordinator")
+	if cfg.Auth != nil {
+		c.verifier = auth.NewVerifier(cfg.Auth, cfg.Now)
+	}
 	c.m = newMetrics(cfg.Registry, c.reg)
 	for _, oc := range c.opsCollectors() {
 		if err := cfg.Registry.Register(oc); err != nil {
@@ -220,6 +240,13 @@ func (c *Coordinator) Run(ctx context.Context) error {
 		if sc.Name == "" {
 			sc.Name = "ringmesh-" + c.cfg.Name
 		}
+		if c.cfg.Auth != nil && sc.Security == nil {
+			sec, err := c.cfg.Auth.Security(append([]string{sc.Host}, c.cfg.TLSHosts...))
+			if err != nil {
+				return err
+			}
+			sc.Security = sec
+		}
 		srv, err := bus.StartServer(sc, c.log)
 		if err != nil {
 			return err
@@ -227,9 +254,23 @@ func (c *Coordinator) Run(ctx context.Context) error {
 		c.srv = srv
 		defer srv.Stop()
 		urls = []string{srv.ClientURL()}
-		c.log.Info().Str("url", srv.ClientURL()).Str("store", sc.StoreDir).Msg("embedded NATS JetStream started")
+		c.log.Info().Str("url", bus.Redact(srv.ClientURL())).Bool("auth", sc.Security != nil).Str("store", sc.StoreDir).Msg("embedded NATS JetStream started")
 	}
-	nc, err := bus.Connect(bus.ConnConfig{URLs: urls, Name: "coordinator-" + c.cfg.Name}, c.log)
+	conf := bus.ConnConfig{URLs: urls, Name: "coordinator-" + c.cfg.Name, CredsFile: c.cfg.CredsFile, CAFile: c.cfg.CAFile}
+	if c.cfg.Auth != nil {
+		if conf.CredsFile == "" {
+			p, err := c.ownCreds()
+			if err != nil {
+				return err
+			}
+			conf.CredsFile = p
+		}
+		if conf.CAFile == "" {
+			conf.CAFile = c.cfg.Auth.CAFile()
+		}
+	}
+	c.busURLs = urls
+	nc, err := bus.Connect(conf, c.log)
 	if err != nil {
 		return err
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/ringmesh/ringmesh/internal/testutil"
 	"github.com/ringmesh/ringmesh/pkg/agent"
 	"github.com/ringmesh/ringmesh/pkg/api"
+	"github.com/ringmesh/ringmesh/pkg/auth"
 	"github.com/ringmesh/ringmesh/pkg/bus"
 	"github.com/ringmesh/ringmesh/pkg/coordinator"
 	"github.com/ringmesh/ringmesh/pkg/detect"
@@ -85,6 +86,19 @@ func launchCoordinator(t testing.TB, cfg coordinator.Config, wait time.Duration)
 	if len(cfg.NATSURLs) == 0 && cfg.Embedded.StoreDir == "" {
 		cfg.Embedded = bus.ServerConfig{Port: -1, StoreDir: t.TempDir()}
 	}
+	// Authenticated and TLS by default, as in production: one issuer per
+	// test directory (shared by the voters of a cluster and by restarts).
+	var sb *testutil.SecureBus
+	if len(cfg.NATSURLs) == 0 && cfg.Auth == nil {
+		sb = testutil.SecureBusAt(t, filepath.Join(filepath.Dir(cfg.Embedded.StoreDir), ".auth"))
+		cfg.Auth = sb.Issuer
+	} else if len(cfg.NATSURLs) > 0 && cfg.Auth == nil {
+		if sb = testutil.Lookup(cfg.NATSURLs[0]); sb != nil {
+			cfg.Auth = sb.Issuer
+			cfg.CredsFile = sb.Creds(t, auth.RoleCoordinator, "coordinator-"+cfg.Name)
+			cfg.CAFile = sb.CAFile()
+		}
+	}
 	c, err := coordinator.New(cfg, testLog(t))
 	if err != nil {
 		return nil, err
@@ -104,6 +118,8 @@ func launchCoordinator(t testing.TB, cfg coordinator.Config, wait time.Duration)
 	h := &harness{t: t, coord: c, url: c.ClientURL()}
 	if h.url == "" {
 		h.url = cfg.NATSURLs[0]
+	} else if sb != nil {
+		sb.Register(t, h.url)
 	}
 	var once sync.Once
 	h.stop = func() {
@@ -138,14 +154,14 @@ func startAgent(t testing.TB, urls []string, n fakeNode, stateDir string) (*agen
 		}
 		smi = func(context.Context, string, ...string) ([]byte, error) { return out, nil }
 	}
-	a, err := agent.New(agent.Config{
+	a, err := agent.New(secureAgent(t, agent.Config{
 		NodeID: n.id, Provider: n.provider, InstanceID: n.instance, NATSURLs: urls, StateDir: stateDir,
 		HeartbeatInterval: 200 * time.Millisecond, Version: "test-1",
 		Detect:     detect.Options{Env: func(string) string { return "" }, HetznerURL: dead, VultrURL: dead, NebiusURL: dead, Timeout: 100 * time.Millisecond},
 		Paths:      paths.Resolver{Root: n.root, Home: "/root"},
 		ByeTimeout: 2 * time.Second,
 		HealthExec: smi,
-	}, testLog(t).With().Str("agent", n.id).Logger())
+	}), testLog(t).With().Str("agent", n.id).Logger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,16 +188,33 @@ func startAgent(t testing.TB, urls []string, n fakeNode, stateDir string) (*agen
 	return a, stop
 }
 
+// secureAgent gives cfg the node credentials and CA of its server's issuer, if it has one.
+func secureAgent(t testing.TB, cfg agent.Config) agent.Config {
+	if sb := testutil.Lookup(cfg.NATSURLs[0]); sb != nil {
+		cfg.CredsFile = sb.Creds(t, auth.RoleNode, cfg.NodeID)
+		cfg.CAFile = sb.CAFile()
+	}
+	return cfg
+}
+
+// meshctlArgs appends the admin operator's credentials when url's server has an issuer.
+func meshctlArgs(t testing.TB, url string, args ...string) []string {
+	if sb := testutil.Lookup(url); sb != nil {
+		args = append(args, sb.MeshctlArgs(t)...)
+	}
+	return args
+}
+
 func status(t testing.TB, url string) api.Status {
 	t.Helper()
-	nc, err := nats.Connect(url)
+	nc, err := natsConnect(t, url)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer nc.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	st, err := api.Client{NC: nc}.Status(ctx)
+	st, err := testutil.APIClient(t, url, nc).Status(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -257,7 +290,7 @@ func TestEndToEndStatusAndLiveness(t *testing.T) {
 	// meshctl status (the real command) shows the table.
 	var out bytes.Buffer
 	root := meshctl.NewRoot(&out, &out)
-	root.SetArgs([]string{"status", "--nats-url", h.url})
+	root.SetArgs(meshctlArgs(t, h.url, "status", "--nats-url", h.url))
 	if err := root.Execute(); err != nil {
 		t.Fatalf("meshctl status: %v\n%s", err, out.String())
 	}
@@ -324,7 +357,7 @@ func TestEndToEndStatusAndLiveness(t *testing.T) {
 
 func auditTransitions(t testing.TB, url, node string) []string {
 	t.Helper()
-	nc, err := nats.Connect(url)
+	nc, err := natsConnect(t, url)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -391,4 +424,5 @@ func contextWithCancel() (context.Context, context.CancelFunc) {
 
 type natsConn = nats.Conn
 
-func natsConnect(url string) (*nats.Conn, error) { return nats.Connect(url) }
+// natsConnect connects as a coordinator-role test user when url's server has an issuer.
+func natsConnect(t testing.TB, url string) (*nats.Conn, error) { return testutil.Dial(t, url) }

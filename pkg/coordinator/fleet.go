@@ -177,6 +177,7 @@ func (c *Coordinator) apiAct(ctx context.Context, req []byte) (any, error) {
 	if c.cfg.Fleet == nil {
 		return nil, errors.New("no providers configured on this coordinator")
 	}
+	r.Actor = actor(ctx, r.Actor) // who asked is what the signature proves, not what the body says
 	_, term := c.leader()
 	var done func(fleet.ActionResult, error)
 	if r.RequestID != "" && !r.DryRun {

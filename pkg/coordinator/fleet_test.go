@@ -55,7 +55,7 @@ func run(t testing.TB, url string, stdin string, args ...string) (string, error)
 	var out bytes.Buffer
 	root := meshctl.NewRoot(&out, &out)
 	root.SetIn(strings.NewReader(stdin))
-	root.SetArgs(append(args, "--nats-url", url))
+	root.SetArgs(meshctlArgs(t, url, append(args, "--nats-url", url)...))
 	err := root.Execute()
 	return out.String(), err
 }

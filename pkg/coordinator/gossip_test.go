@@ -25,13 +25,13 @@ func gossipConfig(seeds ...string) *gossip.Config {
 func startGossipAgent(t testing.TB, url, seed string, n fakeNode) *agent.Agent {
 	t.Helper()
 	dead := closedURL(t)
-	a, err := agent.New(agent.Config{
+	a, err := agent.New(secureAgent(t, agent.Config{
 		NodeID: n.id, Provider: n.provider, InstanceID: n.instance, NATSURLs: []string{url}, StateDir: t.TempDir(),
 		HeartbeatInterval: 200 * time.Millisecond, Version: "test-1", ByeTimeout: time.Second,
 		Detect: detect.Options{Env: func(string) string { return "" }, HetznerURL: dead, VultrURL: dead, NebiusURL: dead, Timeout: 100 * time.Millisecond},
 		Paths:  paths.Resolver{Root: t.TempDir(), Home: "/root"},
 		Gossip: gossipConfig(seed),
-	}, testLog(t).With().Str("agent", n.id).Logger())
+	}), testLog(t).With().Str("agent", n.id).Logger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,12 +60,12 @@ func TestGossipFusion(t *testing.T) {
 	seed := h.coord.Gossip().Addr()
 
 	killed := startGossipAgent(t, h.url, seed, fakeNode{id: "vast-killed", provider: "vast", instance: "1"})
-	proxy, err := testutil.NewProxy(strings.TrimPrefix(h.url, "nats://"))
+	proxy, err := testutil.NewProxy(h.url)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer proxy.Close()
-	cut := startGossipAgent(t, proxy.URL(), seed, fakeNode{id: "runpod-cut", provider: "runpod", instance: "p1"})
+	cut := startGossipAgent(t, proxy.Serve(t, h.url), seed, fakeNode{id: "runpod-cut", provider: "runpod", instance: "p1"})
 	preempted := startGossipAgent(t, h.url, seed, fakeNode{id: "vast-preempted", provider: "vast", instance: "2"})
 	for _, id := range []string{"vast-killed", "runpod-cut", "vast-preempted"} {
 		id := id

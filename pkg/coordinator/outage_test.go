@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ringmesh/ringmesh/internal/testutil"
@@ -26,12 +25,14 @@ import (
 // again: every non-heartbeat event published during the outage arrives
 // exactly once.
 func TestBusOutageLosesNothing(t *testing.T) {
-	srv, err := bus.StartServer(bus.ServerConfig{Name: "outage", Port: -1, StoreDir: t.TempDir()}, testLog(t))
+	sb := testutil.NewSecureBus(t)
+	srv, err := bus.StartServer(bus.ServerConfig{Name: "outage", Port: -1, StoreDir: t.TempDir(), Security: sb.Security(t)}, testLog(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg := srv.Config()
 	url := srv.ClientURL()
+	sb.Register(t, url)
 	defer func() { srv.Stop() }()
 	h := startCoordinator(t, coordinator.Config{NATSURLs: []string{url},
 		Thresholds: fastThresholds})
@@ -74,7 +75,7 @@ func TestBusOutageLosesNothing(t *testing.T) {
 		})
 	}
 	// Count sync events by ID in the stream: each exactly once.
-	nc, err := nats.Connect(url)
+	nc, err := natsConnect(t, url)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +126,7 @@ func TestBusOutageLosesNothing(t *testing.T) {
 // dead-letter view; it never blocks the consumer.
 func TestInvalidMessagesAreDeadLettered(t *testing.T) {
 	h := startCoordinator(t, coordinator.Config{})
-	nc, err := nats.Connect(h.url)
+	nc, err := natsConnect(t, h.url)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +161,7 @@ func TestInvalidMessagesAreDeadLettered(t *testing.T) {
 	var dl api.DeadLetters
 	testutil.Eventually(t, 10*time.Second, func() error {
 		var err error
-		dl, err = api.Client{NC: nc}.DeadLetters(ctx, 10)
+		dl, err = testutil.APIClient(t, h.url, nc).DeadLetters(ctx, 10)
 		if err != nil {
 			return err
 		}
@@ -180,7 +181,7 @@ func TestInvalidMessagesAreDeadLettered(t *testing.T) {
 	}
 	var out bytes.Buffer
 	root := meshctl.NewRoot(&out, &out)
-	root.SetArgs([]string{"events", "--invalid", "--nats-url", h.url})
+	root.SetArgs(meshctlArgs(t, h.url, "events", "--invalid", "--nats-url", h.url))
 	if err := root.Execute(); err != nil {
 		t.Fatal(err)
 	}

@@ -27,10 +27,10 @@ func BenchmarkPreemptNotice(b *testing.B) {
 	dead := closedURL(b)
 	for i := 0; i < b.N; i++ {
 		root := b.TempDir()
-		a, err := agent.New(agent.Config{NodeID: "vast-bench", Provider: "vast", InstanceID: "9", NATSURLs: []string{r.h.url}, StateDir: b.TempDir(),
+		a, err := agent.New(secureAgent(b, agent.Config{NodeID: "vast-bench", Provider: "vast", InstanceID: "9", NATSURLs: []string{r.h.url}, StateDir: b.TempDir(),
 			HeartbeatInterval: 200 * time.Millisecond, Paths: paths.Resolver{Root: root, Home: "/root"}, ByeTimeout: time.Second,
 			Detect: detect.Options{Env: func(string) string { return "" }, HetznerURL: dead, VultrURL: dead, NebiusURL: dead, Timeout: 50 * time.Millisecond},
-			Sync:   &agent.SyncConfig{KeyPath: r.target.ClientKeyPath, Interval: time.Hour, ReplicationTarget: 1, Notice: 5 * time.Second}}, testLog(b))
+			Sync:   &agent.SyncConfig{KeyPath: r.target.ClientKeyPath, Interval: time.Hour, ReplicationTarget: 1, Notice: 5 * time.Second}}), testLog(b))
 		if err != nil {
 			b.Fatal(err)
 		}

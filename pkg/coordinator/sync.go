@@ -525,7 +525,7 @@ func (c *Coordinator) apiSync(ctx context.Context, req []byte) (any, error) {
 	if !rec.SyncEnabled {
 		return nil, fmt.Errorf("node %s does not run data protection (its agent has --sync off)", r.Node)
 	}
-	if err := c.command(ctx, r.Node, "sync_now", map[string]string{"request_id": r.RequestID}, "meshctl sync"); err != nil {
+	if err := c.command(ctx, r.Node, "sync_now", map[string]string{"request_id": r.RequestID}, "meshctl sync by "+actor(ctx, "")); err != nil {
 		return nil, err
 	}
 	return api.SyncAccepted{Node: r.Node, Trigger: "command:" + r.RequestID}, nil

@@ -78,18 +78,18 @@ func startSyncRigWith(t testing.TB, secret, inventory string) *syncRig {
 	dead := closedURL(t)
 	det := detect.Options{Env: func(string) string { return "" }, HetznerURL: dead, VultrURL: dead, NebiusURL: dead, Timeout: 100 * time.Millisecond}
 	var tgt *agent.Agent
-	tgt, err = agent.New(agent.Config{NodeID: "hetzner-cpu2", Provider: "hetzner", InstanceID: "41000002", NATSURLs: []string{h.url}, StateDir: t.TempDir(),
+	tgt, err = agent.New(secureAgent(t, agent.Config{NodeID: "hetzner-cpu2", Provider: "hetzner", InstanceID: "41000002", NATSURLs: []string{h.url}, StateDir: t.TempDir(),
 		HeartbeatInterval: 200 * time.Millisecond, Detect: det, Paths: paths.Resolver{Root: t.TempDir(), Home: "/root"}, HostKeyPaths: []string{pub},
-		Host: &config.Host{Name: "hetzner-cpu2", Provider: "hetzner", SSHHost: "127.0.0.1", SSHPort: srv.Port, SSHUser: srv.User}}, testLog(t))
+		Host: &config.Host{Name: "hetzner-cpu2", Provider: "hetzner", SSHHost: "127.0.0.1", SSHPort: srv.Port, SSHUser: srv.User}}), testLog(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	runAgent(t, tgt, nil)
 
 	r := &syncRig{h: h, target: srv, srcRoot: t.TempDir()}
-	r.src, err = agent.New(agent.Config{NodeID: "vast-77", Provider: "vast", InstanceID: "77", NATSURLs: []string{h.url}, StateDir: t.TempDir(),
+	r.src, err = agent.New(secureAgent(t, agent.Config{NodeID: "vast-77", Provider: "vast", InstanceID: "77", NATSURLs: []string{h.url}, StateDir: t.TempDir(),
 		HeartbeatInterval: 200 * time.Millisecond, Detect: det, Paths: paths.Resolver{Root: r.srcRoot, Home: "/root"}, ByeTimeout: 2 * time.Second,
-		Sync: &agent.SyncConfig{KeyPath: srv.ClientKeyPath, Interval: 300 * time.Millisecond, ReplicationTarget: 1, Notice: 4 * time.Second}}, testLog(t))
+		Sync: &agent.SyncConfig{KeyPath: srv.ClientKeyPath, Interval: 300 * time.Millisecond, ReplicationTarget: 1, Notice: 4 * time.Second}}), testLog(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +163,7 @@ func TestContinuousSyncAndPreemptionFlush(t *testing.T) {
 	// The gate: RPO zero → safe to terminate.
 	nc := mustConnect(t, r.h.url)
 	var safe api.Safe
-	if err := (api.Client{NC: nc}).Call(context.Background(), api.OpSafe, api.NodeRequest{Node: "vast-77"}, &safe); err != nil || !safe.Safe {
+	if err := testutil.APIClient(t, r.h.url, nc).Call(context.Background(), api.OpSafe, api.NodeRequest{Node: "vast-77"}, &safe); err != nil || !safe.Safe {
 		t.Fatalf("safe_to_terminate: %+v %v", safe, err)
 	}
 	// A new file is on the target within seconds.
@@ -228,7 +228,7 @@ func TestContinuousSyncAndPreemptionFlush(t *testing.T) {
 
 func mustConnect(t testing.TB, url string) *natsConn {
 	t.Helper()
-	nc, err := natsConnect(url)
+	nc, err := natsConnect(t, url)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -75,7 +75,7 @@ func connectError(urls string, err error) error {
 		return fmt.Errorf("%s accepts connections but does not speak NATS within --timeout: is that the coordinator's HTTP port (default 8077)? its NATS port is --nats-listen (default %s) (%w)",
 			hosts, defaultNATSListen, err)
 	case errors.Is(err, nats.ErrAuthorization) || strings.Contains(strings.ToLower(err.Error()), "authorization"):
-		return fmt.Errorf("%s refused our credentials: put user:password in --nats-url or $RINGMESH_NATS_URL (%w)", hosts, err)
+		return fmt.Errorf("%s refused our credentials: pass operator credentials with --creds or $RINGMESH_CREDS (%w)", hosts, err)
 	}
 	return fmt.Errorf("connect %s: %w", hosts, err)
 }

@@ -122,7 +122,7 @@ func actionCmd(o *Options, op string) *cobra.Command {
 			defer cancel()
 			req := fleet.ActionRequest{Node: node, Op: op, DryRun: dryRun, Force: force, Reason: reason, Actor: "meshctl:" + actor()}
 			var res fleet.ActionResult
-			if err := c.Call(ctx, api.OpAct, req, &res); err != nil {
+			if err := refused(c, c.Call(ctx, api.OpAct, req, &res)); err != nil {
 				if errors.Is(err, api.ErrNoCoordinator) {
 					return fmt.Errorf("%w (the act operation is answered by the leader only)", err)
 				}
@@ -496,7 +496,7 @@ func syncCmd(o *Options) *cobra.Command {
 			ctx, cancel := o.ctx()
 			defer cancel()
 			var acc api.SyncAccepted
-			if err := c.Call(ctx, api.OpSync, api.SyncRequest{Node: node, RequestID: reqID}, &acc); err != nil {
+			if err := refused(c, c.Call(ctx, api.OpSync, api.SyncRequest{Node: node, RequestID: reqID}, &acc)); err != nil {
 				return err
 			}
 			fmt.Fprintf(o.errOut, "sync of %s requested\n", node)

@@ -6,6 +6,7 @@ package meshctl
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -17,12 +18,17 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ringmesh/ringmesh/pkg/api"
+	"github.com/ringmesh/ringmesh/pkg/auth"
+	"github.com/ringmesh/ringmesh/pkg/bus"
 	"github.com/ringmesh/ringmesh/pkg/view"
 )
 
 // Options are the global flags.
 type Options struct {
 	NATSURL string
+	// Creds is the operator's credentials file; CA the ringmesh CA to pin.
+	Creds   string
+	CA      string
 	Timeout time.Duration
 	JSON    bool
 	out     io.Writer
@@ -45,10 +51,13 @@ func NewRoot(out, errOut io.Writer) *cobra.Command {
 		defURL = "nats://127.0.0.1:4222"
 	}
 	root.PersistentFlags().StringVar(&o.NATSURL, "nats-url", defURL, "NATS server URLs, comma-separated ($RINGMESH_NATS_URL)")
+	root.PersistentFlags().StringVar(&o.Creds, "creds", os.Getenv("RINGMESH_CREDS"), "operator credentials file ($RINGMESH_CREDS; default: the first of "+strings.Join(DefaultCredsPaths, ", ")+" that exists)")
+	root.PersistentFlags().StringVar(&o.CA, "ca", os.Getenv("RINGMESH_CA"), "ringmesh CA certificate to pin ($RINGMESH_CA; default: ca.pem next to the credentials file)")
 	root.PersistentFlags().DurationVar(&o.Timeout, "timeout", 10*time.Second, "how long to wait for the coordinator")
 	root.PersistentFlags().BoolVar(&o.JSON, "json", false, "print JSON instead of a table")
 	root.AddCommand(statusCmd(o), eventsCmd(o), instancesCmd(o), actionCmd(o, "start"), actionCmd(o, "stop"), actionCmd(o, "terminate"),
-		sshConfigCmd(o), sshCmd(o), pathsCmd(o), costCmd(o), membersCmd(o), syncCmd(o), rpoCmd(o))
+		sshConfigCmd(o), sshCmd(o), pathsCmd(o), costCmd(o), membersCmd(o), syncCmd(o), rpoCmd(o),
+		revokeCmd(o), credsCmd(o))
 	addVersion(root, o)
 	root.AddCommand(auditCmd(o))
 	return root
@@ -58,14 +67,44 @@ func NewRoot(out, errOut io.Writer) *cobra.Command {
 func (o *Options) client() (api.Client, func(), error) {
 	for _, u := range strings.Split(o.NATSURL, ",") {
 		if u = strings.TrimSpace(u); u != "" && !strings.HasPrefix(u, "nats://") && !strings.HasPrefix(u, "tls://") && strings.Contains(u, "://") {
-			return api.Client{}, nil, fmt.Errorf("--nats-url %q: want nats://host:port (the coordinator's NATS port, not its HTTP port)", u)
+			return api.Client{}, nil, fmt.Errorf("--nats-url %q: want nats://host:port (the coordinator's NATS port, not its HTTP port)", bus.RedactURL(u))
 		}
 	}
-	nc, err := nats.Connect(o.NATSURL, nats.Name("meshctl"), nats.Timeout(o.Timeout))
-	if err != nil {
-		return api.Client{}, nil, connectError(o.NATSURL, err)
+	var nc *nats.Conn
+	var signer *auth.Signer
+	var cfg bus.ConnConfig
+	var err error
+	// With no --creds, try each dev default in turn (./ringmesh-data, then
+	// ./ringmesh-demo: only one of them runs at a time).
+	for _, creds := range o.credsCandidates() {
+		if cfg, signer, err = o.security(creds); err != nil {
+			return api.Client{}, nil, err
+		}
+		opts, oerr := cfg.Options()
+		if oerr != nil {
+			return api.Client{}, nil, oerr
+		}
+		nc, err = nats.Connect(o.NATSURL, append(opts, nats.Name("meshctl"), nats.Timeout(o.Timeout),
+			nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}))...) // refusals are reported by call
+		if err == nil {
+			break
+		}
 	}
-	return api.Client{NC: nc}, nc.Close, nil
+	if err != nil {
+		cerr := connectError(o.NATSURL, err) // names the host and a hint, never credentials
+		switch {
+		case errors.Is(err, nats.ErrNoServers):
+			return api.Client{}, nil, cerr
+		case cfg.CredsFile == "":
+			return api.Client{}, nil, fmt.Errorf("%w (no operator credentials found: pass --creds, set RINGMESH_CREDS, or run where `coordinator --dev` wrote %s)", cerr, DefaultCredsPaths[0])
+		}
+		return api.Client{}, nil, fmt.Errorf("as %s: %w", cfg.CredsFile, cerr)
+	}
+	c := api.Client{NC: nc}
+	if signer != nil {
+		c.Sign = signer.Sign
+	}
+	return c, nc.Close, nil
 }
 
 // call connects, asks the coordinator one operation and decodes the answer into out.
@@ -77,7 +116,19 @@ func (o *Options) call(op string, req, out any) error {
 	defer closeFn()
 	ctx, cancel := o.ctx()
 	defer cancel()
-	return c.Call(ctx, op, req, out)
+	return refused(c, c.Call(ctx, op, req, out))
+}
+
+// refused names a permission violation instead of "no coordinator answered"
+// when the bus refused the request.
+func refused(c api.Client, err error) error {
+	if err == nil {
+		return nil
+	}
+	if le := c.NC.LastError(); le != nil && errors.Is(le, nats.ErrPermissionViolation) {
+		return fmt.Errorf("refused by the bus: %v (the role of your credentials does not allow this)", le)
+	}
+	return err
 }
 
 func (o *Options) ctx() (context.Context, context.CancelFunc) {

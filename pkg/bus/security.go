@@ -1,0 +1,95 @@
+package bus
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net/url"
+	"path/filepath"
+	"strings"
+
+	"github.com/nats-io/jwt/v2"
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// Security turns on NATS decentralized authentication (operator → accounts
+// → user JWTs signed with nkeys) and TLS for an embedded server. pkg/auth
+// builds it from the issuer store; see docs/security.md.
+type Security struct {
+	// OperatorJWT is the trusted operator's JWT (required).
+	OperatorJWT string
+	// SystemAccount is the public key of the system account; it must be
+	// among AccountJWTs.
+	SystemAccount string
+	// AccountJWTs maps account public keys to their JWTs. They are stored in
+	// the server's account resolver directory (<StoreDir>/jwt) when newer
+	// than what is there, so a revocation pushed at runtime survives a restart.
+	AccountJWTs map[string]string
+	// TLS, when set, is the server side of client connections: every
+	// client must then use TLS.
+	TLS *tls.Config
+	// RouteTLS, when set, secures the cluster routes; it should require and
+	// verify the peer's certificate (mTLS between voters).
+	RouteTLS *tls.Config
+}
+
+// ResolverDir is where the embedded server keeps account JWTs.
+func ResolverDir(storeDir string) string { return filepath.Join(storeDir, "jwt") }
+
+func (sec *Security) apply(o *server.Options, storeDir string) error {
+	if sec.OperatorJWT == "" || sec.SystemAccount == "" {
+		return errors.New("bus: security needs the operator JWT and the system account")
+	}
+	op, err := jwt.DecodeOperatorClaims(sec.OperatorJWT)
+	if err != nil {
+		return fmt.Errorf("bus: operator JWT: %w", err)
+	}
+	if _, ok := sec.AccountJWTs[sec.SystemAccount]; !ok {
+		return errors.New("bus: the system account's JWT is missing")
+	}
+	res, err := server.NewDirAccResolver(ResolverDir(storeDir), 0, 0, server.NoDelete)
+	if err != nil {
+		return fmt.Errorf("bus: account resolver: %w", err)
+	}
+	for pub, j := range sec.AccountJWTs {
+		if err := res.Store(pub, j); err != nil {
+			return fmt.Errorf("bus: store account %s: %w", pub, err)
+		}
+	}
+	o.TrustedOperators = []*jwt.OperatorClaims{op}
+	o.SystemAccount = sec.SystemAccount
+	o.AccountResolver = res
+	if sec.TLS != nil {
+		o.TLSConfig = sec.TLS
+		o.TLS = true
+		o.TLSVerify = sec.TLS.ClientAuth == tls.RequireAndVerifyClientCert
+		o.TLSTimeout = 5
+	}
+	if sec.RouteTLS != nil {
+		o.Cluster.TLSConfig = sec.RouteTLS
+		o.Cluster.TLSTimeout = 5
+	}
+	return nil
+}
+
+// Redact removes user info (user:password, token) from every URL in a
+// comma-joined list, for logs and errors.
+func Redact(urls string) string {
+	parts := strings.Split(urls, ",")
+	for i, u := range parts {
+		parts[i] = RedactURL(strings.TrimSpace(u))
+	}
+	return strings.Join(parts, ",")
+}
+
+// RedactURL returns u without its user info; unparsable input becomes "<invalid URL>".
+func RedactURL(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return "<invalid URL>"
+	}
+	if p.User != nil {
+		p.User = url.User("redacted")
+	}
+	return p.String()
+}

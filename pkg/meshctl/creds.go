@@ -1,0 +1,197 @@
+package meshctl
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ringmesh/ringmesh/pkg/api"
+	"github.com/ringmesh/ringmesh/pkg/auth"
+	"github.com/ringmesh/ringmesh/pkg/bus"
+	"github.com/ringmesh/ringmesh/pkg/cli"
+)
+
+// DefaultCredsPaths are where meshctl looks for operator credentials when
+// neither --creds nor $RINGMESH_CREDS is given: what `coordinator --dev`
+// and `--demo` write in the directory they run in.
+var DefaultCredsPaths = []string{
+	filepath.Join("ringmesh-data", "creds", "admin.creds"),
+	filepath.Join("ringmesh-demo", "creds", "admin.creds"),
+}
+
+// credsCandidates are the creds files to try: --creds/$RINGMESH_CREDS
+// alone, or every dev default that exists ("" = none: a server without
+// auth says so when it refuses).
+func (o *Options) credsCandidates() []string {
+	if o.Creds != "" {
+		return []string{o.Creds}
+	}
+	var out []string
+	for _, p := range DefaultCredsPaths {
+		if fileExists(p) {
+			out = append(out, p)
+		}
+	}
+	if len(out) == 0 {
+		out = []string{""}
+	}
+	return out
+}
+
+// security resolves the CA for creds and loads its signer.
+func (o *Options) security(creds string) (bus.ConnConfig, *auth.Signer, error) {
+	ca := o.CA
+	if ca == "" && creds != "" {
+		if p := filepath.Join(filepath.Dir(creds), "ca.pem"); fileExists(p) {
+			ca = p
+		}
+	}
+	cfg := bus.ConnConfig{CredsFile: creds, CAFile: ca}
+	if creds == "" {
+		return cfg, nil, nil
+	}
+	s, err := auth.LoadSigner(creds)
+	if err != nil {
+		return cfg, nil, err
+	}
+	return cfg, s, nil
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+func revokeCmd(o *Options) *cobra.Command {
+	return &cobra.Command{
+		Use:   "revoke NAME",
+		Short: "Revoke every credential of a node, coordinator or operator now (admin; the bus drops its connections at once)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var out api.Revoked
+			if err := o.call(api.OpRevoke, api.RevokeRequest{Name: args[0]}, &out); err != nil {
+				return err
+			}
+			if o.JSON {
+				return o.printJSON(out)
+			}
+			fmt.Fprintf(o.out, "revoked %s: %d credential(s); its connections were dropped and it can no longer connect\n", out.Name, len(out.PublicKeys))
+			return nil
+		},
+	}
+}
+
+func credsCmd(o *Options) *cobra.Command {
+	var store string
+	cmd := &cobra.Command{
+		Use:   "creds",
+		Short: "Create the operator and CA, issue and revoke credentials (runs on a voter, against its issuer store)",
+	}
+	cmd.PersistentFlags().StringVar(&store, "store", "/var/lib/ringmesh/auth", "issuer store directory (the coordinator's --auth-dir)")
+	cmd.AddCommand(&cobra.Command{
+		Use:   "init",
+		Short: "Create the issuer store: operator, system and ringmesh accounts, TLS CA (once, on the first voter; copy the directory to the others)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if fileExists(filepath.Join(store, "operator.nk")) {
+				return fmt.Errorf("%s already holds an issuer store", store)
+			}
+			iss, err := auth.Open(store)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(o.out, "issuer store created in %s (account %s); CA certificate %s\n", iss.Dir(), iss.AccountPublicKey(), iss.CAFile())
+			return nil
+		},
+	})
+	var role, name, out string
+	issue := &cobra.Command{
+		Use:   "issue",
+		Short: "Issue a user: --role node --name <node ID>, or coordinator, viewer, admin; writes a creds file (0600)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			r, err := auth.ParseRole(role)
+			if err != nil {
+				return err
+			}
+			if name == "" {
+				return errors.New("--name is required")
+			}
+			iss, err := auth.OpenExisting(store)
+			if err != nil {
+				return err
+			}
+			if out == "" {
+				out = name + ".creds"
+			}
+			if fileExists(out) {
+				return fmt.Errorf("%s exists; remove it or choose --out", out)
+			}
+			if err := iss.IssueFile(r, name, out); err != nil {
+				return err
+			}
+			fmt.Fprintf(o.out, "issued %s %s → %s (copy it to the machine with mode 0600, with %s)\n", r, name, out, iss.CAFile())
+			return nil
+		},
+	}
+	issue.Flags().StringVar(&role, "role", "node", "node, coordinator, viewer or admin")
+	issue.Flags().StringVar(&name, "name", "", "node ID, coordinator-<voter> or operator name")
+	issue.Flags().StringVar(&name, "node", "", "alias of --name")
+	issue.Flags().StringVar(&out, "out", "", "creds file to write (default <name>.creds)")
+	cmd.AddCommand(issue)
+	var urls string
+	revoke := &cobra.Command{
+		Use:   "revoke NAME",
+		Short: "Revoke NAME in the store and push it to the servers (prefer `meshctl revoke NAME` while a coordinator runs)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			iss, err := auth.OpenExisting(store)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := o.ctx()
+			defer cancel()
+			revoked, err := iss.RevokeAndPush(ctx, cli.SplitList(urls), args[0])
+			if len(revoked) > 0 {
+				fmt.Fprintf(o.out, "revoked %d credential(s) of %s\n", len(revoked), args[0])
+			}
+			return err
+		},
+	}
+	revoke.Flags().StringVar(&urls, "push-to", "tls://127.0.0.1:4222", "NATS URLs to push the revocation to")
+	cmd.AddCommand(revoke)
+	cmd.AddCommand(&cobra.Command{
+		Use:   "list",
+		Short: "List issued users",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			iss, err := auth.OpenExisting(store)
+			if err != nil {
+				return err
+			}
+			users, err := iss.Users()
+			if err != nil {
+				return err
+			}
+			if o.JSON {
+				return o.printJSON(users)
+			}
+			tw := tabwriter.NewWriter(o.out, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tROLE\tISSUED\tREVOKED\tKEY")
+			for _, u := range users {
+				rev := "-"
+				if !u.RevokedAt.IsZero() {
+					rev = u.RevokedAt.Format(time.RFC3339)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", u.Name, u.Role, u.IssuedAt.Format(time.RFC3339), rev, u.PublicKey)
+			}
+			return tw.Flush()
+		},
+	})
+	return cmd
+}
