@@ -8,12 +8,14 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/ringmesh/ringmesh/internal/testutil"
+	"github.com/ringmesh/ringmesh/pkg/auth"
 )
 
 // freeAddr returns a loopback address nothing listens on right now.
@@ -32,7 +34,13 @@ func freeAddr(t *testing.T) string {
 // HTTP on addr, until the test ends.
 func startBinary(t *testing.T, addr string) {
 	t.Helper()
-	args := []string{"--name", "hetzner-cpu1", "--data-dir", t.TempDir(), "--nats-listen", "127.0.0.1:-1", "--http", addr, "--log-level", "error"}
+	// As an operator would: the issuer store exists before the coordinator
+	// starts (`meshctl creds init`); the bus is authenticated.
+	dataDir := t.TempDir()
+	if _, err := auth.Open(filepath.Join(dataDir, "auth")); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"--name", "hetzner-cpu1", "--data-dir", dataDir, "--nats-listen", "127.0.0.1:-1", "--http", addr, "--log-level", "error"}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, args) }()

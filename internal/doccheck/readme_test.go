@@ -88,17 +88,25 @@ func binaryFacts(t *testing.T) map[string]*accepts {
 				return string(out)
 			}
 			if b == "meshctl" {
-				top := run("--help")
-				for _, m := range cobraFlagRe.FindAllStringSubmatch(top, -1) {
-					a.flags[m[1]] = true
-				}
-				_, cmds, _ := strings.Cut(top, "Available Commands:")
-				cmds, _, _ = strings.Cut(cmds, "\n\n")
-				for _, m := range cobraCmdRe.FindAllStringSubmatch(cmds, -1) {
-					for _, f := range cobraFlagRe.FindAllStringSubmatch(run(m[1], "--help"), -1) {
-						a.flags[f[1]] = true
+				// Every command's flags, nested commands too (meshctl creds issue).
+				var walk func(path []string, depth int)
+				walk = func(path []string, depth int) {
+					help := run(append(append([]string{}, path...), "--help")...)
+					for _, m := range cobraFlagRe.FindAllStringSubmatch(help, -1) {
+						a.flags[m[1]] = true
+					}
+					_, cmds, ok := strings.Cut(help, "Available Commands:")
+					if !ok || depth >= 3 {
+						return
+					}
+					cmds, _, _ = strings.Cut(cmds, "\n\n")
+					for _, m := range cobraCmdRe.FindAllStringSubmatch(cmds, -1) {
+						if m[1] != "help" && m[1] != "completion" {
+							walk(append(append([]string{}, path...), m[1]), depth+1)
+						}
 					}
 				}
+				walk(nil, 0)
 			} else {
 				for _, m := range stdFlagRe.FindAllStringSubmatch(run("-h"), -1) {
 					a.flags[m[1]] = true
