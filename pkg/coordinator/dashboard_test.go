@@ -1,0 +1,161 @@
+package coordinator_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+
+	"github.com/ringmesh/ringmesh/pkg/coordinator"
+	"github.com/ringmesh/ringmesh/pkg/registry"
+)
+
+// chromiumPath finds a Chromium for the dashboard tests ($RINGMESH_CHROMIUM
+// first); the tests skip without one.
+func chromiumPath(t *testing.T) string {
+	if p := os.Getenv("RINGMESH_CHROMIUM"); p != "" {
+		return p
+	}
+	for _, n := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(n); err == nil {
+			return p
+		}
+	}
+	t.Skip("chromium not installed (apt-get install chromium, or .ci/chromium); dashboard browser test skipped")
+	return ""
+}
+
+// browser starts a headless Chromium with a fresh profile and collects
+// every console error and uncaught exception of the page.
+func browser(t *testing.T) (context.Context, func() []string) {
+	exe := chromiumPath(t)
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(exe), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck, chromedp.UserDataDir(t.TempDir()),
+		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
+	}
+	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelC := chromedp.NewContext(actx)
+	var mu sync.Mutex
+	var errs []string
+	if err := chromedp.Do(ctx); err != nil { // starts the browser
+		cancelC()
+		cancelA()
+		t.Fatalf("start chromium %s: %v", exe, err)
+	}
+	t.Cleanup(func() { cancelC(); cancelA() })
+	err := chromedp.Listen(ctx, func(ev any) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch e := ev.(type) {
+		case *runtime.EventConsoleAPICalled:
+			if e.Type == runtime.ConsoleAPICalledTypeError {
+				var parts []string
+				for _, a := range e.Args {
+					parts = append(parts, fmt.Sprintf("%s%s", a.Value, a.Description))
+				}
+				errs = append(errs, "console.error: "+strings.Join(parts, " "))
+			}
+		case *runtime.EventExceptionThrown:
+			d := e.ExceptionDetails
+			msg := d.Text
+			if d.Exception != nil {
+				msg += " " + d.Exception.Description
+			}
+			errs = append(errs, fmt.Sprintf("exception at %s:%d: %s", d.URL, d.LineNumber, msg))
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ctx, func() []string { mu.Lock(); defer mu.Unlock(); return append([]string(nil), errs...) }
+}
+
+// waitJS evaluates expr (a JS expression yielding a string) until it
+// equals want, or fails after a generous deadline.
+func waitJS(t *testing.T, ctx context.Context, what, expr string, want ...string) string {
+	t.Helper()
+	deadline := time.Now().Add(45 * time.Second)
+	var got string
+	for time.Now().Before(deadline) {
+		ectx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		v, err := chromedp.Run(ectx, chromedp.Evaluate[string](expr))
+		cancel()
+		got = v
+		if err == nil {
+			for _, w := range want {
+				if got == w {
+					return got
+				}
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("%s: got %q, want one of %q", what, got, want)
+	return ""
+}
+
+func rowState(node string) string {
+	return fmt.Sprintf(`(function(){const r=document.querySelector('#nodes tr[data-node=%q] td.state');return r?r.textContent:"";})()`, node)
+}
+
+// The dashboard in a real browser, behind the HTTP token: it loads with no
+// console error, a node that joins and a node that goes silent show up
+// without a reload, the node page shows the node, and a node-reported
+// string with markup stays text.
+func TestDashboardInBrowser(t *testing.T) {
+	ctx, consoleErrors := browser(t)
+	tokFile := filepath.Join(t.TempDir(), "token")
+	const tok = "0123456789abcdef-dash"
+	if err := os.WriteFile(tokFile, []byte(tok+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h := startCoordinator(t, coordinator.Config{HTTPTokenFile: tokFile,
+		Thresholds: registry.Thresholds{SuspectAfter: 1500 * time.Millisecond, DeadAfter: 10 * time.Minute}})
+	a1, _ := startAgent(t, []string{h.url}, fakeNode{id: "vast-1", provider: "vast", instance: "1", root: t.TempDir()}, "")
+
+	url := "http://" + h.coord.HTTPAddr() + "/#token=" + tok
+	if err := chromedp.Do(ctx, chromedp.Navigate(url)); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "vast-1 row", rowState("vast-1"), "healthy")
+	waitJS(t, ctx, "mark the page", `window.__noReload = "yes"`, "yes")
+	// The token left the address bar (it is kept in sessionStorage).
+	waitJS(t, ctx, "token out of URL", `location.hash.includes("token") ? "still there" : "gone"`, "gone")
+
+	// A node joins: it appears without a reload.
+	_, _ = startAgent(t, []string{h.url}, fakeNode{id: "runpod-2", provider: "runpod", instance: "p2", root: t.TempDir()}, "")
+	waitJS(t, ctx, "runpod-2 joins", rowState("runpod-2"), "healthy")
+	waitJS(t, ctx, "summary counts", `document.getElementById("counts").textContent.startsWith("2 nodes") ? "ok" : document.getElementById("counts").textContent`, "ok")
+
+	// A node goes silent: suspect, without a reload.
+	a1.PauseHeartbeats(true)
+	waitJS(t, ctx, "vast-1 silent", rowState("vast-1"), "suspect")
+
+	// Search narrows the table.
+	if err := chromedp.Do(ctx, chromedp.SendKeys(chromedp.CSS("#search"), "runpod")); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "search", `Array.from(document.querySelectorAll("#nodes tbody tr")).map(r=>r.dataset.node).join(",")`, "runpod-2")
+
+	// The node page.
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#nodes tr[data-node="runpod-2"] a`))); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "node page", `document.getElementById("n-title").textContent`, "runpod-2")
+	waitJS(t, ctx, "node page facts", `document.getElementById("n-facts").textContent.includes("runpod") ? "ok" : ""`, "ok")
+
+	waitJS(t, ctx, "no reload", `window.__noReload || "reloaded"`, "yes")
+	if errs := consoleErrors(); len(errs) > 0 {
+		t.Errorf("console errors on the dashboard:\n%s", strings.Join(errs, "\n"))
+	}
+}
