@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/ringmesh/ringmesh/internal/demosim"
 	"github.com/ringmesh/ringmesh/pkg/agent"
 	"github.com/ringmesh/ringmesh/pkg/bus"
 	"github.com/ringmesh/ringmesh/pkg/cli"
@@ -104,7 +105,7 @@ func run(ctx context.Context, args []string) error {
 		routes       = fs.String("nats-routes", "", "routes to the other voters, comma-separated nats-route://host:port")
 		replicas     = fs.Int("replicas", 0, "stream and bucket replicas: 1 standalone, 3 clustered (default: 3 when --nats-cluster-listen or --nats-url lists 3+ servers, else 1)")
 		syncAlways   = fs.Bool("nats-sync-always", false, "fsync every JetStream write (default on when clustered)")
-		demoMode     = fs.Bool("demo", false, "demo: --dev plus local fakes of all six cloud APIs and a matching inventory (no real cloud is contacted)")
+		demoMode     = fs.Bool("demo", false, "demo: --dev plus local fakes of all six cloud APIs, a matching inventory and simulated agents for its nodes (no real cloud is contacted)")
 		reconcile    = fs.Duration("reconcile-interval", 30*time.Second, "how often every provider is listed and reconciled with the nodes")
 	)
 	gf := cli.AddGossipFlags(fs)
@@ -258,6 +259,7 @@ func run(ctx context.Context, args []string) error {
 
 	actx, cancelAgent := context.WithCancel(context.Background())
 	defer cancelAgent()
+	var simDone chan struct{} // closed when the demo's simulated agents have said bye
 	if *dev {
 		select {
 		case <-coord.Started():
@@ -275,6 +277,17 @@ func run(ctx context.Context, args []string) error {
 		}
 		agentRunning = true
 		go func() { agentErr <- a.Run(actx) }()
+		if *demoMode {
+			// The demo's other nodes: simulated agents (internal/demosim), not this machine's.
+			simDone = make(chan struct{})
+			opts := demosim.Options{URLs: []string{coord.ClientURL()}, Inventory: inv, Skip: []string{*name}, Heartbeat: *heartbeat}
+			go func() {
+				defer close(simDone)
+				if err := demosim.Run(actx, opts, log); err != nil {
+					log.Error().Err(err).Msg("demo: simulated agents stopped")
+				}
+			}()
+		}
 		log.Info().Str("nats", coord.ClientURL()).Str("http", "http://"+coord.HTTPAddr()).
 			Msg("dev mode: try `go run ./cmd/meshctl status --nats-url " + coord.ClientURL() + "`")
 	}
@@ -295,6 +308,13 @@ func run(ctx context.Context, args []string) error {
 			}
 		case <-time.After(10 * time.Second):
 			log.Warn().Msg("dev agent did not stop within 10s")
+		}
+	}
+	if simDone != nil {
+		select {
+		case <-simDone:
+		case <-time.After(10 * time.Second):
+			log.Warn().Msg("demo: simulated agents did not stop within 10s")
 		}
 	}
 	cancelCoord()

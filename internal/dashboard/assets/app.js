@@ -97,9 +97,9 @@
     if (summary) {
       const v = summary.voters || [];
       const healthy = v.filter((x) => x.state === "healthy").length;
-      const q = summary.quorum_size || v.length;
-      if (q > 1 && healthy < Math.floor(q / 2) + 1) msgs.push("no quorum: " + healthy + " of " + q + " voters healthy");
-      else if (q > 1 && !summary.leader) msgs.push("no leader elected");
+      const q = summary.quorum_size; // 0: a single coordinator, no election
+      if (q > 0 && healthy < Math.floor(q / 2) + 1) msgs.push("no quorum: " + healthy + " of " + q + " voters healthy");
+      else if (q > 0 && !summary.leader) msgs.push("no leader elected");
     }
     const b = $("banner");
     b.textContent = msgs.join(" · ");
