@@ -10,6 +10,7 @@
 //	GET /api/dashboard         summary + one page of compact node rows
 //	                           (?offset=N&limit=M, M ≤ MaxPage, in node ID order)
 //	GET /api/dashboard/node    one node's full registry record (?node=ID)
+//	POST /api/dashboard/act    sync now, stop or terminate (Source.Call set)
 //
 // Source.Authorized guards the data (the same bearer-token check as
 // /api/status). GET / without it answers 401 with the bare page, which a
@@ -21,15 +22,20 @@ package dashboard
 
 import (
 	"context"
+	"crypto/rand"
 	"embed"
+	"encoding/hex"
 	"encoding/json"
 	"html/template"
 	"io/fs"
+	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ringmesh/ringmesh/pkg/api"
+	"github.com/ringmesh/ringmesh/pkg/fleet"
 	"github.com/ringmesh/ringmesh/pkg/mesh"
 	"github.com/ringmesh/ringmesh/pkg/registry"
 	"github.com/ringmesh/ringmesh/pkg/view"
@@ -56,6 +62,28 @@ type Source struct {
 	QuorumSize int
 	// Authorized reports whether r may read cluster data (nil = anyone).
 	Authorized func(r *http.Request) bool
+	// Call, when set, enables the actions (sync now, stop, terminate) for a
+	// request that passes Authorized: it calls the coordinator API op
+	// (api.Client.Call on the bus), so an action takes the same path, the
+	// same leader and the same gates as meshctl's. The caller sets it only
+	// where a token authenticates the admin.
+	Call func(ctx context.Context, op string, req, out any) error
+}
+
+// ActRequest is the body of POST /api/dashboard/act.
+type ActRequest struct {
+	Node string `json:"node"`
+	// Op is "sync", "stop" or "terminate".
+	Op string `json:"op"`
+	// DryRun runs the gates and audits the decision without calling the provider (stop, terminate).
+	DryRun bool   `json:"dry_run"`
+	Reason string `json:"reason"`
+}
+
+// ActReply answers POST /api/dashboard/act.
+type ActReply struct {
+	Message string `json:"message"`
+	Applied bool   `json:"applied"`
 }
 
 // FirstRows is how many rows GET / renders on the server.
@@ -100,6 +128,8 @@ func New(src Source) http.Handler {
 			summary.ServeHTTP(w, r)
 		case p == "/api/dashboard/node":
 			node.ServeHTTP(w, r)
+		case p == "/api/dashboard/act":
+			act(src, w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -138,7 +168,9 @@ type Summary struct {
 	Total       int                    `json:"total"`
 	Offset      int                    `json:"offset"`
 	NextOffset  int                    `json:"next_offset"` // 0 = last page
-	Rows        []Row                  `json:"rows"`
+	// Actions is true when this coordinator offers sync/stop/terminate here.
+	Actions bool  `json:"actions"`
+	Rows    []Row `json:"rows"`
 }
 
 // SummaryHandler serves GET /api/dashboard.
@@ -153,7 +185,7 @@ func SummaryHandler(src Source) http.Handler {
 		limit = min(limit, MaxPage)
 		st := src.Status()
 		out := Summary{Coordinator: st.Coordinator, Leader: st.Leader, QuorumSize: src.QuorumSize, GeneratedAt: st.GeneratedAt,
-			Thresholds: st.Thresholds, Counts: st.Counts, Quarantined: st.Quarantined, Total: len(st.Nodes), Offset: offset}
+			Thresholds: st.Thresholds, Counts: st.Counts, Quarantined: st.Quarantined, Total: len(st.Nodes), Offset: offset, Actions: src.Call != nil}
 		if src.Voters != nil {
 			out.Voters = src.Voters(r.Context())
 		}
@@ -195,6 +227,71 @@ func NodeHandler(src Source) http.Handler {
 		}
 		http.Error(w, "no such node: "+id, http.StatusNotFound)
 	})
+}
+
+// act runs one action for an authenticated admin (New checked Authorized).
+// No force: the safe-to-terminate gate and voter protection always apply.
+func act(src Source, w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", "POST")
+		http.Error(w, "POST only", http.StatusMethodNotAllowed)
+		return
+	}
+	if src.Call == nil {
+		http.Error(w, "actions are off: they need an authenticated admin (start the coordinator with an HTTP token)", http.StatusForbidden)
+		return
+	}
+	if !strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
+		http.Error(w, "bad request: want Content-Type application/json", http.StatusUnsupportedMediaType)
+		return
+	}
+	var req ActRequest
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&req); err != nil {
+		http.Error(w, "bad request: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	if err := mesh.ValidateNodeID(req.Node); err != nil {
+		http.Error(w, "bad request: node: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	if req.Reason = view.Clean(strings.TrimSpace(req.Reason)); req.Reason == "" || len(req.Reason) > 256 {
+		req.Reason = "dashboard request"
+	}
+	host, _, _ := net.SplitHostPort(r.RemoteAddr)
+	actor := "dashboard:" + host
+	ctx, cancel := context.WithTimeout(r.Context(), 60*time.Second)
+	defer cancel()
+	var rep ActReply
+	switch req.Op {
+	case "sync":
+		var acc api.SyncAccepted
+		if err := src.Call(ctx, api.OpSync, api.SyncRequest{Node: req.Node, RequestID: requestID()}, &acc); err != nil {
+			http.Error(w, err.Error(), http.StatusConflict)
+			return
+		}
+		rep = ActReply{Message: "sync of " + acc.Node + " requested (" + acc.Trigger + "); progress shows on the node page", Applied: true}
+	case fleet.OpStop, fleet.OpTerminate:
+		ar := fleet.ActionRequest{Node: req.Node, Op: req.Op, DryRun: req.DryRun, Reason: req.Reason, Actor: actor}
+		if !req.DryRun {
+			ar.RequestID = requestID()
+		}
+		var res fleet.ActionResult
+		if err := src.Call(ctx, api.OpAct, ar, &res); err != nil {
+			http.Error(w, err.Error(), http.StatusConflict)
+			return
+		}
+		rep = ActReply{Message: view.Clean(res.Message), Applied: res.Applied}
+	default:
+		http.Error(w, `bad request: op must be "sync", "stop" or "terminate"`, http.StatusBadRequest)
+		return
+	}
+	writeJSON(w, rep)
+}
+
+func requestID() string {
+	b := make([]byte, 12)
+	_, _ = rand.Read(b)
+	return "dash-" + hex.EncodeToString(b)
 }
 
 // Rows formats records as table rows relative to now.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ringmesh/ringmesh/pkg/api"
+	"github.com/ringmesh/ringmesh/pkg/fleet"
 	"github.com/ringmesh/ringmesh/pkg/mesh"
 	"github.com/ringmesh/ringmesh/pkg/registry"
 )
@@ -117,5 +118,61 @@ func TestScriptUsesTextContentOnly(t *testing.T) {
 		if strings.Contains(string(b), bad) {
 			t.Errorf("app.js uses %s", bad)
 		}
+	}
+}
+
+func post(t *testing.T, h http.Handler, body string) (int, string) {
+	t.Helper()
+	req := httptest.NewRequest("POST", "/api/dashboard/act", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return rec.Code, rec.Body.String()
+}
+
+// Actions call the coordinator API as meshctl does, never with force; off
+// without Call (no authenticated admin) and refused without the token.
+func TestActions(t *testing.T) {
+	if code, _ := post(t, New(source(3, true)), `{"node":"vast-00001","op":"stop"}`); code != http.StatusForbidden {
+		t.Errorf("no Call: %d, want 403", code)
+	}
+	src := source(3, true)
+	var calls []fleet.ActionRequest
+	var ops []string
+	src.Call = func(_ context.Context, op string, req, out any) error {
+		ops = append(ops, op)
+		switch r := req.(type) {
+		case fleet.ActionRequest:
+			calls = append(calls, r)
+			*(out.(*fleet.ActionResult)) = fleet.ActionResult{Message: "stop vast-00001: ok\x1b[2J", Applied: !r.DryRun}
+		case api.SyncRequest:
+			*(out.(*api.SyncAccepted)) = api.SyncAccepted{Node: r.Node, Trigger: "command:" + r.RequestID}
+		}
+		return nil
+	}
+	h := New(src)
+	code, body := post(t, h, `{"node":"vast-00001","op":"stop","dry_run":true}`)
+	if code != 200 || !strings.Contains(body, "stop vast-00001: ok[2J") {
+		t.Errorf("dry run: %d %s", code, body)
+	}
+	if code, body = post(t, h, `{"node":"vast-00001","op":"stop","force":true}`); code != 200 || !strings.Contains(body, `"applied":true`) {
+		t.Errorf("stop: %d %s", code, body)
+	}
+	if code, body = post(t, h, `{"node":"vast-00001","op":"sync"}`); code != 200 || !strings.Contains(body, "command:dash-") {
+		t.Errorf("sync: %d %s", code, body)
+	}
+	if len(calls) != 2 || calls[0].RequestID != "" || calls[1].RequestID == "" || calls[1].Force || !strings.HasPrefix(calls[1].Actor, "dashboard:") ||
+		strings.Join(ops, ",") != "act,act,sync" {
+		t.Errorf("calls %+v ops %v", calls, ops)
+	}
+	for _, b := range []string{`{"node":"vast-00001","op":"reboot"}`, `{"node":"../x","op":"stop"}`, `{`} {
+		if code, _ := post(t, h, b); code != 400 {
+			t.Errorf("%s: %d, want 400", b, code)
+		}
+	}
+	deny := source(3, false)
+	deny.Call = src.Call
+	if code, _ := post(t, New(deny), `{"node":"vast-00001","op":"stop"}`); code != 401 {
+		t.Errorf("without token: %d, want 401", code)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
@@ -153,6 +154,37 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 	waitJS(t, ctx, "node page", `document.getElementById("n-title").textContent`, "runpod-2")
 	waitJS(t, ctx, "node page facts", `document.getElementById("n-facts").textContent.includes("runpod") ? "ok" : ""`, "ok")
+
+	// An action asks for confirmation; dismissed, nothing is done.
+	var dmu sync.Mutex
+	var dialogs []string
+	opening := chromedp.Events(ctx, page.JavascriptDialogOpening)
+	go func() {
+		for ev, err := range opening {
+			if err != nil {
+				return
+			}
+			dmu.Lock()
+			dialogs = append(dialogs, string(ev.Type)+": "+ev.Message)
+			dmu.Unlock()
+			_, _ = chromedp.Call(ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: false})
+		}
+	}()
+	waitJS(t, ctx, "actions offered", `document.getElementById("n-actions").hidden ? "hidden" : "shown"`, "shown")
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#a-sync`))); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "sync dismissed", `document.getElementById("a-result").textContent`, "not confirmed; nothing done")
+	dmu.Lock()
+	if len(dialogs) != 1 || !strings.Contains(dialogs[0], "confirm: Sync node runpod-2 now?") {
+		t.Errorf("dialogs: %q, want one confirm for the sync of runpod-2", dialogs)
+	}
+	dmu.Unlock()
+	// Stop goes through the coordinator's gates first: here there is no provider, so it is refused before any prompt.
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#a-stop`))); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "stop refused", `document.getElementById("a-result").textContent.startsWith("refused: act: no providers configured") ? "ok" : document.getElementById("a-result").textContent`, "ok")
 
 	waitJS(t, ctx, "no reload", `window.__noReload || "reloaded"`, "yes")
 	if errs := consoleErrors(); len(errs) > 0 {

@@ -1,6 +1,7 @@
 package coordinator
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
@@ -13,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/ringmesh/ringmesh/internal/dashboard"
+	"github.com/ringmesh/ringmesh/pkg/api"
 )
 
 // HTTPTokenEnv names the environment variable that may hold the HTTP
@@ -106,8 +108,14 @@ func (c *Coordinator) httpHandlerWith(token string) http.Handler {
 	if c.cfg.Elect && c.cfg.Inventory != nil {
 		quorum = len(c.cfg.Inventory.Voters)
 	}
-	dash := dashboard.New(dashboard.Source{Status: c.Status, Voters: c.voters, QuorumSize: quorum, Authorized: tokenOK(token)})
-	for _, p := range []string{"GET /{$}", "GET /ui/", "GET /api/dashboard", "GET /api/dashboard/node"} {
+	src := dashboard.Source{Status: c.Status, Voters: c.voters, QuorumSize: quorum, Authorized: tokenOK(token)}
+	if token != "" { // actions only for an admin the token authenticates, through the API meshctl calls
+		src.Call = func(ctx context.Context, op string, req, out any) error {
+			return api.Client{NC: c.nc}.Call(ctx, op, req, out)
+		}
+	}
+	dash := dashboard.New(src)
+	for _, p := range []string{"GET /{$}", "GET /ui/", "GET /api/dashboard", "GET /api/dashboard/node", "POST /api/dashboard/act"} {
 		mux.Handle(p, dash)
 	}
 	return mux

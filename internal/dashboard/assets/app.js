@@ -27,6 +27,43 @@
     return r.json();
   }
 
+  async function post(url, body) {
+    const headers = { "Content-Type": "application/json" };
+    if (token) headers.Authorization = "Bearer " + token;
+    const r = await fetch(url, { method: "POST", headers: headers, body: JSON.stringify(body) });
+    const text = await r.text();
+    if (!r.ok) throw new Error(text.trim() || "HTTP " + r.status);
+    return JSON.parse(text);
+  }
+
+  // Actions take the same path as meshctl's (the coordinator API, its
+  // leader and gates); stop and terminate show the gates' decision from a
+  // dry run first and, like meshctl, ask for the node ID to be typed.
+  async function action(op) {
+    const node = route(), out = $("a-result");
+    if (!node) return;
+    out.textContent = "";
+    try {
+      if (op === "sync") {
+        if (!window.confirm("Sync node " + node + " now? Its agent pushes its unsynced data to its targets.")) {
+          out.textContent = "not confirmed; nothing done";
+          return;
+        }
+        out.textContent = (await post("/api/dashboard/act", { node: node, op: "sync" })).message;
+        return;
+      }
+      const dry = await post("/api/dashboard/act", { node: node, op: op, dry_run: true });
+      const typed = window.prompt("Dry run: " + dry.message + "\n\n" + op + " node " + node + "? Type the node ID to confirm:", "");
+      if (typed !== node) {
+        out.textContent = "not confirmed; nothing done";
+        return;
+      }
+      out.textContent = (await post("/api/dashboard/act", { node: node, op: op, reason: "dashboard request" })).message;
+    } catch (e) {
+      out.textContent = "refused: " + String(e && e.message ? e.message : e);
+    }
+  }
+
   function el(tag, text, cls) {
     const e = document.createElement(tag);
     if (text !== undefined && text !== null) e.textContent = String(text);
@@ -171,6 +208,7 @@
 
   function renderNode(d) {
     const r = d.record, row = d.row, h = r.health || {};
+    $("n-actions").hidden = !(summary && summary.actions);
     $("n-title").textContent = r.node;
     facts($("n-facts"), [["state", r.state + (r.cause ? " — " + r.cause : "")], ["since", r.state_since], ["provider", r.provider],
       ["instance", r.instance_id], ["role", r.role], ["ephemeral", r.ephemeral ? "yes" : "no"], ["voter", r.voter ? "yes" : "no"],
@@ -201,7 +239,8 @@
     $("prev").addEventListener("click", () => { page = Math.max(0, page - 1); renderTable(); });
     $("next").addEventListener("click", () => { page++; renderTable(); });
     $("back").addEventListener("click", (e) => { e.preventDefault(); history.pushState(null, "", location.pathname); poll(); });
-    window.addEventListener("hashchange", poll);
+    ["sync", "stop", "terminate"].forEach((op) => $("a-" + op).addEventListener("click", () => action(op)));
+    window.addEventListener("hashchange", () => { $("a-result").textContent = ""; poll(); });
     poll();
     setInterval(poll, POLL_MS);
   }
