@@ -279,8 +279,13 @@ func run(ctx context.Context, args []string) error {
 		go func() { agentErr <- a.Run(actx) }()
 		if *demoMode {
 			// The demo's other nodes: simulated agents (internal/demosim), not this machine's.
+			// One provider listing first, so that a stopped instance's agent never starts.
+			rctx, rcancel := context.WithTimeout(ctx, 15*time.Second)
+			coord.ReconcileNow(rctx)
+			rcancel()
 			simDone = make(chan struct{})
-			opts := demosim.Options{URLs: []string{coord.ClientURL()}, Inventory: inv, Skip: []string{*name}, Heartbeat: *heartbeat}
+			opts := demosim.Options{URLs: []string{coord.ClientURL()}, Inventory: inv, Skip: []string{*name}, Heartbeat: *heartbeat,
+				Down: func(node string) bool { return instanceDown(coord, node) }}
 			go func() {
 				defer close(simDone)
 				if err := demosim.Run(actx, opts, log); err != nil {
@@ -345,6 +350,19 @@ func devAgent(coord *coordinator.Coordinator, inv *config.Inventory, name, dataD
 	// The in-process agent does not gossip: the coordinator's own member,
 	// named like this machine, already represents it.
 	return agent.New(cfg, log)
+}
+
+// instanceDown reports whether the providers list node's instance as not
+// running (stopped, terminated, gone): the demo's simulated agent of a
+// stopped instance is silent, as a real one would be.
+func instanceDown(coord *coordinator.Coordinator, node string) bool {
+	for _, r := range coord.Status().Nodes {
+		if r.Node == node {
+			in := r.Instance
+			return in != nil && (in.Gone || (in.State != string(providers.StateRunning) && in.State != string(providers.StateStarting)))
+		}
+	}
+	return false
 }
 
 func splitHostPort(s string) (string, int, error) {

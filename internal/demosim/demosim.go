@@ -74,6 +74,10 @@ type Options struct {
 	Version string
 	// Seed seeds the randomness (0 = random).
 	Seed uint64
+	// Down, when set, says that node's instance is known not to run (the
+	// provider lists it stopped or gone): its agent says bye and stays away
+	// until Down turns false, as on a stopped machine.
+	Down func(node string) bool
 	// Connect, when set, replaces bus.Connect (per-node credentials).
 	Connect func(node string) (*nats.Conn, error)
 }
@@ -248,23 +252,43 @@ func newNode(id string, h *config.Host, opts Options, rng *rand.Rand, log zerolo
 	return n, nil
 }
 
-// run is one node's life: boot, heartbeats, syncs, preemptions, bye.
+// run is one node's life: boot, heartbeats, syncs, preemptions, bye; no
+// agent runs while Options.Down says its instance does not.
 func (n *node) run(ctx context.Context, pPreempt float64) {
 	for ctx.Err() == nil {
-		preempted := n.life(ctx, pPreempt)
-		if !preempted {
-			return
+		if n.down() {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(n.opts.Heartbeat):
+			}
+			continue
 		}
-		select {
-		case <-ctx.Done():
+		switch n.life(ctx, pPreempt) {
+		case endStopped:
 			return
-		case <-time.After(jitter(n.rng, n.opts.DownFor)):
+		case endPreempted:
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(jitter(n.rng, n.opts.DownFor)):
+			}
 		}
 	}
 }
 
-// life runs one boot of the node; true when it ended in a preemption.
-func (n *node) life(ctx context.Context, pPreempt float64) bool {
+func (n *node) down() bool { return n.opts.Down != nil && n.opts.Down(n.id) }
+
+type end int
+
+const (
+	endStopped   end = iota // ctx ended
+	endPreempted            // simulated preemption
+	endDown                 // the instance stopped (Options.Down)
+)
+
+// life runs one boot of the node and says how it ended.
+func (n *node) life(ctx context.Context, pPreempt float64) end {
 	n.mu.Lock()
 	n.boot = "demo" + strconv.FormatUint(n.rng.Uint64()%(1<<40), 36)
 	n.seq = 0
@@ -285,11 +309,15 @@ func (n *node) life(ctx context.Context, pPreempt float64) bool {
 		select {
 		case <-ctx.Done():
 			n.emit(context.Background(), bus.KindBye, events.Bye{Reason: "agent stopped"})
-			return false
+			return endStopped
 		case <-t.C:
+			if n.down() {
+				n.emit(ctx, bus.KindBye, events.Bye{Reason: "instance stopped"})
+				return endDown
+			}
 			if n.ephemeral && n.rng.Float64() < pPreempt {
 				n.preempt(ctx)
-				return true
+				return endPreempted
 			}
 			n.tick(ctx)
 		}
