@@ -87,6 +87,7 @@ func TestSummaryPages(t *testing.T) {
 	if rec.Header().Get("Content-Encoding") != "gzip" {
 		t.Fatal("no gzip")
 	}
+	t.Logf("one page of %d rows: %d bytes gzipped", MaxPage, rec.Body.Len())
 	zr, err := gzip.NewReader(rec.Body)
 	if err != nil {
 		t.Fatal(err)
