@@ -2,6 +2,7 @@ package coordinator_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -14,8 +15,13 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/ringmesh/ringmesh/pkg/bus"
 	"github.com/ringmesh/ringmesh/pkg/coordinator"
+	"github.com/ringmesh/ringmesh/pkg/events"
+	"github.com/ringmesh/ringmesh/pkg/paths"
 	"github.com/ringmesh/ringmesh/pkg/registry"
 )
 
@@ -142,6 +148,12 @@ func TestDashboardInBrowser(t *testing.T) {
 	a1.PauseHeartbeats(true)
 	waitJS(t, ctx, "vast-1 silent", rowState("vast-1"), "suspect")
 
+	// A node-reported string with markup is shown as text, never run.
+	publishHello(t, h.url, "vast-xss", `<img src=x onerror="window.__pwned='yes'">`)
+	waitJS(t, ctx, "markup node", `(function(){const r=document.querySelector('#nodes tr[data-node="vast-xss"]');return r?r.cells[10].textContent:"";})()`,
+		`<img src=x onerror="window.__pwned='yes'">`)
+	waitJS(t, ctx, "markup stays text", `(window.__pwned || "no") + "," + document.querySelectorAll("#nodes img").length`, "no,0")
+
 	// Search narrows the table.
 	if err := chromedp.Do(ctx, chromedp.SendKeys(chromedp.CSS("#search"), "runpod")); err != nil {
 		t.Fatal(err)
@@ -189,5 +201,33 @@ func TestDashboardInBrowser(t *testing.T) {
 	waitJS(t, ctx, "no reload", `window.__noReload || "reloaded"`, "yes")
 	if errs := consoleErrors(); len(errs) > 0 {
 		t.Errorf("console errors on the dashboard:\n%s", strings.Join(errs, "\n"))
+	}
+}
+
+// publishHello publishes one hello for node as an agent would, with the
+// given agent version (a string the node controls).
+func publishHello(t *testing.T, url, node, version string) {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	subj, _ := bus.EventSubject(node, bus.KindHello)
+	id := bus.MessageID(node, "xss1", 1)
+	env, err := bus.NewEnvelope(bus.KindHello, id, node, time.Now(), events.Hello{AgentVersion: version, Boot: "xss1", Hostname: node,
+		Provider: "vast", ProviderSource: "config", Paths: paths.For("vast", "", nil), HeartbeatIntervalSeconds: 5, GoVersion: "go1.26", OS: "linux", Arch: "amd64"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := json.Marshal(env)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := js.Publish(ctx, subj, data, jetstream.WithMsgID(id)); err != nil {
+		t.Fatal(err)
 	}
 }
