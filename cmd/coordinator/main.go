@@ -17,9 +17,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/ringmesh/ringmesh/internal/demosim"
 	"github.com/ringmesh/ringmesh/pkg/agent"
 	"github.com/ringmesh/ringmesh/pkg/agentmetrics"
 	"github.com/ringmesh/ringmesh/pkg/auth"
@@ -107,7 +109,7 @@ func run(ctx context.Context, args []string) error {
 		routes       = fs.String("nats-routes", "", "routes to the other voters, comma-separated nats-route://host:port")
 		replicas     = fs.Int("replicas", 0, "stream and bucket replicas: 1 standalone, 3 clustered (default: 3 when --nats-cluster-listen or --nats-url lists 3+ servers, else 1)")
 		syncAlways   = fs.Bool("nats-sync-always", false, "fsync every JetStream write (default on when clustered)")
-		demoMode     = fs.Bool("demo", false, "demo: --dev plus local fakes of all six cloud APIs and a matching inventory (no real cloud is contacted)")
+		demoMode     = fs.Bool("demo", false, "demo: --dev plus local fakes of all six cloud APIs, a matching inventory and simulated agents for its nodes (no real cloud is contacted)")
 		authDir      = fs.String("auth-dir", "", "issuer store (operator, account keys, CA; see deploy/README.md); default <data-dir>/auth, created by --dev/--demo")
 		creds        = fs.String("creds", "", "with --nats-url: this coordinator's NATS credentials file (role coordinator)")
 		caFile       = fs.String("ca", "", "with --nats-url: the ringmesh CA to pin (default <auth-dir>/ca.pem when the store is here)")
@@ -281,6 +283,7 @@ func run(ctx context.Context, args []string) error {
 
 	actx, cancelAgent := context.WithCancel(context.Background())
 	defer cancelAgent()
+	var simDone chan struct{} // closed when the demo's simulated agents have said bye
 	if *dev {
 		select {
 		case <-coord.Started():
@@ -306,6 +309,32 @@ func run(ctx context.Context, args []string) error {
 		if iss != nil && *dataDir != "ringmesh-data" {
 			hint += " --creds " + filepath.Join(*dataDir, "creds", "admin.creds")
 		}
+		if *demoMode {
+			// The demo's other nodes: simulated agents (internal/demosim), not this machine's.
+			// One provider listing first, so that a stopped instance's agent never starts.
+			rctx, rcancel := context.WithTimeout(ctx, 15*time.Second)
+			coord.ReconcileNow(rctx)
+			rcancel()
+			simDone = make(chan struct{})
+			opts := demosim.Options{URLs: []string{coord.ClientURL()}, Inventory: inv, Skip: []string{*name}, Heartbeat: *heartbeat,
+				Down: func(node string) bool { return instanceDown(coord, node) }}
+			if iss != nil {
+				// Each simulated node connects as itself, with its own node credentials.
+				opts.Connect = func(node string) (*nats.Conn, error) {
+					creds := filepath.Join(*dataDir, "creds", node+".creds")
+					if err := iss.EnsureCreds(auth.RoleNode, node, creds); err != nil {
+						return nil, err
+					}
+					return bus.Connect(bus.ConnConfig{URLs: []string{coord.ClientURL()}, Name: node, CredsFile: creds, CAFile: iss.CAFile()}, log.With().Str("sim", node).Logger())
+				}
+			}
+			go func() {
+				defer close(simDone)
+				if err := demosim.Run(actx, opts, log); err != nil {
+					log.Error().Err(err).Msg("demo: simulated agents stopped")
+				}
+			}()
+		}
 		log.Info().Str("nats", coord.ClientURL()).Str("http", "http://"+coord.HTTPAddr()).
 			Msg("dev mode: try `" + hint + "`")
 	}
@@ -326,6 +355,13 @@ func run(ctx context.Context, args []string) error {
 			}
 		case <-time.After(10 * time.Second):
 			log.Warn().Msg("dev agent did not stop within 10s")
+		}
+	}
+	if simDone != nil {
+		select {
+		case <-simDone:
+		case <-time.After(10 * time.Second):
+			log.Warn().Msg("demo: simulated agents did not stop within 10s")
 		}
 	}
 	cancelCoord()
@@ -414,6 +450,19 @@ func openAuth(dir, dataDir string, dev, noAuth, external bool, name string, log 
 func hostname() string {
 	h, _ := os.Hostname()
 	return h
+}
+
+// instanceDown reports whether the providers list node's instance as not
+// running (stopped, terminated, gone): the demo's simulated agent of a
+// stopped instance is silent, as a real one would be.
+func instanceDown(coord *coordinator.Coordinator, node string) bool {
+	for _, r := range coord.Status().Nodes {
+		if r.Node == node {
+			in := r.Instance
+			return in != nil && (in.Gone || (in.State != string(providers.StateRunning) && in.State != string(providers.StateStarting)))
+		}
+	}
+	return false
 }
 
 func splitHostPort(s string) (string, int, error) {

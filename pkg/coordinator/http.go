@@ -1,11 +1,11 @@
 package coordinator
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
 	"fmt"
-	"html/template"
 	"net"
 	"net/http"
 	"os"
@@ -13,7 +13,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/ringmesh/ringmesh/pkg/view"
+	"github.com/ringmesh/ringmesh/internal/dashboard"
+	"github.com/ringmesh/ringmesh/pkg/api"
 )
 
 // HTTPTokenEnv names the environment variable that may hold the HTTP
@@ -56,16 +57,28 @@ func requireToken(token string, h http.Handler) http.Handler {
 	if token == "" {
 		return h
 	}
-	want := sha256.Sum256([]byte(token))
+	ok := tokenOK(token)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got := sha256.Sum256([]byte(strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")))
-		if subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+		if !ok(r) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="ringmesh"`)
 			http.Error(w, "token required", http.StatusUnauthorized)
 			return
 		}
 		h.ServeHTTP(w, r)
 	})
+}
+
+// tokenOK returns the check of requireToken: r carries "Authorization:
+// Bearer <token>" (compared in constant time); always true when token is empty.
+func tokenOK(token string) func(*http.Request) bool {
+	if token == "" {
+		return func(*http.Request) bool { return true }
+	}
+	want := sha256.Sum256([]byte(token))
+	return func(r *http.Request) bool {
+		got := sha256.Sum256([]byte(strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")))
+		return subtle.ConstantTimeCompare(got[:], want[:]) == 1
+	}
 }
 
 // httpHandler serves the endpoints; token (may be empty) guards the status
@@ -90,31 +103,20 @@ func (c *Coordinator) httpHandlerWith(token string) http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(c.Status())
 	})))
-	mux.Handle("GET /{$}", requireToken(token, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		st := c.Status()
-		st.Voters = c.voters(r.Context())
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		if err := page.Execute(w, map[string]any{"Status": st, "Rows": view.StatusRows(st.Nodes, st.GeneratedAt)}); err != nil {
-			c.log.Warn().Err(err).Msg("render status page")
+	// The dashboard (internal/dashboard): the page, its assets and its data.
+	quorum := 0
+	if c.cfg.Elect && c.cfg.Inventory != nil {
+		quorum = len(c.cfg.Inventory.Voters)
+	}
+	src := dashboard.Source{Status: c.Status, Voters: c.voters, QuorumSize: quorum, Authorized: tokenOK(token)}
+	if token != "" { // actions only for an admin the token authenticates, through the API meshctl calls
+		src.Call = func(ctx context.Context, op string, req, out any) error {
+			return api.Client{NC: c.nc}.Call(ctx, op, req, out)
 		}
-	})))
+	}
+	dash := dashboard.New(src)
+	for _, p := range []string{"GET /{$}", "GET /ui/", "GET /api/dashboard", "GET /api/dashboard/node", "POST /api/dashboard/act"} {
+		mux.Handle(p, dash)
+	}
 	return mux
 }
-
-var page = template.Must(template.New("status").Parse(`<!doctype html>
-<html><head><meta charset="utf-8"><meta http-equiv="refresh" content="5">
-<title>ringmesh</title>
-<style>body{font-family:system-ui,sans-serif;margin:2em}table{border-collapse:collapse}
-td,th{padding:4px 10px;border-bottom:1px solid #ddd;text-align:left}
-.healthy{color:#080}.degraded{color:#a60}.suspect{color:#c60}.dead,.preempted{color:#c00}.bus-partitioned{color:#a0a}</style>
-</head><body>
-<h1>ringmesh</h1>
-<p>coordinator <b>{{.Status.Coordinator}}</b> · leader <b>{{.Status.Leader}}</b> · {{.Status.GeneratedAt.Format "2006-01-02 15:04:05 UTC"}} ·
-suspect after {{.Status.Thresholds.SuspectAfterSeconds}}s, dead after {{.Status.Thresholds.DeadAfterSeconds}}s</p>
-{{if .Status.Voters}}<h2>voters</h2><table><tr><th>voter</th><th>leader</th><th>state</th><th>NATS server</th><th>pending</th></tr>
-{{range .Status.Voters}}<tr><td>{{.Name}}</td><td>{{if .Leader}}★{{end}}</td><td>{{.State}}</td><td>{{.Server}}</td><td>{{.Pending}}</td></tr>
-{{end}}</table>{{end}}
-<h2>nodes</h2>
-<table><tr><th>node</th><th>provider</th><th>role</th><th>state</th><th>gossip</th><th>GPUs</th><th>GPU util</th><th>disk free</th><th>RPO</th><th>last seen</th><th>agent</th><th>cause</th></tr>
-{{range .Rows}}<tr><td>{{.Node}}{{if ne .Trust "-"}} <b>[{{.Trust}}]</b>{{end}}</td><td>{{.Provider}}</td><td>{{.Role}}</td><td class="{{.State}}">{{.State}}</td><td>{{.Gossip}}</td><td>{{.GPUs}}</td><td>{{.GPUUtil}}</td><td>{{.DiskFree}}</td><td>{{.RPO}}</td><td>{{.LastSeen}}</td><td>{{.Version}}</td><td>{{.Cause}}</td></tr>
-{{end}}</table></body></html>`))

@@ -1,0 +1,248 @@
+// ringmesh dashboard. Every value a node reported is untrusted: it is only
+// ever put into the page with textContent, never parsed as markup.
+"use strict";
+(function () {
+  const POLL_MS = 2000, PAGE = 100, STALE_S = 10;
+  const $ = (id) => document.getElementById(id);
+  let token = sessionStorage.getItem("ringmesh-token") || "";
+  let rows = [], summary = null, lastOK = 0, lastErr = "";
+  let sortKey = "Node", sortDir = 1, page = 0;
+
+  // #token=… (the fragment never reaches the server) is kept for this tab.
+  function route() {
+    const h = new URLSearchParams(location.hash.slice(1));
+    if (h.get("token")) {
+      token = h.get("token");
+      sessionStorage.setItem("ringmesh-token", token);
+      h.delete("token");
+      history.replaceState(null, "", h.toString() ? "#" + h.toString() : location.pathname);
+    }
+    return h.get("node") || "";
+  }
+
+  async function get(url) {
+    const opts = token ? { headers: { Authorization: "Bearer " + token } } : {};
+    const r = await fetch(url, opts);
+    if (!r.ok) throw new Error(url.split("?")[0] + ": HTTP " + r.status + (r.status === 401 ? " (open the page with #token=<http token>)" : ""));
+    return r.json();
+  }
+
+  async function post(url, body) {
+    const headers = { "Content-Type": "application/json" };
+    if (token) headers.Authorization = "Bearer " + token;
+    const r = await fetch(url, { method: "POST", headers: headers, body: JSON.stringify(body) });
+    const text = await r.text();
+    if (!r.ok) throw new Error(text.trim() || "HTTP " + r.status);
+    return JSON.parse(text);
+  }
+
+  // Actions take the same path as meshctl's (the coordinator API, its
+  // leader and gates); stop and terminate show the gates' decision from a
+  // dry run first and, like meshctl, ask for the node ID to be typed.
+  async function action(op) {
+    const node = route(), out = $("a-result");
+    if (!node) return;
+    out.textContent = "";
+    try {
+      if (op === "sync") {
+        if (!window.confirm("Sync node " + node + " now? Its agent pushes its unsynced data to its targets.")) {
+          out.textContent = "not confirmed; nothing done";
+          return;
+        }
+        out.textContent = (await post("/api/dashboard/act", { node: node, op: "sync" })).message;
+        return;
+      }
+      const dry = await post("/api/dashboard/act", { node: node, op: op, dry_run: true });
+      const typed = window.prompt("Dry run: " + dry.message + "\n\n" + op + " node " + node + "? Type the node ID to confirm:", "");
+      if (typed !== node) {
+        out.textContent = "not confirmed; nothing done";
+        return;
+      }
+      out.textContent = (await post("/api/dashboard/act", { node: node, op: op, reason: "dashboard request" })).message;
+    } catch (e) {
+      out.textContent = "refused: " + String(e && e.message ? e.message : e);
+    }
+  }
+
+  function el(tag, text, cls) {
+    const e = document.createElement(tag);
+    if (text !== undefined && text !== null) e.textContent = String(text);
+    if (cls) e.className = cls;
+    return e;
+  }
+  function clear(e) { while (e.firstChild) e.removeChild(e.firstChild); }
+  function bytes(n) {
+    if (n === null || n === undefined) return "?";
+    const u = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let i = 0, v = Number(n);
+    while (v >= 1024 && i < u.length - 1) { v /= 1024; i++; }
+    return (i ? v.toFixed(1) : String(v)) + " " + u[i];
+  }
+  function pct(v) { return v === null || v === undefined ? "?" : v.toFixed(0) + "%"; }
+  function ago(s) {
+    if (s === null || s === undefined) return "never";
+    s = Math.max(0, Math.floor(s));
+    if (s < 60) return s + "s ago";
+    if (s < 3600) return Math.floor(s / 60) + "m" + String(s % 60).padStart(2, "0") + "s ago";
+    return Math.floor(s / 3600) + "h" + String(Math.floor(s % 3600 / 60)).padStart(2, "0") + "m ago";
+  }
+
+  let busy = false;
+  async function poll() {
+    if (busy) return; // a slow refresh is not stacked on
+    busy = true;
+    const node = route();
+    try {
+      let off = 0, all = [], s;
+      for (let i = 0; i < 1000; i++) {
+        s = await get("/api/dashboard?offset=" + off + "&limit=2000");
+        all = all.concat(s.rows || []);
+        if (!s.next_offset || s.next_offset <= off) break;
+        off = s.next_offset;
+      }
+      summary = s; rows = all; lastOK = Date.now(); lastErr = "";
+      if (node) renderNode(await get("/api/dashboard/node?node=" + encodeURIComponent(node)));
+    } catch (e) {
+      lastErr = String(e && e.message ? e.message : e);
+    } finally {
+      busy = false;
+    }
+    render(node);
+  }
+
+  function render(node) {
+    $("nodes-view").hidden = !!node;
+    $("node-view").hidden = !node;
+    renderBanner();
+    if (!summary) return;
+    $("meta").textContent = "coordinator " + summary.coordinator + " · leader " + (summary.leader || "none") +
+      " · suspect after " + summary.thresholds.suspect_after_seconds + "s, dead after " + summary.thresholds.dead_after_seconds + "s";
+    $("updated").textContent = "data of " + new Date(summary.generated_at).toISOString().replace("T", " ").slice(0, 19) + " UTC";
+    const c = $("counts"); clear(c);
+    c.appendChild(el("span", summary.total + " nodes"));
+    Object.keys(summary.counts || {}).sort().forEach((k) => c.appendChild(el("span", k + " " + summary.counts[k], k)));
+    if (summary.quarantined) c.appendChild(el("span", "quarantined " + summary.quarantined, "dead"));
+    renderVoters();
+    if (!node) renderTable();
+  }
+
+  function renderBanner() {
+    const msgs = [];
+    const age = lastOK ? (Date.now() - lastOK) / 1000 : Infinity;
+    if (lastErr) msgs.push("cannot refresh: " + lastErr);
+    if (age > STALE_S) msgs.push(lastOK ? "stale data: last successful refresh " + Math.floor(age) + "s ago" : "no data yet");
+    if (summary) {
+      const v = summary.voters || [];
+      const healthy = v.filter((x) => x.state === "healthy").length;
+      const q = summary.quorum_size; // 0: a single coordinator, no election
+      if (q > 0 && healthy < Math.floor(q / 2) + 1) msgs.push("no quorum: " + healthy + " of " + q + " voters healthy");
+      else if (q > 0 && !summary.leader) msgs.push("no leader elected");
+    }
+    const b = $("banner");
+    b.textContent = msgs.join(" · ");
+    b.hidden = msgs.length === 0;
+  }
+
+  function renderVoters() {
+    const tb = $("voters").tBodies[0]; clear(tb);
+    (summary.voters || []).forEach((v) => {
+      const tr = el("tr");
+      [v.name, v.leader ? "★" : "", v.state, v.server || "", v.pending || 0].forEach((x) => tr.appendChild(el("td", x)));
+      tb.appendChild(tr);
+    });
+    $("voters-box").hidden = !(summary.voters || []).length;
+  }
+
+  function fillSelect(sel, values) {
+    const cur = sel.value, have = new Set(Array.from(sel.options).map((o) => o.value));
+    values.forEach((v) => { if (!have.has(v)) { const o = el("option", v); o.value = v; sel.appendChild(o); } });
+    sel.value = cur;
+  }
+
+  function filtered() {
+    const q = $("search").value.trim().toLowerCase(), st = $("f-state").value, pr = $("f-provider").value, eph = $("f-eph").checked;
+    return rows.filter((r) => (!st || r.State === st) && (!pr || r.Provider === pr) && (!eph || r.ephemeral) &&
+      (!q || [r.Node, r.Provider, r.Role, r.State, r.Cause, r.GPUs, r.Version].join(" ").toLowerCase().includes(q)));
+  }
+
+  function renderTable() {
+    fillSelect($("f-state"), [...new Set(rows.map((r) => r.State))].sort());
+    fillSelect($("f-provider"), [...new Set(rows.map((r) => r.Provider))].sort());
+    const list = filtered();
+    list.sort((a, b) => {
+      let x = a[sortKey], y = b[sortKey];
+      if (x === null || x === undefined) return 1; // unknown last either way
+      if (y === null || y === undefined) return -1;
+      if (typeof x === "number") return (x - y) * sortDir || a.Node.localeCompare(b.Node);
+      return String(x).localeCompare(String(y)) * sortDir || a.Node.localeCompare(b.Node);
+    });
+    const pages = Math.max(1, Math.ceil(list.length / PAGE));
+    page = Math.min(page, pages - 1);
+    $("page").textContent = "page " + (page + 1) + " of " + pages;
+    $("shown").textContent = "(" + list.length + " of " + rows.length + ")";
+    document.querySelectorAll("#nodes th[data-k]").forEach((th) => {
+      th.className = th.dataset.k === sortKey ? (sortDir > 0 ? "asc" : "desc") : "";
+    });
+    const tb = $("nodes").tBodies[0]; clear(tb);
+    list.slice(page * PAGE, (page + 1) * PAGE).forEach((r) => {
+      const tr = el("tr"); tr.dataset.node = r.Node;
+      const a = el("a", r.Node, "node"); a.href = "#node=" + encodeURIComponent(r.Node);
+      const td = el("td"); td.appendChild(a);
+      if (r.Trust && r.Trust !== "-") td.appendChild(el("b", " [" + r.Trust + "]"));
+      tr.appendChild(td);
+      tr.appendChild(el("td", r.Provider)); tr.appendChild(el("td", r.Role));
+      tr.appendChild(el("td", r.State, "state " + r.State));
+      [r.Gossip, r.GPUs, r.GPUUtil, r.DiskFree, r.RPO, r.LastSeen, r.Version, r.Cause].forEach((x) => tr.appendChild(el("td", x)));
+      tb.appendChild(tr);
+    });
+  }
+
+  function facts(dl, pairs) {
+    clear(dl);
+    pairs.forEach(([k, v]) => { dl.appendChild(el("dt", k)); dl.appendChild(el("dd", v === undefined || v === null || v === "" ? "-" : v)); });
+  }
+  function table(id, list, cells) {
+    const tb = $(id).tBodies[0]; clear(tb);
+    (list || []).forEach((x) => { const tr = el("tr"); cells(x).forEach((c) => tr.appendChild(el("td", c))); tb.appendChild(tr); });
+  }
+
+  function renderNode(d) {
+    const r = d.record, row = d.row, h = r.health || {};
+    $("n-actions").hidden = !(summary && summary.actions);
+    $("n-title").textContent = r.node;
+    facts($("n-facts"), [["state", r.state + (r.cause ? " — " + r.cause : "")], ["since", r.state_since], ["provider", r.provider],
+      ["instance", r.instance_id], ["role", r.role], ["ephemeral", r.ephemeral ? "yes" : "no"], ["voter", r.voter ? "yes" : "no"],
+      ["trust", row.Trust], ["agent", r.agent_version], ["last seen", row.LastSeen], ["health", (r.health_status || "?") + ((r.reasons || []).length ? ": " + r.reasons.join("; ") : "")],
+      ["gossip", row.Gossip], ["host key", r.host_key_fingerprint], ["ringrift path", r.paths ? r.paths.ringrift : ""]]);
+    const rpo = r.rpo || {}, ls = r.last_sync;
+    facts($("n-rpo"), [["unsynced", bytes(rpo.unsynced_bytes) + (rpo.unsynced_files != null ? " in " + rpo.unsynced_files + " files" : "")],
+      ["oldest unsynced", rpo.oldest_unsynced_seconds == null ? "?" : Math.round(rpo.oldest_unsynced_seconds) + "s"],
+      ["sync enabled", r.sync_enabled ? "yes" : "no"],
+      ["last sync", ls ? ls.phase + " (" + ls.trigger + ") " + bytes(ls.bytes_sent) + " of " + bytes(ls.bytes_total) + (ls.error ? " — error: " + ls.error : "") : "none reported"],
+      ["preempt", r.preempt ? r.preempt.source + " deadline " + r.preempt.deadline : ""]]);
+    const files = ls ? (ls.made || []).concat(ls.missed || []) : [];
+    table("n-targets", files, (f) => [f.path, bytes(f.size), (f.targets || []).join(", ") || "-", f.reason || ""]);
+    table("n-ssh", r.ssh, (e) => [e.kind, e.host, e.port, e.user]);
+    table("n-gpus", h.gpus, (g) => [g.index, g.name, pct(g.utilization_percent),
+      bytes(g.memory_used_bytes) + " / " + bytes(g.memory_total_bytes),
+      g.temperature_c == null ? "?" : g.temperature_c + " °C", g.power_watts == null ? "?" : g.power_watts + " W",
+      g.ecc_errors_uncorrected == null ? "?" : g.ecc_errors_uncorrected, g.xid_errors == null ? "?" : g.xid_errors]);
+    table("n-disks", h.disks, (x) => [x.path, pct(x.used_percent), bytes(x.free_bytes), bytes(x.total_bytes), x.error || ""]);
+  }
+
+  function start() {
+    document.querySelectorAll("#nodes th[data-k]").forEach((th) => th.addEventListener("click", () => {
+      if (sortKey === th.dataset.k) sortDir = -sortDir; else { sortKey = th.dataset.k; sortDir = 1; }
+      renderTable();
+    }));
+    ["search", "f-state", "f-provider", "f-eph"].forEach((id) => $(id).addEventListener("input", () => { page = 0; renderTable(); }));
+    $("prev").addEventListener("click", () => { page = Math.max(0, page - 1); renderTable(); });
+    $("next").addEventListener("click", () => { page++; renderTable(); });
+    $("back").addEventListener("click", (e) => { e.preventDefault(); history.pushState(null, "", location.pathname); poll(); });
+    ["sync", "stop", "terminate"].forEach((op) => $("a-" + op).addEventListener("click", () => action(op)));
+    window.addEventListener("hashchange", () => { $("a-result").textContent = ""; poll(); });
+    poll();
+    setInterval(poll, POLL_MS);
+  }
+  start();
+})();
