@@ -412,6 +412,7 @@ func (f *Fakes) seed() error {
 	if err := seedNebius(f.Nebius); err != nil {
 		return fmt.Errorf("seeding nebius fake: %w", err)
 	}
+	f.seedOffers()
 	return nil
 }
 

@@ -135,6 +135,7 @@ type Server struct {
 	mu     sync.Mutex
 	insts  map[int64]*record
 	nextID int64
+	asks   []Offer // offers served by POST /api/v0/bundles/ (offers.go)
 }
 
 // New starts a fake on a loopback port. Close it when done.
@@ -155,6 +156,7 @@ func New(opts Options) *Server {
 	mux.HandleFunc("GET /api/v0/instances/{id}/{$}", s.handleShow)
 	mux.HandleFunc("PUT /api/v0/instances/{id}/{$}", s.handlePut)
 	mux.HandleFunc("DELETE /api/v0/instances/{id}/{$}", s.handleDelete)
+	mux.HandleFunc("POST /api/v0/bundles/{$}", s.handleBundles)
 	s.srv = httptest.NewServer(s.Wrap(render, s.auth(mux)))
 	return s
 }
