@@ -272,18 +272,23 @@ func (c *Coordinator) apiCost(ctx context.Context, req []byte) (any, error) {
 			return nil, fmt.Errorf("bad request: %w", err)
 		}
 	}
-	out := api.Cost{Current: c.cfg.Cost.Current(), Total: c.cfg.Cost.Sum(cost.Filter{})}
+	if !r.Since.IsZero() && r.Since.After(c.cfg.Now().Add(24*time.Hour)) {
+		return nil, fmt.Errorf("bad request: since %s is in the future", r.Since.Format(time.RFC3339))
+	}
+	f := cost.Filter{From: r.Since}
+	out := api.Cost{Current: c.cfg.Cost.Current(), Total: c.cfg.Cost.Sum(f), Since: r.Since}
 	out.BurnRate, out.UnknownPriced = c.cfg.Cost.BurnRate()
 	var err error
-	if out.ByNode, err = c.cfg.Cost.Group(cost.Filter{}, cost.ByNode); err != nil {
+	if out.ByNode, err = c.cfg.Cost.Group(f, cost.ByNode); err != nil {
 		return nil, err
 	}
-	if out.ByProvider, err = c.cfg.Cost.Group(cost.Filter{}, cost.ByProvider); err != nil {
+	if out.ByProvider, err = c.cfg.Cost.Group(f, cost.ByProvider); err != nil {
 		return nil, err
 	}
-	if out.ByDay, err = c.cfg.Cost.Group(cost.Filter{}, cost.ByDay); err != nil {
+	if out.ByDay, err = c.cfg.Cost.Group(f, cost.ByDay); err != nil {
 		return nil, err
 	}
+	out.Budget = c.costBudget()
 	return out, nil
 }
 

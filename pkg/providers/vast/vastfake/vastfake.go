@@ -110,10 +110,20 @@ type Instance struct {
 	Geolocation       string                   `json:"geolocation"`
 	Verification      string                   `json:"verification"`
 	Reliability2      float64                  `json:"reliability2"`
+	// Costs is the "instance" sub-object (totalHour, diskHour,
+	// discountedTotalPerHour); nil omits it.
+	Costs *Costs `json:"instance,omitempty"`
 
 	// DirectSSHPort is the host port mapped to 22/tcp while running (0: none).
 	// Not serialised: it becomes ports["22/tcp"].
 	DirectSSHPort int `json:"-"`
+}
+
+// Costs is the per-hour breakdown Vast shows under "instance" (USD/h).
+type Costs struct {
+	TotalHour              float64 `json:"totalHour"`
+	DiskHour               float64 `json:"diskHour"`
+	DiscountedTotalPerHour float64 `json:"discountedTotalPerHour"`
 }
 
 type step struct {
