@@ -35,7 +35,14 @@ var BudgetCurrencies = []string{"EUR", "USD"}
 
 func (p *parser) budget(v *yaml.Node) {
 	var b Budget
-	p.strict(v, "budget", &b)
+	extra, nodes := p.strict(v, "budget", &b)
+	for k := range extra {
+		at := v
+		if n := nodes[k]; n != nil {
+			at = n
+		}
+		p.errorf(at, "budget."+k, "unknown field (want daily or providers): a cap that is not read would not hold")
+	}
 	check := func(field string, caps map[string]float64) {
 		keys := make([]string, 0, len(caps))
 		for c := range caps {
