@@ -16,7 +16,7 @@ func TestMeshctlOffersAcrossCloudsWithOneTimingOut(t *testing.T) {
 	h, fakes, _ := startFleet(t)
 	fakes.Lambda.Inject(lambdafake.Fault{Kind: lambdafake.Timeout, Path: "/instance-types", Count: -1})
 
-	out, err := run(t, h.url, "", "offers", "--cloud-timeout", "3s", "--timeout", "20s")
+	out, err := run(t, h.url, "", "offers", "--cloud-timeout", "5s", "--timeout", "20s")
 	if err != nil {
 		t.Fatalf("meshctl offers: %v\n%s", err, out)
 	}
@@ -29,7 +29,7 @@ func TestMeshctlOffersAcrossCloudsWithOneTimingOut(t *testing.T) {
 		t.Errorf("offers of the timed-out cloud shown:\n%s", out)
 	}
 
-	out, err = run(t, h.url, "", "offers", "--json", "--gpu", "RTX 4090", "--max-price", "0.40", "--cloud-timeout", "3s", "--timeout", "20s")
+	out, err = run(t, h.url, "", "offers", "--json", "--gpu", "RTX 4090", "--max-price", "0.40", "--cloud-timeout", "5s", "--timeout", "20s")
 	if err != nil {
 		t.Fatalf("meshctl offers --json: %v\n%s", err, out)
 	}

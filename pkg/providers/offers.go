@@ -192,10 +192,10 @@ func CollectOffers(ctx context.Context, provs []Provider, f OfferFilter, timeout
 			pctx, cancel := context.WithTimeout(ctx, timeout)
 			defer cancel()
 			offers, err := o.Offers(pctx, f)
-			if err == nil && pctx.Err() != nil {
-				err = pctx.Err()
-			}
-			if errors.Is(err, context.DeadlineExceeded) || (err != nil && pctx.Err() != nil) {
+			switch {
+			case ctx.Err() != nil: // the whole request ended first
+				err = fmt.Errorf("not answered before the request ended: %w", ctx.Err())
+			case pctx.Err() != nil: // this cloud's own deadline fired
 				err = fmt.Errorf("timed out after %s", timeout)
 			}
 			res[i].offers, res[i].err = offers, err

@@ -148,7 +148,7 @@ func TestOffersUnknownStaysUnknown(t *testing.T) {
 func TestOffersCloudTimesOut(t *testing.T) {
 	f := startWithCLI(t, context.Background(), demo.Options{Delay: -1})
 	f.Lambda.Inject(lambdafake.Fault{Kind: lambdafake.Timeout, Path: "/instance-types", Count: -1})
-	offers, missing := offersOf(t, f, providers.OfferFilter{}, 3*time.Second)
+	offers, missing := offersOf(t, f, providers.OfferFilter{}, 5*time.Second)
 	var lambdaMissing bool
 	for _, m := range missing {
 		if m.Provider == "lambda" && strings.Contains(m.Reason, "timed out") {
