@@ -128,6 +128,11 @@ type Coordinator struct {
 	startOnce     sync.Once
 	httpAddr      atomic.Value // string
 	webhookIDs    webhookSeen
+
+	// costMu guards costSaved: the cost history day values last written to
+	// or read from KV (coststore.go), so a save rewrites only changed days.
+	costMu    sync.Mutex
+	costSaved map[string][]byte
 }
 
 // New validates cfg and builds a coordinator; Run starts it.

@@ -3,6 +3,7 @@ package coordinator_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"math"
 	"strings"
 	"sync"
@@ -140,5 +141,68 @@ func TestCostHistorySurvivesRestart(t *testing.T) {
 	text, err := run(t, h2.url, "", "cost", "--since", "2026-11-29", "--by", "provider")
 	if err != nil || !strings.Contains(text, "budget for 2026-11-30") || !strings.Contains(text, "accrued by provider since") {
 		t.Errorf("meshctl cost table: %v\n%s", err, text)
+	}
+}
+
+// TestCostHistoryLargerThanMaxPayload: a history whose single JSON would
+// exceed the bus's max payload (1 MiB) is still saved and restored whole
+// (one KV value per day).
+func TestCostHistoryLargerThanMaxPayload(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	fakes, err := demo.StartFakes(ctx, demo.Options{Delay: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(fakes.Close)
+	inv, err := config.Parse("demo.yaml", []byte(demo.DemoInventory))
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := &testClock{t: time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)}
+	big := cost.Snapshot{Version: cost.SnapshotVersion, Lifetime: map[string]cost.Totals{}}
+	day0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for d := 0; d < 300; d++ {
+		for i := 0; i < 40; i++ {
+			big.Buckets = append(big.Buckets, cost.Bucket{Day: day0.AddDate(0, 0, d).Format(cost.DayFormat), Provider: "vast",
+				InstanceID: fmt.Sprintf("old-%d", i), NodeID: fmt.Sprintf("vast-old-%d", i),
+				Totals: cost.Totals{Amount: map[string]float64{"USD": 0.5}, BillableHours: 1}})
+		}
+	}
+	if b, _ := json.Marshal(big); len(b) <= 1<<20 {
+		t.Fatalf("test history is only %d bytes; it must exceed the max payload", len(b))
+	}
+	store := t.TempDir()
+	start := func(tracker *cost.Tracker) *harness {
+		list, err := fakes.Providers(testLog(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		reg := providers.NewRegistry()
+		for _, p := range list {
+			reg.Register(p)
+		}
+		rec := fleet.NewReconciler(reg, inv, tracker, testLog(t), clock.Now)
+		return startCoordinator(t, coordinator.Config{Inventory: inv, Fleet: rec, ReconcileInterval: time.Hour, Cost: tracker,
+			Now: clock.Now, Embedded: bus.ServerConfig{Port: -1, StoreDir: store}})
+	}
+	tr1 := cost.New(cost.Options{})
+	if err := tr1.Restore(big); err != nil {
+		t.Fatal(err)
+	}
+	h1 := start(tr1)
+	h1.coord.ReconcileNow(ctx)
+	old := cost.Filter{To: day0.AddDate(0, 0, 299)}
+	want := tr1.Sum(old)
+	h1.stop()
+
+	tr2 := cost.New(cost.Options{})
+	start(tr2)
+	got := tr2.Sum(old)
+	if n := len(tr2.Buckets(old)); n != 12000 || !amountsNear(got.Amount, want.Amount) {
+		t.Fatalf("restored %d old buckets, %v; want 12000, %v", n, got.Amount, want.Amount)
+	}
+	if len(tr2.Current()) == 0 {
+		t.Error("current instances not restored")
 	}
 }

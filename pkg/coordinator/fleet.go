@@ -94,47 +94,6 @@ func (c *Coordinator) reconcileLoop(ctx context.Context) {
 	}
 }
 
-const costKey = "cost"
-
-func (c *Coordinator) saveCost(ctx context.Context) {
-	if c.cfg.Cost == nil || !c.IsLeader() {
-		return
-	}
-	kv, err := c.js.KeyValue(ctx, bus.BucketState)
-	if err != nil {
-		return
-	}
-	b, err := json.Marshal(c.cfg.Cost.Snapshot())
-	if err == nil {
-		_, err = kv.Put(ctx, costKey, b)
-	}
-	if err != nil {
-		c.log.Warn().Err(err).Msg("save cost snapshot")
-	}
-}
-
-func (c *Coordinator) restoreCost(ctx context.Context) {
-	if c.cfg.Cost == nil {
-		return
-	}
-	kv, err := c.js.KeyValue(ctx, bus.BucketState)
-	if err != nil {
-		return
-	}
-	e, err := kv.Get(ctx, costKey)
-	if err != nil {
-		return
-	}
-	var s cost.Snapshot
-	if err := json.Unmarshal(e.Value(), &s); err != nil {
-		c.log.Error().Err(err).Msg("cost snapshot unreadable; starting from zero")
-		return
-	}
-	if err := c.cfg.Cost.Restore(s); err != nil {
-		c.log.Error().Err(err).Msg("cost snapshot rejected; starting from zero")
-	}
-}
-
 func (c *Coordinator) currentReport() (fleet.Report, error) {
 	if c.cfg.Fleet == nil {
 		return fleet.Report{}, errors.New("no providers configured on this coordinator")
