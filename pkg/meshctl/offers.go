@@ -62,6 +62,17 @@ Clouds that timed out, failed or have no offers API are listed as missing.`,
 			if eurUSD < 0 {
 				return fmt.Errorf("--eur-usd %v: want a positive rate (USD per EUR)", eurUSD)
 			}
+			if cloudTimeout > api.MaxOffersTimeout {
+				return fmt.Errorf("--cloud-timeout %s: at most %s", cloudTimeout, api.MaxOffersTimeout)
+			}
+			// Wait for the slowest cloud's deadline plus time to merge and answer.
+			wait := cloudTimeout
+			if wait <= 0 {
+				wait = api.DefaultOffersTimeout
+			}
+			if need := wait + 5*time.Second; o.Timeout < need {
+				o.Timeout = need
+			}
 			req := api.OffersRequest{Filter: f, EURUSD: eurUSD, Limit: limit, TimeoutSeconds: cloudTimeout.Seconds()}
 			var res api.Offers
 			if err := o.call(api.OpOffers, req, &res); err != nil {
