@@ -57,7 +57,7 @@ func collectOffers(ctx context.Context, reg *providers.Registry, r api.OffersReq
 	ranked, incomparable := providers.RankOffers(offers, r.Filter, r.EURUSD)
 	out := api.Offers{GeneratedAt: now.UTC(), Offers: ranked, Total: len(ranked), Missing: missing, Incomparable: incomparable}
 	if r.EURUSD > 0 {
-		out.EURUSD, out.RateSource = r.EURUSD, "explicit rate from the request (--eur-usd)"
+		out.EURUSD, out.RateSource = r.EURUSD, "explicit rate given with the request (--eur-usd)"
 	}
 	if len(out.Offers) > limit {
 		out.Offers, out.Truncated = out.Offers[:limit], true

@@ -157,7 +157,7 @@ func printOffers(o *Options, res api.Offers) {
 	}
 	fmt.Fprintln(o.out)
 	if res.EURUSD > 0 {
-		fmt.Fprintf(o.out, "* EUR converted at %g USD/EUR (%s)\n", res.EURUSD, res.RateSource)
+		fmt.Fprintf(o.out, "* EUR prices converted at %g USD/EUR: %s\n", res.EURUSD, res.RateSource)
 	} else {
 		fmt.Fprintln(o.out, "EUR prices are shown as EUR and rank after USD ones (give --eur-usd RATE to convert)")
 	}
