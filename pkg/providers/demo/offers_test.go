@@ -12,6 +12,8 @@ import (
 	"github.com/ringmesh/ringmesh/pkg/providers"
 	"github.com/ringmesh/ringmesh/pkg/providers/demo"
 	"github.com/ringmesh/ringmesh/pkg/providers/lambda/lambdafake"
+	"github.com/ringmesh/ringmesh/pkg/providers/runpod/runpodfake"
+	"github.com/ringmesh/ringmesh/pkg/providers/vast/vastfake"
 )
 
 func offersOf(t *testing.T, f *demo.Fakes, flt providers.OfferFilter, timeout time.Duration) ([]providers.Offer, []providers.MissingCloud) {
@@ -164,5 +166,29 @@ func TestOffersCloudTimesOut(t *testing.T) {
 	}
 	if seen["lambda"] || !seen["vast"] || !seen["runpod"] || !seen["vultr"] {
 		t.Errorf("providers shown = %v, want vast, runpod, vultr and not lambda", seen)
+	}
+}
+
+// TestOffersCloudAnswersBadly: a GraphQL error from RunPod (HTTP 200 with
+// "errors") and a Vast answer without "offers" list those clouds missing
+// with the reason; the others still show.
+func TestOffersCloudAnswersBadly(t *testing.T) {
+	f := startWithCLI(t, context.Background(), demo.Options{Delay: -1})
+	f.RunPod.Inject(runpodfake.Fault{Kind: runpodfake.Malformed, Path: "/graphql", Count: -1, Body: `{"errors":[{"message":"boom"}]}`})
+	f.Vast.Inject(vastfake.Fault{Kind: vastfake.Malformed, Path: "/api/v0/bundles/", Count: -1, Body: `{"success": true}`})
+	offers, missing := offersOf(t, f, providers.OfferFilter{}, 20*time.Second)
+	reasons := map[string]string{}
+	for _, m := range missing {
+		reasons[m.Provider] = m.Reason
+	}
+	if !strings.Contains(reasons["runpod"], "graphql: boom") || !strings.Contains(reasons["vast"], `no "offers" array`) {
+		t.Errorf("missing = %v", reasons)
+	}
+	seen := map[string]bool{}
+	for _, o := range offers {
+		seen[o.Provider] = true
+	}
+	if seen["runpod"] || seen["vast"] || !seen["lambda"] || !seen["vultr"] {
+		t.Errorf("providers shown = %v", seen)
 	}
 }
