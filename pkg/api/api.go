@@ -202,8 +202,11 @@ type Paths struct {
 	Source string       `json:"source"` // "agent" (reported by the node) or "inventory"
 }
 
-// CostRequest is reserved for filters; empty = everything.
-type CostRequest struct{}
+// CostRequest filters OpCost's accrued history: Since (UTC day
+// granularity) keeps the days from Since's day on; zero = everything kept.
+type CostRequest struct {
+	Since time.Time `json:"since,omitempty"`
+}
 
 // Cost is the answer to OpCost. Amounts are per currency (USD and EUR are never added).
 type Cost struct {
@@ -214,6 +217,10 @@ type Cost struct {
 	ByNode        map[string]cost.Totals `json:"by_node"`
 	ByProvider    map[string]cost.Totals `json:"by_provider"`
 	ByDay         map[string]cost.Totals `json:"by_day"`
+	// Since echoes the request's filter (zero = all history); Budget is the
+	// inventory's budget caps with today's spend against them (nil = none).
+	Since  time.Time   `json:"since,omitempty"`
+	Budget *CostBudget `json:"budget,omitempty"`
 }
 
 // OpMembers lists the gossip members as the answering voter sees them.

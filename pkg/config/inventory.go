@@ -273,6 +273,7 @@ type Inventory struct {
 	SyncRouting      SyncRouting                 `json:"sync_routing"`
 	AutoSync         AutoSync                    `json:"auto_sync"`
 	Providers        map[string]ProviderSettings `json:"providers,omitempty"`
+	Budget           Budget                      `json:"budget,omitempty"` // budget: (budget.go)
 	// Sections of the original format that ringmesh reads but does not act on.
 	Other map[string]any `json:"other,omitempty"`
 	// Warnings are non-fatal findings (unknown fields), one per field occurrence.
@@ -603,6 +604,8 @@ func (p *parser) root(root *yaml.Node) {
 			p.strict(v, "auto_sync", &p.inv.AutoSync)
 		case "providers":
 			p.providers(v)
+		case "budget":
+			p.budget(v)
 		default:
 			var val any
 			p.decode(v, k.Value, &val)

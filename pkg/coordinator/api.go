@@ -34,6 +34,7 @@ func (c *Coordinator) apiHandlers() map[string]apiHandler {
 		api.OpRoutes:      c.apiRoutes,
 		api.OpAudit:       c.apiAudit,
 		api.OpRevoke:      c.apiRevoke,
+		api.OpOffers:      c.apiOffers,
 	}
 }
 
@@ -50,7 +51,7 @@ func (c *Coordinator) startAPI() (micro.Service, error) {
 	for op, h := range c.apiHandlers() {
 		h := h
 		opts := []micro.EndpointOpt{micro.WithEndpointSubject(bus.APISubject(op))}
-		leaderOnly := op == api.OpAct || op == api.OpSync || op == api.OpRoutes || op == api.OpRevoke || (c.cfg.Elect && (op == api.OpInstances || op == api.OpSSHConfig || op == api.OpCost))
+		leaderOnly := op == api.OpAct || op == api.OpSync || op == api.OpRoutes || op == api.OpRevoke || (c.cfg.Elect && (op == api.OpInstances || op == api.OpSSHConfig || op == api.OpCost || op == api.OpOffers))
 		if leaderOnly {
 			// Every coordinator hears it; only the leader answers.
 			opts = append(opts, micro.WithEndpointQueueGroupDisabled())

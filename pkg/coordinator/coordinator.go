@@ -148,6 +148,11 @@ type Coordinator struct {
 	ackPending    atomic.Uint64 // consumer NumAckPending at the last beat
 	verifier      *auth.Verifier
 	busURLs       []string
+
+	// costMu guards costSaved: the cost history day values last written to
+	// or read from KV (coststore.go), so a save rewrites only changed days.
+	costMu    sync.Mutex
+	costSaved map[string][]byte
 }
 
 // New validates cfg and builds a coordinator; Run starts it.

@@ -95,47 +95,6 @@ func (c *Coordinator) reconcileLoop(ctx context.Context) {
 	}
 }
 
-const costKey = "cost"
-
-func (c *Coordinator) saveCost(ctx context.Context) {
-	if c.cfg.Cost == nil || !c.IsLeader() {
-		return
-	}
-	kv, err := c.js.KeyValue(ctx, bus.BucketState)
-	if err != nil {
-		return
-	}
-	b, err := json.Marshal(c.cfg.Cost.Snapshot())
-	if err == nil {
-		_, err = kv.Put(ctx, costKey, b)
-	}
-	if err != nil {
-		c.log.Warn().Err(err).Msg("save cost snapshot")
-	}
-}
-
-func (c *Coordinator) restoreCost(ctx context.Context) {
-	if c.cfg.Cost == nil {
-		return
-	}
-	kv, err := c.js.KeyValue(ctx, bus.BucketState)
-	if err != nil {
-		return
-	}
-	e, err := kv.Get(ctx, costKey)
-	if err != nil {
-		return
-	}
-	var s cost.Snapshot
-	if err := json.Unmarshal(e.Value(), &s); err != nil {
-		c.log.Error().Err(err).Msg("cost snapshot unreadable; starting from zero")
-		return
-	}
-	if err := c.cfg.Cost.Restore(s); err != nil {
-		c.log.Error().Err(err).Msg("cost snapshot rejected; starting from zero")
-	}
-}
-
 func (c *Coordinator) currentReport() (fleet.Report, error) {
 	if c.cfg.Fleet == nil {
 		return fleet.Report{}, errors.New("no providers configured on this coordinator")
@@ -274,18 +233,23 @@ func (c *Coordinator) apiCost(ctx context.Context, req []byte) (any, error) {
 			return nil, fmt.Errorf("bad request: %w", err)
 		}
 	}
-	out := api.Cost{Current: c.cfg.Cost.Current(), Total: c.cfg.Cost.Sum(cost.Filter{})}
+	if !r.Since.IsZero() && r.Since.After(c.cfg.Now().Add(24*time.Hour)) {
+		return nil, fmt.Errorf("bad request: since %s is in the future", r.Since.Format(time.RFC3339))
+	}
+	f := cost.Filter{From: r.Since}
+	out := api.Cost{Current: c.cfg.Cost.Current(), Total: c.cfg.Cost.Sum(f), Since: r.Since}
 	out.BurnRate, out.UnknownPriced = c.cfg.Cost.BurnRate()
 	var err error
-	if out.ByNode, err = c.cfg.Cost.Group(cost.Filter{}, cost.ByNode); err != nil {
+	if out.ByNode, err = c.cfg.Cost.Group(f, cost.ByNode); err != nil {
 		return nil, err
 	}
-	if out.ByProvider, err = c.cfg.Cost.Group(cost.Filter{}, cost.ByProvider); err != nil {
+	if out.ByProvider, err = c.cfg.Cost.Group(f, cost.ByProvider); err != nil {
 		return nil, err
 	}
-	if out.ByDay, err = c.cfg.Cost.Group(cost.Filter{}, cost.ByDay); err != nil {
+	if out.ByDay, err = c.cfg.Cost.Group(f, cost.ByDay); err != nil {
 		return nil, err
 	}
+	out.Budget = c.costBudget()
 	return out, nil
 }
 

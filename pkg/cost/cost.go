@@ -63,12 +63,19 @@ type Observation struct {
 }
 
 // ObservationOf builds an Observation from a provider's Instance, deciding
-// billability with inst.Billable(caps).
+// billability with inst.Billable(caps). A stopped (or preempted) instance
+// that the cloud does not bill in full but whose storage price it states
+// (inst.StoragePrice, Vast instance.diskHour) is billable at that price:
+// its disk keeps costing.
 func ObservationOf(caps providers.Capabilities, inst providers.Instance, nodeID string, at time.Time) Observation {
-	return Observation{
+	o := Observation{
 		Provider: inst.Provider, InstanceID: inst.ID, NodeID: nodeID, State: inst.State,
 		Billable: inst.Billable(caps), Price: inst.Price, At: at,
 	}
+	if !o.Billable && inst.StoragePrice.Known() && (inst.State == providers.StateStopped || inst.State == providers.StatePreempted) {
+		o.Billable, o.Price = true, inst.StoragePrice
+	}
+	return o
 }
 
 // Totals is an accrued sum.

@@ -18,6 +18,14 @@ var (
 	descAccrued = prometheus.NewDesc("ringmesh_cost_accrued_total",
 		"Cost accrued since tracking began, in the currency label's units.",
 		[]string{"provider", "currency"}, nil)
+	// descUSD and descEUR are the per-currency counters: one metric per
+	// currency so that no query can add USD to EUR by accident.
+	descUSD = prometheus.NewDesc("ringmesh_cost_usd_total",
+		"Cost accrued in USD since tracking began (restored across restarts and fail-over), per provider.",
+		[]string{"provider"}, nil)
+	descEUR = prometheus.NewDesc("ringmesh_cost_eur_total",
+		"Cost accrued in EUR since tracking began (restored across restarts and fail-over), per provider. Never summed with USD.",
+		[]string{"provider"}, nil)
 	descUnknown = prometheus.NewDesc("ringmesh_cost_unknown_price_instance_seconds_total",
 		"Billable instance time, in seconds, whose price was unknown (its cost is missing from ringmesh_cost_accrued_total).",
 		[]string{"provider"}, nil)
@@ -38,6 +46,8 @@ func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descPrice
 	ch <- descBillable
 	ch <- descAccrued
+	ch <- descUSD
+	ch <- descEUR
 	ch <- descUnknown
 	ch <- descUnobserved
 }
@@ -60,6 +70,12 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	for p, tot := range c.t.Lifetime() {
 		for cur, v := range tot.Amount {
 			ch <- prometheus.MustNewConstMetric(descAccrued, prometheus.CounterValue, v, p, cur)
+			switch cur {
+			case "USD":
+				ch <- prometheus.MustNewConstMetric(descUSD, prometheus.CounterValue, v, p)
+			case "EUR":
+				ch <- prometheus.MustNewConstMetric(descEUR, prometheus.CounterValue, v, p)
+			}
 		}
 		ch <- prometheus.MustNewConstMetric(descUnknown, prometheus.CounterValue, tot.UnknownHours*3600, p)
 		ch <- prometheus.MustNewConstMetric(descUnobserved, prometheus.CounterValue, tot.UnobservedHours*3600, p)

@@ -348,7 +348,7 @@ func pathsCmd(o *Options) *cobra.Command {
 }
 
 func costCmd(o *Options) *cobra.Command {
-	var by string
+	var by, sinceArg string
 	cmd := &cobra.Command{
 		Use:   "cost",
 		Short: "Price per hour of each instance and accrued cost per node, provider and day (per currency)",
@@ -359,8 +359,12 @@ func costCmd(o *Options) *cobra.Command {
 			default:
 				return fmt.Errorf("--by %q: want node, provider or day", by)
 			}
+			since, err := parseSince(sinceArg, time.Now())
+			if err != nil {
+				return err
+			}
 			var res api.Cost
-			if err := o.call(api.OpCost, api.CostRequest{}, &res); err != nil {
+			if err := o.call(api.OpCost, api.CostRequest{Since: since}, &res); err != nil {
 				return err
 			}
 			if o.JSON {
@@ -391,11 +395,16 @@ func costCmd(o *Options) *cobra.Command {
 			for k, v := range res.ByDay {
 				add(groups, "day", k, v.Amount, v.UnknownHours)
 			}
+			printBudget(o, res.Budget)
 			for _, g := range []string{"node", "provider", "day"} {
 				if by != "" && by != g {
 					continue
 				}
-				fmt.Fprintf(o.out, "\naccrued by %s:\n", g)
+				if res.Since.IsZero() {
+					fmt.Fprintf(o.out, "\naccrued by %s:\n", g)
+				} else {
+					fmt.Fprintf(o.out, "\naccrued by %s since %s (UTC days):\n", g, res.Since.UTC().Format("2006-01-02"))
+				}
 				keys := make([]string, 0, len(groups[g]))
 				for k := range groups[g] {
 					keys = append(keys, k)
@@ -414,6 +423,7 @@ func costCmd(o *Options) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&by, "by", "", "only one grouping: node, provider or day")
+	cmd.Flags().StringVar(&sinceArg, "since", "", "only the accrued history from this UTC day on: 7d, 36h or 2026-11-25 (default: all)")
 	return cmd
 }
 

@@ -73,22 +73,27 @@ func (p Price) Known() bool { return p.Source != "" }
 
 // Instance is a provider's view of one machine, normalised.
 type Instance struct {
-	ID        string            `json:"id"`       // provider instance ID (Vast contract id, RunPod pod id, ...)
-	Provider  string            `json:"provider"` // "vast", "runpod", ...
-	Name      string            `json:"name"`     // label / name as the provider shows it
-	State     State             `json:"state"`
-	RawState  string            `json:"raw_state"` // provider's own state word ("" when null)
-	GPUModel  string            `json:"gpu_model"` // normalised (see NormalizeGPU); unknown models keep their raw name
-	GPUCount  int               `json:"gpu_count"`
-	GPUMemGiB float64           `json:"gpu_mem_gib"` // per GPU, GiB; 0 = unknown
-	CPUs      float64           `json:"cpus"`        // vCPUs; 0 = unknown
-	MemoryGiB float64           `json:"memory_gib"`  // 0 = unknown
-	Region    string            `json:"region"`
-	PublicIP  string            `json:"public_ip"`
-	SSH       []SSHEndpoint     `json:"ssh"`
-	Price     Price             `json:"price"`
-	CreatedAt time.Time         `json:"created_at"` // zero = unknown
-	Labels    map[string]string `json:"labels,omitempty"`
+	ID        string        `json:"id"`       // provider instance ID (Vast contract id, RunPod pod id, ...)
+	Provider  string        `json:"provider"` // "vast", "runpod", ...
+	Name      string        `json:"name"`     // label / name as the provider shows it
+	State     State         `json:"state"`
+	RawState  string        `json:"raw_state"` // provider's own state word ("" when null)
+	GPUModel  string        `json:"gpu_model"` // normalised (see NormalizeGPU); unknown models keep their raw name
+	GPUCount  int           `json:"gpu_count"`
+	GPUMemGiB float64       `json:"gpu_mem_gib"` // per GPU, GiB; 0 = unknown
+	CPUs      float64       `json:"cpus"`        // vCPUs; 0 = unknown
+	MemoryGiB float64       `json:"memory_gib"`  // 0 = unknown
+	Region    string        `json:"region"`
+	PublicIP  string        `json:"public_ip"`
+	SSH       []SSHEndpoint `json:"ssh"`
+	Price     Price         `json:"price"`
+	// StoragePrice is what the instance costs per hour while stopped (its
+	// disk), when the cloud states it (Vast instance.diskHour); unknown
+	// otherwise. Clouds that bill a stopped server in full (Vultr, Hetzner)
+	// leave it unknown: Price applies.
+	StoragePrice Price             `json:"storage_price,omitempty"`
+	CreatedAt    time.Time         `json:"created_at"` // zero = unknown
+	Labels       map[string]string `json:"labels,omitempty"`
 	// Tags are the provider's tags exactly as its API lists them: strings,
 	// in order, duplicates kept (Vultr "tags": ["role=gpu", "ringmesh"]).
 	// Labels may carry a key=value reading of them; Tags is the fact.

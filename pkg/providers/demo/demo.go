@@ -412,6 +412,7 @@ func (f *Fakes) seed() error {
 	if err := seedNebius(f.Nebius); err != nil {
 		return fmt.Errorf("seeding nebius fake: %w", err)
 	}
+	f.seedOffers()
 	return nil
 }
 
@@ -433,6 +434,7 @@ func seedVast(s *vastfake.Server) error {
 	stopped := "stopped"
 	st.ActualStatus, st.IntendedStatus, st.CurState, st.NextState = &stopped, "stopped", "stopped", "stopped"
 	st.GPUName, st.GPURAM, st.GPUTotalRAM, st.DphTotal = "RTX 5090", 32607, 32607, 0.87
+	st.Costs = &vastfake.Costs{TotalHour: 0.87, DiskHour: 0.0125, DiscountedTotalPerHour: 0.87} // stopped: the disk still bills
 	st.SSHHost, st.SSHPort = "ssh4.vast.ai", 31450
 	st.PublicIPAddr, st.DirectSSHPort = "198.51.100.31", 40222
 	s.Add(st)

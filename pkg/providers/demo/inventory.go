@@ -18,6 +18,12 @@ providers:
   nebius:
     project: project-e00demo
 
+# Daily caps per currency (USD and EUR never added), shown by meshctl cost.
+budget:
+  daily: {USD: 50, EUR: 5}
+  providers:
+    vast: {USD: 10}
+
 hosts:
   hetzner-cpu1:
     provider: hetzner

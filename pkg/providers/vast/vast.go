@@ -420,6 +420,11 @@ type wireInstance struct {
 	Ports             json.RawMessage `json:"ports"`
 	DphTotal          *float64        `json:"dph_total"`
 	StartDate         *float64        `json:"start_date"`
+	// Costs is the "instance" sub-object: totalHour, diskHour (storage,
+	// billed also while stopped), discountedTotalPerHour.
+	Costs *struct {
+		DiskHour *float64 `json:"diskHour"`
+	} `json:"instance"`
 }
 
 type portBinding struct {
@@ -472,6 +477,9 @@ func parseInstance(raw []byte) (providers.Instance, error) {
 			return providers.Instance{}, fmt.Errorf("field dph_total: %v is not a price", *w.DphTotal)
 		}
 		inst.Price = providers.Price{PerHour: *w.DphTotal, Currency: "USD", Source: "vast:dph_total"}
+	}
+	if w.Costs != nil && w.Costs.DiskHour != nil && *w.Costs.DiskHour >= 0 && !math.IsInf(*w.Costs.DiskHour, 0) {
+		inst.StoragePrice = providers.Price{PerHour: *w.Costs.DiskHour, Currency: "USD", Source: "vast:instance.diskHour"}
 	}
 	if w.StartDate != nil && *w.StartDate > 0 {
 		// Microsecond precision: a float64 epoch cannot carry more.

@@ -84,6 +84,8 @@ type plan struct {
 	GPUVRAMGB   int      `json:"gpu_vram_gb"`
 	GPUType     string   `json:"gpu_type"`
 	GPUCount    int      `json:"gpu_count"`
+	Disk        int      `json:"disk"`      // GB
+	Locations   []string `json:"locations"` // region IDs where the plan can be deployed
 }
 
 type plansResponse struct {

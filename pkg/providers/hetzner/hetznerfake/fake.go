@@ -389,6 +389,8 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s.serverAction(w, id, parts[3])
+	case len(parts) == 1 && parts[0] == "server_types" && r.Method == http.MethodGet:
+		s.listServerTypes(w, r)
 	case len(parts) == 1 && parts[0] == "actions" && r.Method == http.MethodGet:
 		s.listActions(w, r)
 	case len(parts) == 2 && parts[0] == "actions" && r.Method == http.MethodGet:

@@ -130,6 +130,7 @@ type Server struct {
 	mu    sync.Mutex
 	insts map[string]*record
 	seq   int
+	types map[string]TypeOffer // GET /instance-types (offers.go)
 }
 
 // New starts a fake on a loopback port. Close it when done.
@@ -143,6 +144,7 @@ func New(opts Options) *Server {
 	s := &Server{Harness: fakeapi.NewHarness(opts.Now), opts: opts, insts: map[string]*record{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /instances", s.handleList)
+	mux.HandleFunc("GET /instance-types", s.handleTypes)
 	mux.HandleFunc("GET /instances/{id}", s.handleGet)
 	mux.HandleFunc("POST /instance-operations/terminate", s.handleTerminate)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

@@ -150,6 +150,7 @@ type Server struct {
 	mu   sync.Mutex
 	pods map[string]*record
 	seq  int
+	gpus []GPUType // GraphQL gpuTypes (offers.go)
 }
 
 // New starts a fake on a loopback port. Close it when done.
@@ -163,6 +164,7 @@ func New(opts Options) *Server {
 	s := &Server{Harness: fakeapi.NewHarness(opts.Now), opts: opts, pods: map[string]*record{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v2/pods", s.handleList)
+	mux.HandleFunc("POST /graphql", s.handleGraphQL)
 	mux.HandleFunc("GET /v2/pods/{id}", s.handleGet)
 	mux.HandleFunc("POST /v2/pods/{id}/action", s.handleAction)
 	mux.HandleFunc("DELETE /v2/pods/{id}", s.handleDelete)

@@ -110,10 +110,20 @@ type Instance struct {
 	Geolocation       string                   `json:"geolocation"`
 	Verification      string                   `json:"verification"`
 	Reliability2      float64                  `json:"reliability2"`
+	// Costs is the "instance" sub-object (totalHour, diskHour,
+	// discountedTotalPerHour); nil omits it.
+	Costs *Costs `json:"instance,omitempty"`
 
 	// DirectSSHPort is the host port mapped to 22/tcp while running (0: none).
 	// Not serialised: it becomes ports["22/tcp"].
 	DirectSSHPort int `json:"-"`
+}
+
+// Costs is the per-hour breakdown Vast shows under "instance" (USD/h).
+type Costs struct {
+	TotalHour              float64 `json:"totalHour"`
+	DiskHour               float64 `json:"diskHour"`
+	DiscountedTotalPerHour float64 `json:"discountedTotalPerHour"`
 }
 
 type step struct {
@@ -135,6 +145,7 @@ type Server struct {
 	mu     sync.Mutex
 	insts  map[int64]*record
 	nextID int64
+	asks   []Offer // offers served by POST /api/v0/bundles/ (offers.go)
 }
 
 // New starts a fake on a loopback port. Close it when done.
@@ -155,6 +166,7 @@ func New(opts Options) *Server {
 	mux.HandleFunc("GET /api/v0/instances/{id}/{$}", s.handleShow)
 	mux.HandleFunc("PUT /api/v0/instances/{id}/{$}", s.handlePut)
 	mux.HandleFunc("DELETE /api/v0/instances/{id}/{$}", s.handleDelete)
+	mux.HandleFunc("POST /api/v0/bundles/{$}", s.handleBundles)
 	s.srv = httptest.NewServer(s.Wrap(render, s.auth(mux)))
 	return s
 }
