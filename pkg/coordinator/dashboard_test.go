@@ -15,9 +15,10 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/ringmesh/ringmesh/internal/testutil"
+	"github.com/ringmesh/ringmesh/pkg/auth"
 	"github.com/ringmesh/ringmesh/pkg/bus"
 	"github.com/ringmesh/ringmesh/pkg/coordinator"
 	"github.com/ringmesh/ringmesh/pkg/events"
@@ -208,7 +209,8 @@ func TestDashboardInBrowser(t *testing.T) {
 // given agent version (a string the node controls).
 func publishHello(t *testing.T, url, node, version string) {
 	t.Helper()
-	nc, err := nats.Connect(url)
+	// The node itself (its own credentials) says a hostile version string.
+	nc, err := testutil.Lookup(url).Connect(t, []string{url}, auth.RoleNode, node)
 	if err != nil {
 		t.Fatal(err)
 	}

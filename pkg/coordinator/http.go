@@ -9,12 +9,15 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 
+	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/ringmesh/ringmesh/internal/dashboard"
 	"github.com/ringmesh/ringmesh/pkg/api"
+	"github.com/ringmesh/ringmesh/pkg/auth"
 )
 
 // HTTPTokenEnv names the environment variable that may hold the HTTP
@@ -110,8 +113,13 @@ func (c *Coordinator) httpHandlerWith(token string) http.Handler {
 	}
 	src := dashboard.Source{Status: c.Status, Voters: c.voters, QuorumSize: quorum, Authorized: tokenOK(token)}
 	if token != "" { // actions only for an admin the token authenticates, through the API meshctl calls
-		src.Call = func(ctx context.Context, op string, req, out any) error {
-			return api.Client{NC: c.nc}.Call(ctx, op, req, out)
+		sign, err := c.dashboardSigner()
+		if err != nil {
+			c.log.Warn().Err(err).Msg("dashboard actions off: no signing identity")
+		} else {
+			src.Call = func(ctx context.Context, op string, req, out any) error {
+				return api.Client{NC: c.nc, Sign: sign}.Call(ctx, op, req, out)
+			}
 		}
 	}
 	dash := dashboard.New(src)
@@ -119,4 +127,25 @@ func (c *Coordinator) httpHandlerWith(token string) http.Handler {
 		mux.Handle(p, dash)
 	}
 	return mux
+}
+
+// dashboardSigner signs the dashboard's action requests. With bus
+// authentication they are signed as the admin user "dashboard-<name>" that
+// this coordinator issues itself (the token holder is the admin; the audit
+// names that identity), so they pass the same signature and role checks as
+// meshctl's. Without authentication it is nil (nothing is checked).
+func (c *Coordinator) dashboardSigner() (func(subject string, body []byte) (nats.Header, error), error) {
+	if c.cfg.Auth == nil {
+		return nil, nil
+	}
+	name := "dashboard-" + c.cfg.Name
+	creds := filepath.Join(c.cfg.Auth.Dir(), "creds", name+".creds")
+	if err := c.cfg.Auth.EnsureCreds(auth.RoleAdmin, name, creds); err != nil {
+		return nil, err
+	}
+	signer, err := auth.LoadSigner(creds)
+	if err != nil {
+		return nil, err
+	}
+	return signer.Sign, nil
 }
