@@ -203,6 +203,10 @@ func TestDashboardInBrowser(t *testing.T) {
 	if errs := consoleErrors(); len(errs) > 0 {
 		t.Errorf("console errors on the dashboard:\n%s", strings.Join(errs, "\n"))
 	}
+
+	// The coordinator goes away: the banner says the data is no longer fresh.
+	h.stop()
+	waitJS(t, ctx, "stale banner", `(function(){const b=document.getElementById("banner");return !b.hidden && b.textContent.startsWith("cannot refresh") ? "shown" : b.textContent;})()`, "shown")
 }
 
 // publishHello publishes one hello for node as an agent would, with the
