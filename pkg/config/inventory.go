@@ -850,8 +850,9 @@ func (p *parser) providers(v *yaml.Node) {
 
 // validate checks p2p_voters against hosts. A voter listed twice is a
 // warning naming it, and counts once (quorum is a majority of the distinct
-// configured voters); a voter that is not a host is an error, since it has
-// no address to reach and would count towards quorum while never voting.
+// configured voters); a voter that is not a host is a warning naming it and
+// is left out, since it has no address to reach and would count towards
+// quorum while never voting (nor may gossip from it count).
 func (p *parser) validate() {
 	if len(p.errs) > 0 || p.voters == nil {
 		return
@@ -873,10 +874,11 @@ func (p *parser) validate() {
 			continue
 		}
 		first[n] = i
-		uniq = append(uniq, n)
 		if _, ok := p.inv.Hosts[n]; !ok {
-			p.errorf(at, "p2p_voters", "names host %q, which is not in hosts:", n)
+			p.warnf(at, "p2p_voters", "voter %q is not in hosts: it is left out (no address, and it must not count towards quorum)", n)
+			continue
 		}
+		uniq = append(uniq, n)
 	}
 	p.inv.Voters = uniq
 }

@@ -106,7 +106,6 @@ func TestBrokenFilesGivePositions(t *testing.T) {
 		"unknown provider": {"hosts:\n  x-1:\n    provider: aws\n", []string{"hosts.x-1.provider", "unknown provider"}},
 		"hosts not map":    {"hosts: [a, b]\n", []string{":1:8", "expected a mapping"}},
 		"no hosts":         {"p2p_voters: []\n", []string{"hosts", "missing"}},
-		"voter not host":   {"p2p_voters: [ghost]\nhosts:\n  a-1:\n    provider: local\n", []string{":1:14", "ghost"}},
 		"nested wrong":     {"sync_routing:\n  replication_target: two\nhosts:\n  a: {}\n", []string{":2:23", "sync_routing.replication_target"}},
 	}
 	for name, c := range cases {

@@ -228,3 +228,19 @@ func TestVoterListedTwiceWarns(t *testing.T) {
 		t.Fatalf("voters = %v: a duplicate must count once", inv.Voters)
 	}
 }
+
+// A voter that is not a host is a warning naming it (file:line:column), and
+// it is left out of the voters: it has no address and must not count
+// towards quorum.
+func TestVoterNotAHostWarns(t *testing.T) {
+	inv, err := Parse("v.yaml", []byte("p2p_voters: [ghost, a-1]\nhosts:\n  a-1:\n    provider: local\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(inv.Warnings) != 1 || !strings.Contains(inv.Warnings[0].String(), "v.yaml:1:14") || !strings.Contains(inv.Warnings[0].Msg, `"ghost" is not in hosts`) {
+		t.Fatalf("warnings = %v", inv.Warnings)
+	}
+	if strings.Join(inv.Voters, ",") != "a-1" {
+		t.Fatalf("voters = %v: a voter that is not a host must not count", inv.Voters)
+	}
+}
