@@ -37,7 +37,7 @@ func ParseRole(s string) (Role, error) {
 
 // ReadOps are the API operations a viewer may call; every other operation
 // (act, sync, routes, revoke, ...) needs the admin role.
-var ReadOps = []string{"status", "dead_letters", "instances", "ssh_config", "paths", "cost", "members", "safe_to_terminate", "routes", "audit"}
+var ReadOps = []string{"status", "dead_letters", "instances", "ssh_config", "paths", "cost", "members", "safe_to_terminate", "routes", "audit", "events"}
 
 // Permissions returns the bus permissions of a user with role r named
 // name. Everything not allowed is denied: no user but a coordinator can
