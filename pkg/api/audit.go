@@ -39,7 +39,7 @@ type AuditEntry struct {
 	From    string            `json:"from,omitempty"`
 	To      string            `json:"to,omitempty"`
 	Cause   string            `json:"cause"`
-	Actor   string            `json:"actor"` // "coordinator:<name>" or "meshctl:<user>@<host> via coordinator:<name>"
+	Actor   string            `json:"actor"` // "coordinator:<name>", or the verified signer "<role>:<name> (<key prefix>) via coordinator:<name>"
 	DryRun  bool              `json:"dry_run,omitempty"`
 	Detail  map[string]string `json:"detail,omitempty"`
 	Subject string            `json:"subject"`

@@ -38,7 +38,7 @@ func ParseRole(s string) (Role, error) {
 // ReadOps are the API operations a viewer may call; every other operation
 // (AdminOps) needs the admin role. Every operation the coordinator serves
 // is in exactly one of the two lists (a coordinator test checks).
-var ReadOps = []string{"status", "dead_letters", "instances", "ssh_config", "paths", "cost", "members", "safe_to_terminate", "routes", "audit", "offers"}
+var ReadOps = []string{"status", "dead_letters", "instances", "ssh_config", "paths", "cost", "members", "safe_to_terminate", "routes", "audit", "offers", "events"}
 
 // AdminOps are the API operations only an admin may call: they change
 // something (act: start/stop/terminate, sync: push now, revoke).

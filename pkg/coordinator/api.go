@@ -33,6 +33,7 @@ func (c *Coordinator) apiHandlers() map[string]apiHandler {
 		api.OpSafe:        c.apiSafe,
 		api.OpRoutes:      c.apiRoutes,
 		api.OpAudit:       c.apiAudit,
+		api.OpEvents:      c.apiEvents,
 		api.OpRevoke:      c.apiRevoke,
 		api.OpOffers:      c.apiOffers,
 	}

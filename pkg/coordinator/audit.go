@@ -48,44 +48,87 @@ func (c *Coordinator) apiAudit(ctx context.Context, req []byte) (any, error) {
 // maxScan messages and returning at most r.Limit entries.
 func (c *Coordinator) readAudit(ctx context.Context, r api.AuditRequest, maxScan int) (api.Audit, error) {
 	out := api.Audit{Items: []api.AuditEntry{}, NextSeq: r.AfterSeq}
-	st, err := c.js.Stream(ctx, bus.StreamAudit)
-	if err != nil {
-		return out, fmt.Errorf("stream %s: %w", bus.StreamAudit, err)
-	}
-	info, err := st.Info(ctx)
-	if err != nil {
-		return out, fmt.Errorf("stream %s: %w", bus.StreamAudit, err)
-	}
-	last := info.State.LastSeq
-	if info.State.Msgs == 0 || last <= r.AfterSeq {
-		return out, nil
-	}
-	cfg := jetstream.OrderedConsumerConfig{}
-	switch {
-	case r.AfterSeq > 0:
-		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, r.AfterSeq+1
-	case !r.Since.IsZero():
-		since := r.Since.UTC()
-		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &since
-	default:
-		cfg.DeliverPolicy = jetstream.DeliverAllPolicy
-	}
+	var filter []string
 	if r.Kind != "" {
 		subj, err := bus.AuditSubject(r.Kind)
 		if err != nil {
 			return out, err
 		}
-		cfg.FilterSubjects = []string{subj}
+		filter = []string{subj}
+	}
+	pg := streamPage{stream: bus.StreamAudit, filter: filter, afterSeq: r.AfterSeq, since: r.Since, limit: r.Limit, maxScan: maxScan}
+	next, more, err := c.readPage(ctx, pg, func(m jetstream.Msg, seq uint64) (int, bool) {
+		var env bus.Envelope
+		var a events.Audit
+		if json.Unmarshal(m.Data(), &env) != nil || json.Unmarshal(env.Body, &a) != nil {
+			return 0, false // not ours to interpret; skipped, the cursor moves on
+		}
+		if r.Node != "" && a.Node != r.Node {
+			return 0, false
+		}
+		out.Items = append(out.Items, api.AuditEntry{Seq: seq, At: env.TS, Kind: a.Kind, Node: a.Node, From: a.From, To: a.To,
+			Cause: a.Cause, Actor: a.Actor, DryRun: a.DryRun, Detail: a.Detail, Subject: m.Subject()})
+		return 0, true
+	})
+	out.NextSeq, out.More = next, more
+	return out, err
+}
+
+// streamPage is one page request over a stream: messages on filter (all
+// when empty) after afterSeq (or stored at or after since), at most limit
+// kept of at most maxScan read, and (maxBytes > 0) at most maxBytes of
+// reply in the kept messages' sizes.
+type streamPage struct {
+	stream   string
+	filter   []string
+	afterSeq uint64
+	since    time.Time
+	limit    int
+	maxScan  int
+	maxBytes int
+}
+
+// readPage scans p.stream oldest first with an ordered consumer, calling
+// keep for each message (with its stream sequence) until keep has accepted
+// p.limit messages, p.maxScan were read, the sizes keep reported would pass
+// p.maxBytes (the message is left for the next page) or the stream's end is
+// reached. keep returns the bytes the message adds to the reply and
+// whether it kept it; the first kept message always fits. It
+// returns the sequence of the last message consumed (p.afterSeq when none) and
+// whether the stream holds messages past it that this page did not reach.
+func (c *Coordinator) readPage(ctx context.Context, p streamPage, keep func(m jetstream.Msg, seq uint64) (int, bool)) (next uint64, more bool, err error) {
+	st, err := c.js.Stream(ctx, p.stream)
+	if err != nil {
+		return p.afterSeq, false, fmt.Errorf("stream %s: %w", p.stream, err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		return p.afterSeq, false, fmt.Errorf("stream %s: %w", p.stream, err)
+	}
+	next = p.afterSeq
+	last := info.State.LastSeq
+	if info.State.Msgs == 0 || last <= p.afterSeq {
+		return next, false, nil
+	}
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: p.filter}
+	switch {
+	case p.afterSeq > 0:
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, p.afterSeq+1
+	case !p.since.IsZero():
+		since := p.since.UTC()
+		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &since
+	default:
+		cfg.DeliverPolicy = jetstream.DeliverAllPolicy
 	}
 	cons, err := st.OrderedConsumer(ctx, cfg)
 	if err != nil {
-		return out, err
+		return next, false, err
 	}
-	scanned := 0
-	for scanned < maxScan && len(out.Items) < r.Limit {
-		batch, err := cons.Fetch(min(256, maxScan-scanned), jetstream.FetchMaxWait(500*time.Millisecond))
+	scanned, kept, bytes := 0, 0, 0
+	for scanned < p.maxScan && kept < p.limit {
+		batch, err := cons.Fetch(min(256, p.maxScan-scanned), jetstream.FetchMaxWait(500*time.Millisecond))
 		if err != nil {
-			return out, err
+			return next, false, err
 		}
 		n := 0
 		for m := range batch.Messages() {
@@ -95,34 +138,39 @@ func (c *Coordinator) readAudit(ctx context.Context, r api.AuditRequest, maxScan
 			if err != nil {
 				continue
 			}
-			if len(out.Items) >= r.Limit {
-				out.More = true
-				return out, nil // this message is for the next page
+			if kept >= p.limit {
+				return next, true, nil // this message is for the next page
 			}
-			out.NextSeq = md.Sequence.Stream
-			var env bus.Envelope
-			var a events.Audit
-			if json.Unmarshal(m.Data(), &env) != nil || json.Unmarshal(env.Body, &a) != nil {
-				continue // not ours to interpret; skipped, the cursor moves on
+			if size, ok := keepWithin(p, kept, bytes, m, md.Sequence.Stream, keep); !ok {
+				if size < 0 {
+					return next, true, nil // does not fit: the first of the next page
+				}
+			} else {
+				kept++
+				bytes += size
 			}
-			if r.Node != "" && a.Node != r.Node {
-				continue
-			}
-			out.Items = append(out.Items, api.AuditEntry{Seq: md.Sequence.Stream, At: env.TS, Kind: a.Kind, Node: a.Node, From: a.From, To: a.To,
-				Cause: a.Cause, Actor: a.Actor, DryRun: a.DryRun, Detail: a.Detail, Subject: m.Subject()})
-			if md.Sequence.Stream >= last {
-				return out, nil
+			next = md.Sequence.Stream
+			if next >= last {
+				return next, false, nil
 			}
 		}
 		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, context.DeadlineExceeded) {
-			return out, err
+			return next, false, err
 		}
 		if n == 0 {
-			return out, nil // nothing more matches
+			return next, false, nil // nothing more matches
 		}
 	}
-	out.More = out.NextSeq < last
-	return out, nil
+	return next, next < last, nil
+}
+
+// keepWithin calls keep for m unless m would not fit: then it returns -1
+// and m is not consumed (keep is called only when the budget allows).
+func keepWithin(p streamPage, kept, bytes int, m jetstream.Msg, seq uint64, keep func(jetstream.Msg, uint64) (int, bool)) (int, bool) {
+	if p.maxBytes > 0 && kept > 0 && bytes+len(m.Data()) > p.maxBytes {
+		return -1, false
+	}
+	return keep(m, seq)
 }
 
 // operatorStops returns the instances ("provider/id") whose latest audited

@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/ringmesh/ringmesh/internal/testutil"
 	"github.com/ringmesh/ringmesh/pkg/api"
 	"github.com/ringmesh/ringmesh/pkg/mesh"
@@ -58,7 +56,7 @@ func TestOperatorStopIsNotPreemptionAndAudit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"stop runpod/" + demo.RunPodSpotPod + " (intent)", "stop runpod/" + demo.RunPodSpotPod + " (result: ok)", "meshctl:", "maintenance window"} {
+	for _, want := range []string{"stop runpod/" + demo.RunPodSpotPod + " (intent)", "stop runpod/" + demo.RunPodSpotPod + " (result: ok)", "admin:test-admin (", "maintenance window"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("meshctl audit lacks %q:\n%s", want, out)
 		}
@@ -98,12 +96,12 @@ func TestOperatorStopIsNotPreemptionAndAudit(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &last2); err != nil || len(last2.Items) != 2 || last2.Items[1].Seq != page.Items[len(page.Items)-1].Seq {
 		t.Fatalf("--limit 2: %v %+v", err, last2.Items)
 	}
-	nc, err := nats.Connect(h.url)
+	nc, err := natsConnect(t, h.url)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	c := api.Client{NC: nc}
+	c := testutil.APIClient(t, h.url, nc)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var paged []uint64

@@ -426,3 +426,13 @@ type natsConn = nats.Conn
 
 // natsConnect connects as a coordinator-role test user when url's server has an issuer.
 func natsConnect(t testing.TB, url string) (*nats.Conn, error) { return testutil.Dial(t, url) }
+
+// nodeConnect connects as node id with that node's own credentials (when
+// url's server has an issuer): it may publish only mesh.v1.evt.<id>.>.
+func nodeConnect(t testing.TB, url, id string) (*nats.Conn, error) {
+	t.Helper()
+	if sb := testutil.Lookup(url); sb != nil {
+		return sb.Connect(t, []string{url}, auth.RoleNode, id)
+	}
+	return nats.Connect(url)
+}

@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
@@ -105,7 +104,7 @@ func liveScrapes(t *testing.T) (coord, agent []byte) {
 // and a measured RPO, as an agent with sync on would.
 func publishGPUHeartbeat(t *testing.T, url, node string) {
 	t.Helper()
-	nc, err := nats.Connect(url)
+	nc, err := nodeConnect(t, url, node)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/ringmesh/ringmesh/internal/testutil"
 	"github.com/ringmesh/ringmesh/pkg/agent"
 	"github.com/ringmesh/ringmesh/pkg/api"
+	"github.com/ringmesh/ringmesh/pkg/auth"
 	"github.com/ringmesh/ringmesh/pkg/coordinator"
 	"github.com/ringmesh/ringmesh/pkg/detect"
 	"github.com/ringmesh/ringmesh/pkg/mesh"
@@ -34,7 +35,7 @@ func TestSafeGateAsksNodeForFreshRPO(t *testing.T) {
 		var s api.Safe
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
-		if err := (api.Client{NC: nc}).Call(ctx, api.OpSafe, api.NodeRequest{Node: "vast-77"}, &s); err != nil {
+		if err := testutil.APIClient(t, r.h.url, nc).Call(ctx, api.OpSafe, api.NodeRequest{Node: "vast-77"}, &s); err != nil {
 			t.Fatal(err)
 		}
 		return s
@@ -111,6 +112,58 @@ func TestEventsKindSync(t *testing.T) {
 		return nil
 	})
 	t.Logf("meshctl events --kind sync --node vast-77:\n%s", out)
+	// meshctl reads them through the events API, which a viewer may call;
+	// pages of 1 yield what one page does; a node may not call it.
+	sb := testutil.Lookup(r.h.url)
+	vnc, err := sb.Connect(t, []string{r.h.url}, auth.RoleViewer, "test-viewer")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vnc.Close()
+	vs, err := auth.LoadSigner(sb.Creds(t, auth.RoleViewer, "test-viewer"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	viewer := api.Client{NC: vnc, Sign: vs.Sign}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var whole api.Events
+	if err := viewer.Call(ctx, api.OpEvents, api.EventsRequest{Kind: "sync", Node: "vast-77"}, &whole); err != nil || len(whole.Items) == 0 {
+		t.Fatalf("viewer: events: %v %+v", err, whole)
+	}
+	for _, e := range whole.Items {
+		if e.Subject != "mesh.v1.evt.vast-77.sync" || len(e.Envelope) == 0 {
+			t.Fatalf("event %+v", e)
+		}
+	}
+	var paged []uint64
+	req := api.EventsRequest{Kind: "sync", Node: "vast-77", Limit: 1}
+	for range 1000 {
+		var p api.Events
+		if err := viewer.Call(ctx, api.OpEvents, req, &p); err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range p.Items {
+			paged = append(paged, e.Seq)
+		}
+		if !p.More {
+			break
+		}
+		req.AfterSeq = p.NextSeq
+	}
+	if len(paged) < len(whole.Items) || paged[0] != whole.Items[0].Seq || paged[len(whole.Items)-1] != whole.Items[len(whole.Items)-1].Seq {
+		t.Errorf("paged %v, one page of %d from %d", paged, len(whole.Items), whole.Items[0].Seq)
+	}
+	if err := viewer.Call(ctx, api.OpEvents, api.EventsRequest{Kind: "nope"}, nil); err == nil || !strings.Contains(err.Error(), "bad request") {
+		t.Errorf("bad kind: %v", err)
+	}
+	ns, err := auth.LoadSigner(sb.Creds(t, auth.RoleNode, "vast-77"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := (api.Client{NC: vnc, Sign: ns.Sign}).Call(ctx, api.OpEvents, api.EventsRequest{Kind: "sync"}, nil); err == nil {
+		t.Error("a node's signature read the events")
+	}
 	if _, err := run(t, r.h.url, "", "events", "--kind", "nope"); err == nil || !strings.Contains(err.Error(), "--kind") {
 		t.Fatalf("bad kind: %v", err)
 	}
@@ -137,8 +190,8 @@ func TestAgentSweepsOrphanedPartials(t *testing.T) {
 	}
 	dead := closedURL(t)
 	det := detect.Options{Env: func(string) string { return "" }, HetznerURL: dead, VultrURL: dead, NebiusURL: dead, Timeout: 100 * time.Millisecond}
-	a, err := agent.New(agent.Config{NodeID: "hetzner-cpu2", Provider: "hetzner", NATSURLs: []string{h.url}, StateDir: t.TempDir(),
-		HeartbeatInterval: 200 * time.Millisecond, Detect: det, Paths: paths.Resolver{Root: root, Home: "/root"}}, testLog(t))
+	a, err := agent.New(secureAgent(t, agent.Config{NodeID: "hetzner-cpu2", Provider: "hetzner", NATSURLs: []string{h.url}, StateDir: t.TempDir(),
+		HeartbeatInterval: 200 * time.Millisecond, Detect: det, Paths: paths.Resolver{Root: root, Home: "/root"}}), testLog(t))
 	if err != nil {
 		t.Fatal(err)
 	}

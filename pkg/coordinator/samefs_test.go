@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"golang.org/x/crypto/ssh"
 
 	"github.com/ringmesh/ringmesh/internal/testutil"
@@ -78,9 +77,9 @@ hosts:
 	det := detect.Options{Env: func(string) string { return "" }, HetznerURL: dead, VultrURL: dead, NebiusURL: dead, Timeout: 100 * time.Millisecond}
 	for _, n := range []struct{ id, mounts string }{{"lambda-a", lambdaAMounts}, {"lambda-b", lambdaBMounts}, {"hetzner-cpu2", hetznerMounts}} {
 		host := inv.Hosts[n.id]
-		a, err := agent.New(agent.Config{NodeID: n.id, Host: host, InstanceID: "i-" + n.id, NATSURLs: []string{h.url}, StateDir: t.TempDir(),
+		a, err := agent.New(secureAgent(t, agent.Config{NodeID: n.id, Host: host, InstanceID: "i-" + n.id, NATSURLs: []string{h.url}, StateDir: t.TempDir(),
 			HeartbeatInterval: 200 * time.Millisecond, Detect: det, Paths: paths.Resolver{Root: fixtureRoot(t, n.mounts), Home: "/home/ubuntu"},
-			ByeTimeout: 2 * time.Second, HostKeyPaths: []string{hostKeyFile(t)}}, testLog(t).With().Str("agent", n.id).Logger())
+			ByeTimeout: 2 * time.Second, HostKeyPaths: []string{hostKeyFile(t)}}), testLog(t).With().Str("agent", n.id).Logger())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -100,7 +99,7 @@ hosts:
 		}
 	}
 
-	nc, err := nats.Connect(h.url)
+	nc, err := natsConnect(t, h.url)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +108,7 @@ hosts:
 	testutil.Eventually(t, 30*time.Second, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		if err := (api.Client{NC: nc}).Call(ctx, api.OpRoutes, nil, &routes); err != nil {
+		if err := testutil.APIClient(t, h.url, nc).Call(ctx, api.OpRoutes, nil, &routes); err != nil {
 			return err
 		}
 		if len(routes.Plans["lambda-a"]) == 0 {

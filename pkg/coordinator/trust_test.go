@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,7 +21,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ringmesh/ringmesh/internal/testutil"
-	"github.com/ringmesh/ringmesh/pkg/api"
+	"github.com/ringmesh/ringmesh/pkg/auth"
 	"github.com/ringmesh/ringmesh/pkg/bus"
 	"github.com/ringmesh/ringmesh/pkg/config"
 	"github.com/ringmesh/ringmesh/pkg/coordinator"
@@ -30,19 +31,44 @@ import (
 	"github.com/ringmesh/ringmesh/pkg/registry"
 )
 
-// attacker is a plain nats.go client publishing what it likes.
+// attacker is a nats.go client publishing what it likes within what the
+// bus lets its identity publish.
 type attacker struct {
 	t  testing.TB
 	nc *nats.Conn
 	js jetstream.JetStream
 }
 
-func newAttacker(t testing.TB, url string) *attacker {
+// newAttacker is a compromised node: it holds its OWN node credentials
+// (issued for node), so the bus lets it publish only on
+// mesh.v1.evt.<node>.>; everything it sends there is still untrusted.
+func newAttacker(t testing.TB, url, node string) *attacker {
 	t.Helper()
-	nc, err := nats.Connect(url)
+	sb := testutil.Lookup(url)
+	if sb == nil {
+		t.Fatalf("no issuer registered for %s", url)
+	}
+	nc, err := sb.Connect(t, []string{url}, auth.RoleNode, node)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return attackerOn(t, nc)
+}
+
+// newPermissionBypassAttacker connects with a coordinator-role identity,
+// which may publish anything: it simulates a failure of the bus permission
+// layer, to test the coordinator's own checks behind it (defence in depth).
+func newPermissionBypassAttacker(t testing.TB, url string) *attacker {
+	t.Helper()
+	nc, err := testutil.Dial(t, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return attackerOn(t, nc)
+}
+
+func attackerOn(t testing.TB, nc *nats.Conn) *attacker {
+	t.Helper()
 	t.Cleanup(nc.Close)
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -81,7 +107,7 @@ func hello(host, user, fp string) events.Hello {
 
 func deadLetterWith(t testing.TB, url, subject, reason string) events.DeadLetter {
 	t.Helper()
-	nc, err := nats.Connect(url)
+	nc, err := natsConnect(t, url)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +116,7 @@ func deadLetterWith(t testing.TB, url, subject, reason string) events.DeadLetter
 	testutil.Eventually(t, 15*time.Second, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		dl, err := api.Client{NC: nc}.DeadLetters(ctx, 100)
+		dl, err := testutil.APIClient(t, url, nc).DeadLetters(ctx, 100)
 		if err != nil {
 			return err
 		}
@@ -109,10 +135,10 @@ func deadLetterWith(t testing.TB, url, subject, reason string) events.DeadLetter
 // is refused at the boundary and never reaches meshctl ssh-config.
 func TestAttackFingerprintInjectionNotInSSHConfig(t *testing.T) {
 	h := startCoordinator(t, coordinator.Config{})
-	a := newAttacker(t, h.url)
+	// Two compromised nodes, each sending on its own subject with its own credentials.
 	evil := "SHA256:" + strings.Repeat("A", 43) + "\nHost *\n  ProxyCommand touch /tmp/ringmesh-pwned"
-	a.publish("vast-evil", bus.KindHello, 1, hello("10.0.0.1", "root", evil))
-	a.publish("vast-evil2", bus.KindHello, 1, hello("10.0.0.1 -oProxyCommand=x", "root", ""))
+	newAttacker(t, h.url, "vast-evil").publish("vast-evil", bus.KindHello, 1, hello("10.0.0.1", "root", evil))
+	newAttacker(t, h.url, "vast-evil2").publish("vast-evil2", bus.KindHello, 1, hello("10.0.0.1 -oProxyCommand=x", "root", ""))
 	deadLetterWith(t, h.url, "mesh.v1.evt.vast-evil.hello", "host_key_fingerprint")
 	deadLetterWith(t, h.url, "mesh.v1.evt.vast-evil2.hello", "/body/ssh/0/host")
 	out, err := run(t, h.url, "", "ssh-config")
@@ -132,7 +158,7 @@ func TestAttackFingerprintInjectionNotInSSHConfig(t *testing.T) {
 func TestAttackHugeHeartbeatRejectedStatusWorks(t *testing.T) {
 	store := t.TempDir()
 	h := startCoordinator(t, coordinator.Config{Embedded: bus.ServerConfig{Port: -1, StoreDir: store}})
-	a := newAttacker(t, h.url)
+	a := newAttacker(t, h.url, "vast-big") // a compromised node, on its own subjects
 	a.publish("vast-big", bus.KindHello, 1, hello("10.0.0.9", "root", ""))
 	var gpus []string
 	for i := 0; i < 3000; i++ {
@@ -152,6 +178,10 @@ func TestAttackHugeHeartbeatRejectedStatusWorks(t *testing.T) {
 	small := `{"schema":"mesh.v1.heartbeat","id":"vast-big:evil:4","node":"vast-big","ts":"` + time.Now().UTC().Format(time.RFC3339Nano) + `","body":{"status":"healthy","interval_seconds":5,"bus_connected":true,"rpo":{"unsynced_bytes":null,"unsynced_files":null,"oldest_unsynced_seconds":null},"health":{"time":"` + time.Now().UTC().Format(time.RFC3339) + `","agent_version":"x","cpu_percent":1e308,"gpu_probe":"ok","disks":[],"processes":[],"errors":[],"gpus":[]}}}`
 	a.publishRaw("mesh.v1.evt.vast-big.heartbeat", []byte(small))
 	deadLetterWith(t, h.url, "mesh.v1.evt.vast-big.heartbeat", "/body/health/cpu_percent")
+	// The stored giants are listed by size (a reply holding them would not fit).
+	if out, err := run(t, h.url, "", "events", "--kind", "heartbeat", "--node", "vast-big"); err != nil || strings.Count(out, "too large to show") != 2 {
+		t.Fatalf("meshctl events --kind heartbeat: %v\n%.2000s", err, out)
+	}
 	for _, cmd := range []string{"status", "rpo"} {
 		if out, err := run(t, h.url, "", cmd); err != nil || !strings.Contains(out, "vast-big") {
 			t.Fatalf("meshctl %s: %v\n%s", cmd, err, out)
@@ -164,26 +194,39 @@ func TestAttackHugeHeartbeatRejectedStatusWorks(t *testing.T) {
 	}
 }
 
-// 5,000 invented nodes: quarantined, bounded, drops counted, never routed.
+// Invented nodes: node credentials issued for IDs the inventory does not
+// know (each a real identity, as a leaked or mis-issued credential would
+// be), each saying hello on its own subject: quarantined, bounded, drops
+// counted, never routed.
 func TestAttackInventedNodesQuarantinedAndBounded(t *testing.T) {
 	h := startCoordinator(t, coordinator.Config{})
-	a := newAttacker(t, h.url)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	const n = 5000
+	sb := testutil.Lookup(h.url)
+	if sb == nil {
+		t.Fatal("no issuer for the coordinator's bus")
+	}
+	const n = registry.DefaultMaxQuarantined + 144
+	ids := make(chan int)
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range ids {
+				errs <- sayHelloAs(t, sb, h.url, fmt.Sprintf("invented-%d", i))
+			}
+		}()
+	}
 	for i := 0; i < n; i++ {
-		node := fmt.Sprintf("invented-%d", i)
-		env, _ := bus.NewEnvelope(bus.KindHello, bus.MessageID(node, "evil", 1), node, time.Now(), hello("10.0.0.2", "root", ""))
-		b, _ := json.Marshal(env)
-		subj, _ := bus.EventSubject(node, bus.KindHello)
-		if _, err := a.js.PublishAsync(subj, b); err != nil {
+		ids <- i
+	}
+	close(ids)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
 			t.Fatal(err)
 		}
-	}
-	select {
-	case <-a.js.PublishAsyncComplete():
-	case <-ctx.Done():
-		t.Fatal("publish did not complete")
 	}
 	testutil.Eventually(t, 60*time.Second, func() error {
 		if got := metricValue(t, h, "ringmesh_events_dropped_total{reason=\"quarantine_full\"}"); got < n-registry.DefaultMaxQuarantined {
@@ -209,6 +252,29 @@ func TestAttackInventedNodesQuarantinedAndBounded(t *testing.T) {
 	if _, err := run(t, h.url, "", "sync", "invented-0"); err == nil {
 		t.Fatal("meshctl sync to a quarantined node was accepted")
 	}
+}
+
+// sayHelloAs connects with node credentials issued for node and publishes
+// one hello on its own subject.
+func sayHelloAs(t testing.TB, sb *testutil.SecureBus, url, node string) error {
+	nc, err := sb.Connect(t, []string{url}, auth.RoleNode, node)
+	if err != nil {
+		return fmt.Errorf("%s: %w", node, err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	env, _ := bus.NewEnvelope(bus.KindHello, bus.MessageID(node, "evil", 1), node, time.Now(), hello("10.0.0.2", "root", ""))
+	b, _ := json.Marshal(env)
+	subj, _ := bus.EventSubject(node, bus.KindHello)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := js.Publish(ctx, subj, b); err != nil {
+		return fmt.Errorf("%s: publish %s: %w", node, subj, err)
+	}
+	return nil
 }
 
 func metricValue(t testing.TB, h *harness, series string) float64 {
@@ -237,7 +303,11 @@ func TestAttackForgedHelloAndGossip(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := startCoordinator(t, coordinator.Config{Name: "hetzner-cpu1", Inventory: inv})
-	a := newAttacker(t, h.url)
+	// A hello for a voter's node and gossip on voters' subjects cannot come
+	// from a node's credentials (the bus refuses them; pkg/auth's attack
+	// matrix proves it): a coordinator-role connection simulates a failure
+	// of that permission layer, to test the coordinator's own checks.
+	a := newPermissionBypassAttacker(t, h.url)
 	real := "SHA256:" + strings.Repeat("R", 43)
 	a.publish("hetzner-cpu1", bus.KindHello, 1, events.Hello{AgentVersion: "v1", Boot: "evil", Provider: "hetzner", Paths: paths.For("hetzner", "", nil), HeartbeatIntervalSeconds: 5, HostKeyFingerprint: real})
 	forged := hello("198.51.100.66", "root", "SHA256:"+strings.Repeat("F", 43))

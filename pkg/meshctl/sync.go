@@ -3,14 +3,15 @@ package meshctl
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
+	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
 	"github.com/ringmesh/ringmesh/pkg/api"
@@ -85,9 +86,10 @@ type eventQuery struct {
 	follow     bool
 }
 
-// showEvents reads the agents' events of one kind (and node) from the
-// MESH_EVT stream, newest limit since the given time, and with follow keeps
-// printing new ones until interrupted or --timeout of silence.
+// showEvents reads the agents' events of one kind (and node) through the
+// coordinator's events API (meshctl's credentials have no stream access),
+// the newest limit since the given time, and with follow keeps polling for
+// new ones until interrupted.
 func (o *Options) showEvents(q eventQuery) error {
 	node := "*"
 	if q.node != "" {
@@ -99,36 +101,40 @@ func (o *Options) showEvents(q eventQuery) error {
 	if _, _, err := bus.ParseEventSubject(bus.Prefix + ".evt.x." + q.kind); err != nil {
 		return fmt.Errorf("--kind %q: want one of hello, heartbeat, health, preempt, sync, bye", q.kind)
 	}
-	subj := bus.Prefix + ".evt." + node + "." + q.kind
 	c, closeFn, err := o.client()
 	if err != nil {
 		return err
 	}
 	defer closeFn()
-	js, err := jetstream.New(c.NC)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := o.ctx()
-	defer cancel()
-	start := time.Now().Add(-q.since)
-	cons, err := js.OrderedConsumer(ctx, bus.StreamEvents, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{subj}, DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &start})
-	if err != nil {
-		return fmt.Errorf("read %s from %s: %w", subj, bus.StreamEvents, err)
+	req := api.EventsRequest{Kind: q.kind, Node: q.node, Since: time.Now().Add(-q.since), Limit: api.EventsMaxLimit}
+	// page fetches the events after req.AfterSeq, one page per call.
+	page := func() (api.Events, error) {
+		ctx, cancel := o.ctx()
+		defer cancel()
+		var ev api.Events
+		if err := refused(c, c.Call(ctx, api.OpEvents, req, &ev)); err != nil {
+			return ev, fmt.Errorf("read %s events: %w", q.kind, err)
+		}
+		if ev.NextSeq > req.AfterSeq {
+			req.AfterSeq = ev.NextSeq
+		}
+		req.Since = time.Time{}
+		return ev, nil
 	}
 	type item struct {
-		at  time.Time
-		env bus.Envelope
+		at   time.Time
+		env  bus.Envelope
+		size int // > 0: too large to show, only its size is known
 	}
-	var hist []item
-	decode := func(m jetstream.Msg) (item, bool) {
-		var it item
-		if json.Unmarshal(m.Data(), &it.env) != nil {
-			return it, false
+	decode := func(e api.EventEntry) (item, bool) {
+		it := item{at: e.At}
+		if e.Envelope == nil {
+			it.size = e.Size
+			it.env.Node, _, _ = bus.ParseEventSubject(e.Subject)
+			return it, true
 		}
-		if md, err := m.Metadata(); err == nil {
-			it.at = md.Timestamp
+		if json.Unmarshal(e.Envelope, &it.env) != nil {
+			return it, false
 		}
 		if q.kind == bus.KindSync {
 			var ev events.Sync
@@ -138,35 +144,38 @@ func (o *Options) showEvents(q eventQuery) error {
 		}
 		return it, true
 	}
-	info, err := cons.Info(ctx)
-	if err != nil {
-		return fmt.Errorf("read %s from %s: %w", subj, bus.StreamEvents, err)
-	}
-	for left := info.NumPending; left > 0; {
-		nctx, ncancel := context.WithTimeout(ctx, 2*time.Second)
-		m, err := cons.Next(jetstream.FetchContext(nctx))
-		ncancel()
-		if err != nil {
-			break // the stream lost messages meanwhile (limits)
-		}
-		if it, ok := decode(m); ok {
-			hist = append(hist, it)
-			if q.limit > 0 && len(hist) > q.limit {
-				hist = hist[1:]
-			}
-		}
-		if md, err := m.Metadata(); err == nil {
-			left = md.NumPending
-		} else {
-			left--
-		}
-	}
 	print := func(it item) {
+		if it.size > 0 {
+			if o.JSON {
+				_ = json.NewEncoder(o.out).Encode(map[string]any{"at": it.at, "node": it.env.Node, "kind": q.kind, "size": it.size})
+				return
+			}
+			fmt.Fprintf(o.out, "%s  %s  %s  (%d bytes, too large to show)\n", it.at.UTC().Format("2006-01-02T15:04:05Z"), view.Clean(it.env.Node), q.kind, it.size)
+			return
+		}
 		if o.JSON {
 			_ = json.NewEncoder(o.out).Encode(map[string]any{"at": it.at, "node": it.env.Node, "kind": q.kind, "body": it.env.Body})
 			return
 		}
 		printEvent(o.out, it.at, it.env, q.kind)
+	}
+	var hist []item
+	for {
+		ev, err := page()
+		if err != nil {
+			return err
+		}
+		for _, e := range ev.Items {
+			if it, ok := decode(e); ok {
+				hist = append(hist, it)
+				if q.limit > 0 && len(hist) > q.limit {
+					hist = hist[1:]
+				}
+			}
+		}
+		if !ev.More {
+			break
+		}
 	}
 	if len(hist) == 0 && !q.follow {
 		fmt.Fprintf(o.out, "no %s events for %s in the last %s\n", q.kind, strings.ReplaceAll(node, "*", "any node"), q.since)
@@ -178,16 +187,23 @@ func (o *Options) showEvents(q eventQuery) error {
 	if !q.follow {
 		return nil
 	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	for {
-		m, err := cons.Next(jetstream.FetchMaxWait(time.Hour))
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(time.Second):
+		}
+		ev, err := page()
 		if err != nil {
-			if errors.Is(err, jetstream.ErrMsgIteratorClosed) || errors.Is(err, context.Canceled) {
-				return nil
-			}
+			fmt.Fprintln(o.errOut, err) // a glitch: keep following
 			continue
 		}
-		if it, ok := decode(m); ok {
-			print(it)
+		for _, e := range ev.Items {
+			if it, ok := decode(e); ok {
+				print(it)
+			}
 		}
 	}
 }
@@ -197,7 +213,7 @@ func (o *Options) showEvents(q eventQuery) error {
 func printEvent(w io.Writer, at time.Time, env bus.Envelope, kind string) {
 	ts := at.UTC().Format("2006-01-02T15:04:05Z")
 	if kind != bus.KindSync {
-		fmt.Fprintf(w, "%s  %s  %s  %s\n", ts, env.Node, kind, oneLine(string(env.Body), 200))
+		fmt.Fprintf(w, "%s  %s  %s  %s\n", ts, view.Clean(env.Node), kind, oneLine(view.Clean(string(env.Body)), 200))
 		return
 	}
 	var ev events.Sync
@@ -209,10 +225,10 @@ func printEvent(w io.Writer, at time.Time, env bus.Envelope, kind string) {
 			risk += fmt.Sprintf(" in %d files", *ev.RPO.UnsyncedFiles)
 		}
 	}
-	fmt.Fprintf(w, "%s  %s  %-6s %-24s made %d, missed %d, sent %s, at risk %s", ts, env.Node, ev.Phase, oneLine(ev.Trigger, 24),
+	fmt.Fprintf(w, "%s  %s  %-6s %-24s made %d, missed %d, sent %s, at risk %s", ts, view.Clean(env.Node), view.Clean(ev.Phase), oneLine(view.Clean(ev.Trigger), 24),
 		len(ev.Made), len(ev.Missed), view.Bytes(ev.BytesSent), risk)
 	if ev.Error != "" {
-		fmt.Fprintf(w, ", error: %s", oneLine(ev.Error, 160))
+		fmt.Fprintf(w, ", error: %s", oneLine(view.Clean(ev.Error), 160))
 	}
 	fmt.Fprintln(w)
 	const maxFiles = 20
@@ -221,6 +237,6 @@ func printEvent(w io.Writer, at time.Time, env bus.Envelope, kind string) {
 			fmt.Fprintf(w, "    ... and %d more missed\n", len(ev.Missed)-maxFiles)
 			break
 		}
-		fmt.Fprintf(w, "    missed %s (%s): %s\n", f.Path, view.Bytes(f.Size), oneLine(f.Reason, 160))
+		fmt.Fprintf(w, "    missed %s (%s): %s\n", view.Clean(f.Path), view.Bytes(f.Size), oneLine(view.Clean(f.Reason), 160))
 	}
 }
