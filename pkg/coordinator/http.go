@@ -84,10 +84,9 @@ func tokenOK(token string) func(*http.Request) bool {
 	}
 }
 
-// httpHandler serves the endpoints; token (may be empty) guards the status
-// page and /api/*. /healthz, /readyz, /metrics and the signed webhook stay open.
-func (c *Coordinator) httpHandler() http.Handler { return c.httpHandlerWith("") }
-
+// httpHandlerWith serves the endpoints; token (may be empty) guards the
+// status page, the dashboard's data and /api/*. /healthz, /readyz, /metrics
+// and the signed webhook stay open.
 func (c *Coordinator) httpHandlerWith(token string) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
