@@ -2,12 +2,15 @@ package main
 
 import (
 	"context"
+	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
 
 	"github.com/ringmesh/ringmesh/pkg/api"
+	"github.com/ringmesh/ringmesh/pkg/auth"
+	"github.com/ringmesh/ringmesh/pkg/bus"
 	"github.com/ringmesh/ringmesh/pkg/mesh"
 )
 
@@ -17,7 +20,8 @@ import (
 // in-process agent appears once.
 func TestDemoRunsSimulatedAgents(t *testing.T) {
 	natsAddr := freeAddr(t)
-	args := []string{"--demo", "--data-dir", t.TempDir(), "--nats-listen", natsAddr, "--http", "127.0.0.1:0",
+	dataDir := t.TempDir()
+	args := []string{"--demo", "--data-dir", dataDir, "--nats-listen", natsAddr, "--http", "127.0.0.1:0",
 		"--agent-heartbeat", "300ms", "--log-level", "error"}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -34,13 +38,20 @@ func TestDemoRunsSimulatedAgents(t *testing.T) {
 		}
 	})
 	var st api.Status
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(90 * time.Second)
 	for time.Now().Before(deadline) {
-		nc, err := nats.Connect("nats://"+natsAddr, nats.Timeout(2*time.Second))
+		// As an operator would: the demo's own admin credentials and CA,
+		// every request signed.
+		creds := filepath.Join(dataDir, "creds", "admin.creds")
+		nc, err := bus.Connect(bus.ConnConfig{URLs: []string{"tls://" + natsAddr}, Name: "demo-test", CredsFile: creds,
+			CAFile: filepath.Join(dataDir, "creds", "ca.pem"), Timeout: 2 * time.Second}, zerolog.Nop())
 		if err == nil {
-			cctx, ccancel := context.WithTimeout(context.Background(), 5*time.Second)
-			st, err = api.Client{NC: nc}.StatusAll(cctx)
-			ccancel()
+			var signer *auth.Signer
+			if signer, err = auth.LoadSigner(creds); err == nil {
+				cctx, ccancel := context.WithTimeout(context.Background(), 5*time.Second)
+				st, err = api.Client{NC: nc, Sign: signer.Sign}.StatusAll(cctx)
+				ccancel()
+			}
 			nc.Close()
 		}
 		if err == nil && st.Counts[mesh.StateHealthy] == 10 && stateOf(st, "vast-29129531") == mesh.StateStopped {

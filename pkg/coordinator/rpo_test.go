@@ -51,8 +51,11 @@ func TestSafeGateAsksNodeForFreshRPO(t *testing.T) {
 	r.src.PauseHeartbeats(true)
 	r.target.SetWriteDelay(200 * time.Millisecond)
 	writeFile(t, filepath.Join(data, "checkpoints/ckpt-big.pt"), 8<<20)
-	if rec, _ := r.h.coord.Registry().Get("vast-77"); rec.RPO.UnsyncedBytes == nil || *rec.RPO.UnsyncedBytes != 0 {
-		t.Fatalf("precondition: registry RPO should still be the old 0, got %v", rec.RPO.UnsyncedBytes)
+	// Usually the registry still says 0 here; on a busy machine a heartbeat
+	// sent just before the pause may already carry part of the new file.
+	// Either way the gate must name what the node measures now.
+	if rec, _ := r.h.coord.Registry().Get("vast-77"); rec.RPO.UnsyncedBytes != nil {
+		t.Logf("registry RPO before the gate: %d bytes", *rec.RPO.UnsyncedBytes)
 	}
 	s := safe()
 	if s.Safe || !strings.Contains(s.Reason, fmt.Sprint(8<<20)) {
