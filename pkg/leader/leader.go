@@ -58,6 +58,11 @@ type Config struct {
 	// noStepDown makes Run return on ctx end without releasing the lease or
 	// clearing its state, as if the process froze or crashed (tests only).
 	noStepDown bool
+
+	// beforeWrite, when set, runs between reading the bucket state the
+	// term is computed from and the write that claims it (tests only: it
+	// lets a test move the key in that gap).
+	beforeWrite func()
 }
 
 // Lease is the JSON value of the lease key. Times are the holder's wall
@@ -479,7 +484,7 @@ func (e *Elector) decideLocked(now time.Time) (act action, rev uint64, at time.T
 	o := &e.obs
 	switch {
 	case o.rev == 0 && !o.gone:
-		return actCreate, 0, time.Time{} // nothing seen: Create fails harmlessly if it exists
+		return actCreate, 0, time.Time{} // nothing seen: creating fails harmlessly if it exists
 	case o.released:
 		return actCreate, 0, time.Time{}
 	case o.gone:
@@ -587,21 +592,31 @@ func (e *Elector) acquire(ctx context.Context, act action, rev uint64) error {
 		e.log.Warn().Str("bucket", e.kv.Bucket()).Msg("lease bucket has no TTL: a crashed leader is replaced only by followers' own timing")
 	}
 	e.mu.Lock()
-	term := max(e.maxTerm, lastSeq) + 1
+	term := max(e.maxTerm, lastSeq, rev) + 1
 	e.mu.Unlock()
+	readAt := e.cfg.Now()
+	if e.cfg.beforeWrite != nil {
+		e.cfg.beforeWrite()
+	}
 	start := e.cfg.Now()
+	if start.Sub(readAt) > e.cfg.TTL/2 {
+		// A lease written after lastSeq could have come and aged out
+		// (no marker) only after a whole TTL; stay far from that.
+		e.log.Debug().Dur("stalled", start.Sub(readAt)).Msg("acquire stalled after reading the bucket; retrying")
+		return nil
+	}
 	val := Lease{Holder: e.cfg.Name, Term: term, Acquired: wall(start), Renewed: wall(start), Expires: wall(start.Add(e.cfg.TTL))}
 	b, _ := json.Marshal(val)
 	rctx, cancel := e.reqCtx(ctx)
 	var newRev uint64
 	if act == actCreate {
-		newRev, err = e.kv.Create(rctx, e.cfg.Key, b)
+		newRev, err = e.createLease(rctx, b, lastSeq)
 	} else {
 		newRev, err = e.kv.Update(rctx, e.cfg.Key, b, rev)
 	}
 	cancel()
 	if err != nil {
-		if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, errMovedSinceRead) {
 			e.log.Debug().Err(err).Msg("lease taken by another elector")
 			e.refresh(ctx)
 			return nil
@@ -623,6 +638,39 @@ func (e *Elector) acquire(ctx context.Context, act action, rev uint64) error {
 	e.lastAttempt, e.failing, e.errLogged = start, false, false
 	e.log.Info().Uint64("term", term).Uint64("revision", newRev).Msg("became leader")
 	return nil
+}
+
+// errMovedSinceRead: the key was written after the bucket state a term
+// was computed from, so that term may not exceed the writer's.
+var errMovedSinceRead = errors.New("lease key moved since the term was computed")
+
+// createLease writes b where the key is absent, deleted or purged, and
+// returns the new revision. Unlike kv.Create it refuses to overwrite a
+// delete or purge marker newer than lastSeq (the bucket's last sequence
+// the term was computed from): such a marker ends a lease written after
+// that read, whose term ours might only equal (errMovedSinceRead).
+// Terms never exceed the revision they were written at, so every marker at
+// or below lastSeq ends a term below ours.
+func (e *Elector) createLease(ctx context.Context, b []byte, lastSeq uint64) (uint64, error) {
+	rev, err := e.kv.Update(ctx, e.cfg.Key, b, 0)
+	if err == nil || !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		return rev, err
+	}
+	hist, herr := e.kv.History(ctx, e.cfg.Key)
+	if herr != nil {
+		if errors.Is(herr, jetstream.ErrKeyNotFound) {
+			return 0, errMovedSinceRead // aged out since: decide again
+		}
+		return 0, herr
+	}
+	last := hist[len(hist)-1]
+	switch {
+	case last.Operation() == jetstream.KeyValuePut:
+		return 0, jetstream.ErrKeyExists
+	case last.Revision() > lastSeq:
+		return 0, errMovedSinceRead
+	}
+	return e.kv.Update(ctx, e.cfg.Key, b, last.Revision())
 }
 
 func (e *Elector) renew(ctx context.Context) {

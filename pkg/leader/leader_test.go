@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -527,4 +528,37 @@ func TestLostRenewReply(t *testing.T) {
 			t.Errorf("lease not released: %v", err)
 		}
 	})
+}
+
+// TestStaleCreateAfterReleaseRaisesTerm: an elector that read the bucket,
+// then stalled while another became leader and released the key, must not
+// write the lease with the term it computed before the stall (kv.Create
+// would overwrite the delete marker with it): terms only rise.
+func TestStaleCreateAfterReleaseRaisesTerm(t *testing.T) {
+	url := startBus(t, slowTTL)
+	paused, resume := make(chan struct{}), make(chan struct{})
+	var pauseOnce, resumeOnce sync.Once
+	release := func() { resumeOnce.Do(func() { close(resume) }) }
+	t.Cleanup(release)
+	late := startElector(t, url, "voter-2", func(c *Config) {
+		c.TTL = slowTTL
+		c.beforeWrite = func() { pauseOnce.Do(func() { close(paused); <-resume }) }
+	})
+	select {
+	case <-paused:
+	case <-time.After(patience):
+		t.Fatal("voter-2 never tried to acquire")
+	}
+	first := startElector(t, url, "voter-1", withTTL(slowTTL))
+	waitLeader(t, patience, first)
+	_, firstTerm, _ := first.Leader()
+	if err := first.stop(t); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	release()
+	waitLeader(t, patience, late)
+	if _, term, _ := late.Leader(); term <= firstTerm {
+		t.Errorf("voter-2 leads in term %d after voter-1's term %d", term, firstTerm)
+	}
+	assertNoOverlap(t, first, late)
 }
