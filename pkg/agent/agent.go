@@ -25,6 +25,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/ringmesh/ringmesh/pkg/auth"
 	"github.com/ringmesh/ringmesh/pkg/bus"
 	"github.com/ringmesh/ringmesh/pkg/config"
 	"github.com/ringmesh/ringmesh/pkg/detect"
@@ -210,6 +211,14 @@ func (a *Agent) Run(ctx context.Context) error {
 		gc := *a.cfg.Gossip
 		gc.NodeName = a.cfg.NodeID
 		gc.Meta = gossip.Meta{Role: "agent", Provider: hello.Provider, AgentVersion: a.cfg.Version}
+		if a.cfg.CredsFile != "" {
+			// Voters admit this member only under the name its credential was issued for.
+			s, err := auth.LoadSigner(a.cfg.CredsFile)
+			if err != nil {
+				return fmt.Errorf("agent gossip identity: %w", err)
+			}
+			gc.Sign = s.GossipToken
+		}
 		m, err := gossip.New(gc, a.log, nil)
 		if err != nil {
 			return fmt.Errorf("agent gossip: %w", err)

@@ -28,7 +28,7 @@ func AddGossipFlags(fs *flag.FlagSet) GossipFlags {
 	return GossipFlags{
 		Listen:    fs.String("gossip-listen", "", "memberlist bind address host:port, e.g. 0.0.0.0:7946 (empty = no gossip)"),
 		Advertise: fs.String("gossip-advertise", "", "address other members use to reach this one host:port (required when listening on 0.0.0.0)"),
-		KeyFile:   fs.String("gossip-key-file", "", "file holding the base64 AES key (16/24/32 bytes); or $RINGMESH_GOSSIP_KEY. Required outside --dev"),
+		KeyFile:   fs.String("gossip-key-file", "", "file holding base64 AES keys (16/24/32 bytes), one per line, the first used to send; re-read every 10 s for rotation; or $RINGMESH_GOSSIP_KEY. Required outside --dev"),
 		Profile:   fs.String("gossip-profile", "lan", "memberlist timing profile: lan, wan or local"),
 		Cluster:   fs.String("cluster-name", "", "gossip cluster label (default: the inventory's cluster_name, else ringmesh)"),
 		Seeds:     fs.String("gossip-seeds", "", "seed addresses host:port, comma-separated (default: the voters' gossip_addr from the inventory, else their ssh_host:7946)"),
@@ -69,25 +69,29 @@ func (g GossipFlags) Config(inv *config.Inventory, dev bool) (*gossip.Config, er
 	}
 	keyText := os.Getenv("RINGMESH_GOSSIP_KEY")
 	if *g.KeyFile != "" {
-		fi, err := os.Stat(*g.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("--gossip-key-file: %w", err)
+		path := *g.KeyFile
+		if keyText, err = readKeyFile(path); err != nil {
+			return nil, err
 		}
-		if fi.Mode().Perm()&0o077 != 0 {
-			return nil, fmt.Errorf("--gossip-key-file %s has mode %v: must not be readable by group or others", *g.KeyFile, fi.Mode().Perm())
+		// Rotation: the file is re-read while running (gossip.Config.ReloadKeys).
+		cfg.ReloadKeys = func() ([][]byte, error) {
+			text, err := readKeyFile(path)
+			if err != nil {
+				return nil, err
+			}
+			keys, err := gossip.ParseKeys(text)
+			if err != nil {
+				return nil, fmt.Errorf("--gossip-key-file %s: %w", path, err)
+			}
+			return keys, nil
 		}
-		b, err := os.ReadFile(*g.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("--gossip-key-file: %w", err)
-		}
-		keyText = string(b)
 	}
 	if keyText != "" {
-		k, err := gossip.ParseKey(keyText)
+		keys, err := gossip.ParseKeys(keyText)
 		if err != nil {
 			return nil, fmt.Errorf("gossip key: %w", err)
 		}
-		cfg.Keys = [][]byte{k}
+		cfg.Keys = keys
 	} else if !dev {
 		return nil, errors.New("gossip needs an encryption key outside --dev: --gossip-key-file or $RINGMESH_GOSSIP_KEY (make one with `head -c 32 /dev/urandom | base64`)")
 	}
@@ -120,4 +124,21 @@ func VoterSeeds(inv *config.Inventory) []string {
 		}
 	}
 	return out
+}
+
+// readKeyFile reads a gossip keyring file, refusing one that group or
+// others may read.
+func readKeyFile(path string) (string, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "", fmt.Errorf("--gossip-key-file: %w", err)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return "", fmt.Errorf("--gossip-key-file %s has mode %v: must not be readable by group or others", path, fi.Mode().Perm())
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("--gossip-key-file: %w", err)
+	}
+	return string(b), nil
 }

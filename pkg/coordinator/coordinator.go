@@ -147,6 +147,7 @@ type Coordinator struct {
 	pending       atomic.Uint64 // consumer NumPending at the last beat
 	ackPending    atomic.Uint64 // consumer NumAckPending at the last beat
 	verifier      *auth.Verifier
+	credsFile     string // this coordinator's own bus credentials (signs its gossip identity)
 	busURLs       []string
 
 	// costMu guards costSaved: the cost history day values last written to
@@ -277,6 +278,7 @@ func (c *Coordinator) Run(ctx context.Context) error {
 		}
 	}
 	c.busURLs = urls
+	c.credsFile = conf.CredsFile
 	nc, err := bus.Connect(conf, c.log)
 	if err != nil {
 		return err

@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ringmesh/ringmesh/pkg/api"
+	"github.com/ringmesh/ringmesh/pkg/auth"
 	"github.com/ringmesh/ringmesh/pkg/bus"
 	"github.com/ringmesh/ringmesh/pkg/events"
 	"github.com/ringmesh/ringmesh/pkg/gossip"
@@ -29,6 +30,18 @@ func (c *Coordinator) startGossip() (stop func(), err error) {
 	if c.cfg.Inventory != nil {
 		if h := c.cfg.Inventory.Hosts[c.cfg.Name]; h != nil {
 			gc.Meta.Provider = h.Provider
+		}
+	}
+	if c.cfg.Auth != nil {
+		// Voters admit only members whose name is bound to an issued,
+		// unrevoked credential, and prove their own the same way.
+		gc.VerifyPeer = auth.NewGossipVerifier(c.cfg.Auth).Verify
+		if c.credsFile != "" {
+			s, err := auth.LoadSigner(c.credsFile)
+			if err != nil {
+				return nil, fmt.Errorf("gossip identity: %w", err)
+			}
+			gc.Sign = s.GossipToken
 		}
 	}
 	m, err := gossip.New(gc, c.log, c.cfg.Registry)

@@ -137,8 +137,31 @@ type Config struct {
 	// talk to this member (memberlist CIDRsAllowed), e.g. "10.0.0.0/8".
 	AllowedCIDRs []string
 
-	// Meta is this member's initial node metadata.
+	// Meta is this member's initial node metadata. Its Token is set by
+	// the member from Sign.
 	Meta Meta
+
+	// Sign, if set, returns this member's identity token for its name at
+	// its advertised address (addr is an IP, port the gossip port), carried
+	// in Meta.Token. pkg/auth signs it with the node's own bus credential.
+	Sign func(cluster, name, addr string, port int) (string, error)
+
+	// VerifyPeer, if set, checks every alive claim of another member
+	// (memberlist's AliveDelegate) before it enters this member's view:
+	// a claim whose name, role and address are not bound by its token is
+	// ignored and counted as rejected{reason="identity"}. Voters set it;
+	// an agent's view decides nothing.
+	VerifyPeer func(cluster, name, role, addr string, port int, token string) error
+
+	// ReloadKeys, if set, is called every KeyReloadInterval; when it
+	// returns a keyring different from the current one (first key
+	// primary), the keyring is replaced in place: keys are added, the
+	// primary switched, and keys no longer listed removed, without a
+	// restart. Errors are logged and the keyring kept.
+	ReloadKeys func() ([][]byte, error)
+
+	// KeyReloadInterval is how often ReloadKeys is called (default 10 s).
+	KeyReloadInterval time.Duration
 
 	// Dev relaxes the production rules: no key and no cluster label are
 	// required, and the advertise address may be guessed.
@@ -180,6 +203,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.EventBuffer == 0 {
 		c.EventBuffer = DefaultEventBuffer
+	}
+	if c.KeyReloadInterval == 0 {
+		c.KeyReloadInterval = 10 * time.Second
 	}
 	return c
 }
@@ -340,4 +366,26 @@ func GenerateKey() (string, error) {
 		return "", fmt.Errorf("gossip: generate key: %w", err)
 	}
 	return base64.StdEncoding.EncodeToString(k), nil
+}
+
+// ParseKeys decodes a keyring file: one base64 key per line (see
+// [ParseKey]); blank lines and lines starting with # are skipped. The first
+// key is the primary. Errors name the line, never the key.
+func ParseKeys(s string) ([][]byte, error) {
+	var keys [][]byte
+	for i, line := range strings.Split(s, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		k, err := ParseKey(line)
+		if err != nil {
+			return nil, fmt.Errorf("line %d: %w", i+1, err)
+		}
+		keys = append(keys, k)
+	}
+	if len(keys) == 0 {
+		return nil, errors.New("gossip: no key")
+	}
+	return keys, nil
 }

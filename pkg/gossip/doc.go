@@ -85,9 +85,16 @@
 // sit on foreign networks, so a key (AES-GCM, 16, 24 or 32 bytes) is
 // required unless Dev is set. Keys[0] is the primary (used to encrypt);
 // all keys are accepted for decryption, which allows rotation: add the new
-// key everywhere, make it primary everywhere, then remove the old one. The
+// key everywhere, make it primary everywhere, then remove the old one
+// ([Member.SetKeys], or [Config.ReloadKeys] polled while running). The
 // cluster label is authenticated data in every packet, so two clusters that
 // share a key still cannot merge.
+//
+// Identity. The key is shared by every member, so it proves nothing about
+// who a member is. With [Config.Sign] a member puts a token in its metadata
+// binding its name and advertised address to its own credential; with
+// [Config.VerifyPeer] (voters) an alive claim that fails the check is
+// ignored by memberlist's AliveDelegate and never enters the view.
 //
 // Advertise address. With BindAddr 0.0.0.0 memberlist would pick "a private
 // IP" of the host; on GPU hosts with docker0, IB/RoCE and management NICs

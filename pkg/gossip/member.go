@@ -110,6 +110,7 @@ type Member struct {
 	bcast   *memberlist.TransmitLimitedQueue
 	meta    atomic.Pointer[[]byte] // encoded local metadata, for NodeMeta
 	self    string                 // our advertised "ip:port"
+	keyring *memberlist.Keyring    // nil without encryption
 	alive   atomic.Int64           // alive+suspect members in view (for the broadcast queue)
 
 	mu          sync.Mutex
@@ -185,6 +186,22 @@ func New(cfg Config, log zerolog.Logger, reg prometheus.Registerer) (*Member, er
 		cfg.AdvertisePort = port
 	}
 
+	if cfg.Sign != nil {
+		ip, port, err := transport.FinalAdvertiseAddr(cfg.AdvertiseAddr, cfg.AdvertisePort)
+		if err == nil {
+			cfg.Meta.Token, err = cfg.Sign(cfg.ClusterLabel, cfg.NodeName, ip.String(), port)
+		}
+		if err == nil {
+			metaBytes, err = cfg.Meta.Encode()
+		}
+		if err != nil {
+			shutdownTransport(ownTransport)
+			return nil, fmt.Errorf("gossip: identity token: %w", err)
+		}
+		m.cfg.Meta = cfg.Meta
+		m.meta.Store(&metaBytes)
+	}
+
 	mc.Name = cfg.NodeName
 	mc.BindAddr = cfg.BindAddr
 	mc.BindPort = cfg.BindPort
@@ -198,6 +215,7 @@ func New(cfg Config, log zerolog.Logger, reg prometheus.Registerer) (*Member, er
 			return nil, fmt.Errorf("gossip: config Keys: %w", err)
 		}
 		mc.Keyring = kr
+		m.keyring = kr
 		mc.GossipVerifyIncoming = true
 		mc.GossipVerifyOutgoing = true
 	}
@@ -208,6 +226,9 @@ func New(cfg Config, log zerolog.Logger, reg prometheus.Registerer) (*Member, er
 	mc.Events = d
 	mc.Conflict = d
 	mc.Ping = d
+	if cfg.VerifyPeer != nil {
+		mc.Alive = d
+	}
 	mc.Logger = mlLog
 	mc.LogOutput = nil
 	mc.Transport = transport
@@ -294,6 +315,12 @@ func (m *Member) Run(ctx context.Context) error {
 
 	prune := time.NewTicker(pruneEvery)
 	defer prune.Stop()
+	var reloadC <-chan time.Time
+	if m.cfg.ReloadKeys != nil && m.keyring != nil {
+		reload := time.NewTicker(m.cfg.KeyReloadInterval)
+		defer reload.Stop()
+		reloadC = reload.C
+	}
 	rejoin := time.NewTimer(0)
 	defer rejoin.Stop()
 	if len(seeds) == 0 {
@@ -311,6 +338,8 @@ func (m *Member) Run(ctx context.Context) error {
 			return nil
 		case now := <-prune.C:
 			m.prune(now)
+		case <-reloadC:
+			m.reloadKeys()
 		case <-rejoin.C:
 			if joined {
 				m.rejoin(ctx, seeds, round)
@@ -565,6 +594,7 @@ func (m *Member) NumMembers() int { return m.ml.NumMembers() }
 // deadline (5 s without one); on timeout the new metadata is in effect
 // locally and still spreads, and an error says it was not confirmed.
 func (m *Member) UpdateMeta(ctx context.Context, meta Meta) error {
+	meta.Token = m.cfg.Meta.Token // the identity stays this member's
 	b, err := meta.Encode()
 	if err != nil {
 		return err

@@ -19,7 +19,8 @@ const MetaMaxSize = memberlist.MetaMaxSize
 const MetaVersion uint8 = 1
 
 // Meta is the small, versioned node metadata gossiped with every member:
-// role, provider and agent version only (rich state goes over JetStream).
+// role, provider, agent version and identity token only (rich state goes
+// over JetStream).
 //
 // Wire format: compact JSON with short keys, e.g.
 // {"v":1,"r":"agent","p":"vast","av":"0.3.1"}; at most [MetaMaxSize] bytes.
@@ -33,6 +34,9 @@ type Meta struct {
 	Provider string `json:"provider,omitempty"`
 	// AgentVersion is the version of the ringmesh binary.
 	AgentVersion string `json:"agent_version,omitempty"`
+	// Token binds the member's name to its bus identity (see
+	// [Config.Sign]); set by the member itself, empty without one.
+	Token string `json:"token,omitempty"`
 }
 
 // metaWire is the on-the-wire form of Meta (short keys keep it compact).
@@ -41,6 +45,7 @@ type metaWire struct {
 	R  string `json:"r,omitempty"`
 	P  string `json:"p,omitempty"`
 	AV string `json:"av,omitempty"`
+	T  string `json:"t,omitempty"`
 }
 
 // ErrMetaTooLarge is wrapped by the error [Meta.Encode] returns when the
@@ -64,7 +69,7 @@ func (m Meta) Encode() ([]byte, error) {
 	if v == 0 {
 		v = MetaVersion
 	}
-	b, err := json.Marshal(metaWire{V: &v, R: m.Role, P: m.Provider, AV: m.AgentVersion})
+	b, err := json.Marshal(metaWire{V: &v, R: m.Role, P: m.Provider, AV: m.AgentVersion, T: m.Token})
 	if err != nil {
 		return nil, fmt.Errorf("gossip: encode node meta: %w", err)
 	}
@@ -94,5 +99,5 @@ func DecodeMeta(b []byte) (Meta, error) {
 	if w.V == nil || *w.V == 0 {
 		return Meta{}, errors.New("gossip: node meta has no version")
 	}
-	return Meta{Version: *w.V, Role: w.R, Provider: w.P, AgentVersion: w.AV}, nil
+	return Meta{Version: *w.V, Role: w.R, Provider: w.P, AgentVersion: w.AV, Token: w.T}, nil
 }

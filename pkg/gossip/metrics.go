@@ -11,7 +11,7 @@ import (
 //	ringmesh_gossip_members{state}            gauge   members in our view by state (alive|suspect|dead|left), incl. ourselves
 //	ringmesh_gossip_events_total{type}        counter events emitted (join|leave|fail|update)
 //	ringmesh_gossip_events_dropped_total      counter events dropped because the Events channel was full (oldest dropped)
-//	ringmesh_gossip_rejected_total{reason}    counter inbound packets/streams/claims rejected (key|label|conflict)
+//	ringmesh_gossip_rejected_total{reason}    counter inbound packets/streams/claims rejected (key|label|conflict|identity)
 //	ringmesh_gossip_joins_total{result}       counter join attempts to seeds (ok|error)
 //	ringmesh_gossip_health_score              gauge   memberlist's Lifeguard awareness score (0 = healthy; higher = this node is slow)
 type metrics struct {
@@ -37,7 +37,7 @@ func newMetrics(m *Member) *metrics {
 		}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ringmesh_gossip_rejected_total",
-			Help: "Inbound gossip traffic or claims rejected, by reason (key: wrong or missing encryption key, label: other cluster, conflict: node name already taken).",
+			Help: "Inbound gossip traffic or claims rejected, by reason (key: wrong or missing encryption key, label: other cluster, conflict: node name already taken, identity: name not bound to the member's credential).",
 		}, []string{"reason"}),
 		joins: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ringmesh_gossip_joins_total",
@@ -55,7 +55,7 @@ func newMetrics(m *Member) *metrics {
 	for _, t := range []EventType{EventJoin, EventLeave, EventFail, EventUpdate} {
 		x.events.WithLabelValues(string(t))
 	}
-	for _, r := range []string{ReasonKey, ReasonLabel, ReasonConflict} {
+	for _, r := range []string{ReasonKey, ReasonLabel, ReasonConflict, ReasonIdentity} {
 		x.rejected.WithLabelValues(r)
 	}
 	x.joins.WithLabelValues("ok")
