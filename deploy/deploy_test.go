@@ -16,34 +16,56 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
+
+	"crypto/tls"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 
+	"github.com/ringmesh/ringmesh/pkg/auth"
 	"github.com/ringmesh/ringmesh/pkg/config"
 )
 
 var voters = []string{"hetzner-cpu1", "hetzner-cpu2", "hetzner-cpu3"}
 
-var natsPasswords = []string{
-	"RINGMESH_NATS_COORDINATOR_PASSWORD",
-	"RINGMESH_NATS_AGENT_PASSWORD",
-	"RINGMESH_NATS_OPERATOR_PASSWORD",
+// standaloneNATS installs voter i's config the way deploy/README.md says:
+// the issuer store's server files (meshctl creds server-config) in
+// <dir>/nats/, the config as <dir>/nats.conf, with the absolute paths of
+// the installed layout rewritten into dir. It returns the config path and
+// the issuer.
+func standaloneNATS(t *testing.T, i int) (string, *auth.Issuer) {
+	t.Helper()
+	dir := t.TempDir()
+	iss, err := auth.Open(filepath.Join(dir, "auth"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := iss.WriteServerConfig(filepath.Join(dir, "nats"), filepath.Join(dir, "jwt"), []string{voters[i]}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join("nats", fmt.Sprintf("voter%d.conf", i+1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(dir, "nats.conf")
+	if err := os.WriteFile(conf, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return conf, iss
 }
 
 func TestNATSVoterConfigs(t *testing.T) {
-	for _, v := range natsPasswords {
-		t.Setenv(v, "test-only-"+strings.ToLower(v))
-	}
 	for i, me := range voters {
-		path := filepath.Join("nats", fmt.Sprintf("voter%d.conf", i+1))
+		path, iss := standaloneNATS(t, i)
 		o, err := server.ProcessConfigFile(path)
 		if err != nil {
-			t.Fatalf("%s: %v", path, err)
+			t.Fatalf("voter%d.conf: %v", i+1, err)
 		}
 		check := func(what string, got, want any) {
 			t.Helper()
 			if fmt.Sprint(got) != fmt.Sprint(want) {
-				t.Errorf("%s: %s = %v, want %v", path, what, got, want)
+				t.Errorf("voter%d.conf: %s = %v, want %v", i+1, what, got, want)
 			}
 		}
 		check("server_name", o.ServerName, "ringmesh-"+me)
@@ -66,27 +88,59 @@ func TestNATSVoterConfigs(t *testing.T) {
 			}
 		}
 		check("routes", routes, want)
-		if len(o.Users) != len(natsPasswords) {
-			t.Errorf("%s: %d users, want %d", path, len(o.Users), len(natsPasswords))
-		}
-		for _, u := range o.Users {
-			if !strings.HasPrefix(u.Password, "test-only-") {
-				t.Errorf("%s: user %s has a password that is not from the environment", path, u.Username)
-			}
+		// Decentralized auth from the store, no passwords, TLS everywhere.
+		check("users with passwords", len(o.Users)+len(o.Nkeys), 0)
+		check("trusted operators", len(o.TrustedOperators), 1)
+		check("system account", o.SystemAccount != "" && o.AccountResolver != nil, true)
+		check("client TLS", o.TLSConfig != nil, true)
+		check("route mTLS", o.Cluster.TLSConfig != nil && o.Cluster.TLSConfig.ClientAuth == tls.RequireAndVerifyClientCert, true)
+		if acc, _ := iss.AccountJWT(); acc == "" {
+			t.Fatal("no account JWT")
 		}
 	}
 }
 
-func TestNATSConfigRefusesUnsetPassword(t *testing.T) {
-	for _, v := range natsPasswords[1:] {
-		t.Setenv(v, "test-only")
+// TestStandaloneNATSAuthenticates starts nats-server from voter1.conf (ports
+// and store moved into the test's directory) and checks what the config
+// promises: a client without credentials is refused, a node's creds over
+// TLS with the CA pinned are accepted, and a plain-text client is refused.
+func TestStandaloneNATSAuthenticates(t *testing.T) {
+	path, iss := standaloneNATS(t, 0)
+	o, err := server.ProcessConfigFile(path)
+	if err != nil {
+		t.Fatal(err)
 	}
-	// Only reachable this way: t.Setenv restores, os.Unsetenv drops.
-	t.Setenv(natsPasswords[0], "")
-	os.Unsetenv(natsPasswords[0])
-	_, err := server.ProcessConfigFile(filepath.Join("nats", "voter1.conf"))
-	if err == nil || !strings.Contains(err.Error(), natsPasswords[0]) {
-		t.Errorf("parse without $%s: %v, want an error naming it", natsPasswords[0], err)
+	o.Host, o.Port, o.HTTPPort = "127.0.0.1", -1, 0
+	o.Cluster.Host, o.Cluster.Port, o.Routes = "127.0.0.1", -1, nil
+	o.StoreDir = filepath.Join(filepath.Dir(path), "store")
+	o.JetStream = false // clustered JetStream needs its peers; auth and TLS do not
+	o.NoSigs, o.NoLog = true, true
+	s, err := server.NewServer(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Start()
+	t.Cleanup(s.Shutdown)
+	if !s.ReadyForConnections(20 * time.Second) {
+		t.Fatal("nats-server not ready")
+	}
+	url := s.ClientURL()
+	creds := filepath.Join(t.TempDir(), "vast-1.creds")
+	if err := iss.EnsureCreds(auth.RoleNode, "vast-1", creds); err != nil {
+		t.Fatal(err)
+	}
+	if nc, err := nats.Connect(url, nats.RootCAs(iss.CAFile()), nats.Timeout(5*time.Second)); err == nil {
+		nc.Close()
+		t.Fatal("a client without credentials connected")
+	}
+	nc, err := nats.Connect(url, nats.UserCredentials(creds), nats.RootCAs(iss.CAFile()), nats.Timeout(10*time.Second))
+	if err != nil {
+		t.Fatalf("node creds over TLS: %v", err)
+	}
+	nc.Close()
+	if nc, err := nats.Connect(url, nats.UserCredentials(creds), nats.Timeout(5*time.Second)); err == nil {
+		nc.Close()
+		t.Fatal("a client that does not trust ringmesh's CA connected")
 	}
 }
 
@@ -149,7 +203,7 @@ func flagValues(args []string) map[string]string {
 
 var (
 	coordinatorFiles = []string{"systemd/ringmesh-coordinator.service", "examples/external-nats.conf"}
-	agentFiles       = []string{"systemd/ringmesh-agent.service", "examples/agent-nats-auth.conf"}
+	agentFiles       = []string{"systemd/ringmesh-agent.service"}
 )
 
 func TestUnitsAgreeWithVoters(t *testing.T) {
@@ -183,9 +237,6 @@ func TestUnitsAgreeWithVoters(t *testing.T) {
 	// The drop-ins leave the NATS URLs (with passwords) to the environment.
 	if ext := flagValues(execStart(t, "examples/external-nats.conf")[0]); ext["nats-listen"] != "" || ext["nats-url"] != "" || ext["replicas"] != "3" {
 		t.Errorf("external-nats.conf flags %v", ext)
-	}
-	if auth := flagValues(execStart(t, "examples/agent-nats-auth.conf")[0]); auth["nats-url"] != "" {
-		t.Errorf("agent-nats-auth.conf passes --nats-url")
 	}
 	if _, has := a["nats-url"]; !has {
 		t.Error("agent unit has no --nats-url")

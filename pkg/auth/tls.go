@@ -98,17 +98,32 @@ func (iss *Issuer) CertPool() (*x509.CertPool, error) {
 // and of the routes (mutual TLS: a route peer must present a certificate of
 // the same CA).
 func (iss *Issuer) ServerTLS(hosts []string) (clients, routes *tls.Config, err error) {
-	ca, caKey, err := iss.loadCA()
+	ca, der, key, err := iss.signServerCert(hosts)
 	if err != nil {
 		return nil, nil, err
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	pair := tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+	pool := x509.NewCertPool()
+	pool.AddCert(ca)
+	clients = &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
+	routes = &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12,
+		RootCAs: pool, ClientCAs: pool, ClientAuth: tls.RequireAndVerifyClientCert}
+	return clients, routes, nil
+}
+
+// signServerCert returns the CA and a fresh voter certificate (DER) and key.
+func (iss *Issuer) signServerCert(hosts []string) (ca *x509.Certificate, der []byte, key *ecdsa.PrivateKey, err error) {
+	ca, caKey, err := iss.loadCA()
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
+	}
+	key, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, nil, err
 	}
 	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: serial,
@@ -129,15 +144,9 @@ func (iss *Issuer) ServerTLS(hosts []string) (clients, routes *tls.Config, err e
 			tmpl.DNSNames = append(tmpl.DNSNames, h)
 		}
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	der, err = x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	pair := tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
-	pool := x509.NewCertPool()
-	pool.AddCert(ca)
-	clients = &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
-	routes = &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12,
-		RootCAs: pool, ClientCAs: pool, ClientAuth: tls.RequireAndVerifyClientCert}
-	return clients, routes, nil
+	return ca, der, key, nil
 }

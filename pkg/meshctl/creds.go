@@ -193,5 +193,30 @@ func credsCmd(o *Options) *cobra.Command {
 			return tw.Flush()
 		},
 	})
+	var outDir, resolverDir, tlsHosts string
+	serverConf := &cobra.Command{
+		Use:   "server-config",
+		Short: "Write the auth and TLS files a standalone nats-server needs (deploy/nats/voterN.conf includes them), with a certificate for --tls-hosts",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			hosts := cli.SplitList(tlsHosts)
+			if len(hosts) == 0 {
+				return errors.New("--tls-hosts is required: the names and addresses clients and the other voters use to reach this server (e.g. hetzner-cpu1,203.0.113.10)")
+			}
+			iss, err := auth.OpenExisting(store)
+			if err != nil {
+				return err
+			}
+			written, err := iss.WriteServerConfig(outDir, resolverDir, hosts)
+			for _, p := range written {
+				fmt.Fprintf(o.out, "wrote %s\n", p)
+			}
+			return err
+		},
+	}
+	serverConf.Flags().StringVar(&outDir, "out", "/etc/ringmesh/nats", "directory to write auth.conf, route-tls.conf, the certificate, its key and ca.pem into (mode 0600)")
+	serverConf.Flags().StringVar(&resolverDir, "resolver-dir", "/var/lib/ringmesh/nats/jwt", "nats-server's account JWT directory (absolute), where pushed revocations are kept")
+	serverConf.Flags().StringVar(&tlsHosts, "tls-hosts", "", "comma-separated host names and IPs for this voter's certificate (loopback is always included)")
+	cmd.AddCommand(serverConf)
 	return cmd
 }
