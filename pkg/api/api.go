@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -95,6 +96,10 @@ type Client struct {
 	Sign func(subject string, body []byte) (nats.Header, error)
 }
 
+// ErrRefused means the bus refused the request: the credentials' role may
+// not publish to that operation's subject (e.g. a node's own creds).
+var ErrRefused = errors.New("refused by the bus")
+
 // ErrNoCoordinator means no coordinator answered.
 var ErrNoCoordinator = errors.New("no coordinator answered (is it running, and is --nats-url right?)")
 
@@ -118,6 +123,11 @@ func (c Client) Call(ctx context.Context, op string, req, out any) error {
 	msg, err := c.NC.RequestMsgWithContext(ctx, m)
 	if err != nil {
 		if errors.Is(err, nats.ErrNoResponders) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) {
+			// A request the bus refused never reaches a coordinator either;
+			// say which it was.
+			if le := c.NC.LastError(); le != nil && errors.Is(le, nats.ErrPermissionViolation) && strings.Contains(le.Error(), m.Subject) {
+				return fmt.Errorf("%s: %w: %v (the role of these credentials does not allow this operation)", op, ErrRefused, le)
+			}
 			return fmt.Errorf("%s: %w", op, ErrNoCoordinator)
 		}
 		return fmt.Errorf("%s: %w", op, err)

@@ -120,10 +120,11 @@ func (o *Options) call(op string, req, out any) error {
 }
 
 // refused names a permission violation instead of "no coordinator answered"
-// when the bus refused the request.
+// when the bus refused something the request needed other than its own
+// subject (api.Client.Call reports that one as api.ErrRefused).
 func refused(c api.Client, err error) error {
-	if err == nil {
-		return nil
+	if err == nil || errors.Is(err, api.ErrRefused) {
+		return err
 	}
 	if le := c.NC.LastError(); le != nil && errors.Is(le, nats.ErrPermissionViolation) {
 		return fmt.Errorf("refused by the bus: %v (the role of your credentials does not allow this)", le)
