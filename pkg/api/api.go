@@ -42,6 +42,13 @@ type Reply struct {
 type StatusRequest struct {
 	Offset int `json:"offset,omitempty"`
 	Limit  int `json:"limit,omitempty"`
+	// States and Providers, when not empty, keep only nodes in one of those
+	// states / of one of those providers (at most 32 each).
+	States    []mesh.NodeState `json:"states,omitempty"`
+	Providers []string         `json:"providers,omitempty"`
+	// ProblemsFirst orders nodes by how much they need attention (see
+	// mesh.StateSeverity), then by name, instead of by name alone.
+	ProblemsFirst bool `json:"problems_first,omitempty"`
 }
 
 // Status is the answer to OpStatus. Nodes holds one page of rows; Counts
@@ -61,6 +68,11 @@ type Status struct {
 	NextOffset int `json:"next_offset,omitempty"`
 	// Quarantined counts nodes neither in the inventory nor admitted.
 	Quarantined int `json:"quarantined,omitempty"`
+	// ProviderCounts counts the whole registry's nodes by provider.
+	ProviderCounts map[string]int `json:"provider_counts,omitempty"`
+	// Matched is how many nodes the request's filters kept (= Total
+	// without filters); pages cover these.
+	Matched int `json:"matched"`
 }
 
 // VoterStatus is one voter's health as the answering coordinator sees it.
@@ -155,11 +167,18 @@ const maxStatusPages = 1000
 
 // StatusAll fetches every page of OpStatus and returns them merged.
 func (c Client) StatusAll(ctx context.Context) (Status, error) {
+	return c.StatusMatching(ctx, StatusRequest{})
+}
+
+// StatusMatching fetches every page of OpStatus for req's filters and
+// order (req.Offset and req.Limit are ignored) and returns them merged.
+func (c Client) StatusMatching(ctx context.Context, req StatusRequest) (Status, error) {
 	var all Status
 	offset := 0
 	for page := 0; page < maxStatusPages; page++ {
 		var s Status
-		if err := c.Call(ctx, OpStatus, StatusRequest{Offset: offset}, &s); err != nil {
+		req.Offset, req.Limit = offset, 0
+		if err := c.Call(ctx, OpStatus, req, &s); err != nil {
 			return Status{}, err
 		}
 		nodes := append(all.Nodes, s.Nodes...)

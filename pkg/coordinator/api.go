@@ -1,10 +1,12 @@
 package coordinator
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -13,6 +15,7 @@ import (
 	"github.com/ringmesh/ringmesh/pkg/api"
 	"github.com/ringmesh/ringmesh/pkg/bus"
 	"github.com/ringmesh/ringmesh/pkg/events"
+	"github.com/ringmesh/ringmesh/pkg/mesh"
 	"github.com/ringmesh/ringmesh/pkg/registry"
 )
 
@@ -116,9 +119,43 @@ func (c *Coordinator) apiStatus(ctx context.Context, req []byte) (any, error) {
 			return nil, errors.New("bad request: " + err.Error())
 		}
 	}
+	if len(r.States) > 32 || len(r.Providers) > 32 {
+		return nil, errors.New("bad request: at most 32 states and 32 providers")
+	}
+	for _, s := range r.States {
+		if !mesh.KnownState(s) {
+			return nil, fmt.Errorf("bad request: unknown state %q", events.StripControl(string(s)))
+		}
+	}
+	for _, p := range r.Providers {
+		if !events.Match("node", p) {
+			return nil, fmt.Errorf("bad request: bad provider %q", events.StripControl(p))
+		}
+	}
 	st := c.Status()
 	st.Voters = c.voters(ctx)
+	st.Total = len(st.Nodes) // the registry's, before filters
+	st.Nodes, st.ProviderCounts = selectNodes(st.Nodes, r)
 	return statusPage(st, r, c.maxPayload()), nil
+}
+
+// selectNodes applies r's filters and order to nodes and counts all of
+// them by provider.
+func selectNodes(nodes []registry.Record, r api.StatusRequest) ([]registry.Record, map[string]int) {
+	byProvider := map[string]int{}
+	out := nodes[:0:0]
+	for _, n := range nodes {
+		byProvider[n.Provider]++
+		if (len(r.States) == 0 || slices.Contains(r.States, n.State)) && (len(r.Providers) == 0 || slices.Contains(r.Providers, n.Provider)) {
+			out = append(out, n)
+		}
+	}
+	if r.ProblemsFirst {
+		slices.SortStableFunc(out, func(a, b registry.Record) int {
+			return cmp.Or(cmp.Compare(mesh.StateSeverity(a.State), mesh.StateSeverity(b.State)), cmp.Compare(a.Node, b.Node))
+		})
+	}
+	return out, byProvider
 }
 
 // statusPage cuts st.Nodes to the page r asks for, within max bytes of
@@ -126,7 +163,10 @@ func (c *Coordinator) apiStatus(ctx context.Context, req []byte) (any, error) {
 // sample and last sync result (the summary fields stay).
 func statusPage(st api.Status, r api.StatusRequest, max int) api.Status {
 	nodes := st.Nodes
-	st.Total = len(nodes)
+	if st.Total == 0 {
+		st.Total = len(nodes)
+	}
+	st.Matched = len(nodes)
 	if r.Offset < 0 || r.Offset > len(nodes) {
 		r.Offset = len(nodes)
 	}

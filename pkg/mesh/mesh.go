@@ -160,6 +160,43 @@ func (f ProviderFacts) NoticeSeconds() int { return int(f.Notice / time.Second) 
 // NodeState is the registry's state of a node (docs/ARCHITECTURE.md §5).
 type NodeState string
 
+// StateSeverity ranks states by how much they need an operator's attention
+// (0 first): failures, then states in transition, then healthy, then nodes
+// that are gone on purpose. Unlisted states rank with unknown.
+func StateSeverity(s NodeState) int {
+	switch s {
+	case StateDead:
+		return 0
+	case StateSuspect, StateBusPartitioned:
+		return 1
+	case StatePreempting, StateDegraded:
+		return 2
+	case StatePreempted:
+		return 3
+	case StateUnknown, StateJoining:
+		return 4
+	case StateHealthy:
+		return 5
+	case StateStopped:
+		return 6
+	default: // terminated, retired, left
+		if KnownState(s) {
+			return 7
+		}
+		return 4
+	}
+}
+
+// KnownState reports whether s is one of the node states above.
+func KnownState(s NodeState) bool {
+	switch s {
+	case StateUnknown, StateJoining, StateHealthy, StateDegraded, StateSuspect, StateDead, StateBusPartitioned,
+		StatePreempting, StatePreempted, StateStopped, StateTerminated, StateRetired, StateLeft:
+		return true
+	}
+	return false
+}
+
 // Node states.
 const (
 	StateUnknown        NodeState = "unknown"

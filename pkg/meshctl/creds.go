@@ -69,9 +69,10 @@ func fileExists(p string) bool {
 
 func revokeCmd(o *Options) *cobra.Command {
 	return &cobra.Command{
-		Use:   "revoke NAME",
-		Short: "Revoke every credential of a node, coordinator or operator now (admin; the bus drops its connections at once)",
-		Args:  cobra.ExactArgs(1),
+		Use:               "revoke NAME",
+		ValidArgsFunction: completeNodes(o),
+		Short:             "Revoke every credential of a node, coordinator or operator now (admin; the bus drops its connections at once)",
+		Args:              cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var out api.Revoked
 			if err := o.call(api.OpRevoke, api.RevokeRequest{Name: args[0]}, &out); err != nil {

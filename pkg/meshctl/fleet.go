@@ -99,9 +99,10 @@ func actionCmd(o *Options, op string) *cobra.Command {
 	var yes, dryRun, force bool
 	var reason string
 	cmd := &cobra.Command{
-		Use:   op + " NODE",
-		Short: strings.ToUpper(op[:1]) + op[1:] + " a node's instance through its provider (asks for confirmation; --dry-run shows the decision only)",
-		Args:  cobra.ExactArgs(1),
+		Use:               op + " NODE",
+		ValidArgsFunction: completeNodes(o),
+		Short:             strings.ToUpper(op[:1]) + op[1:] + " a node's instance through its provider (asks for confirmation; --dry-run shows the decision only)",
+		Args:              cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			node := args[0]
 			if !yes && !dryRun {
@@ -257,9 +258,10 @@ func (o *Options) sshConfig() (api.SSHConfig, error) {
 func sshCmd(o *Options) *cobra.Command {
 	var printOnly bool
 	cmd := &cobra.Command{
-		Use:   "ssh NODE [-- COMMAND...]",
-		Short: "SSH to a node using the endpoint the coordinator knows now",
-		Args:  cobra.MinimumNArgs(1),
+		Use:               "ssh NODE [-- COMMAND...]",
+		ValidArgsFunction: completeNodes(o),
+		Short:             "SSH to a node using the endpoint the coordinator knows now",
+		Args:              cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			sc, err := o.sshConfig()
 			if err != nil {
@@ -319,9 +321,10 @@ func expandHome(p string) string {
 
 func pathsCmd(o *Options) *cobra.Command {
 	return &cobra.Command{
-		Use:   "paths NODE",
-		Short: "Show a node's ringrift path and data paths",
-		Args:  cobra.ExactArgs(1),
+		Use:               "paths NODE",
+		ValidArgsFunction: completeNodes(o),
+		Short:             "Show a node's ringrift path and data paths",
+		Args:              cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var p api.Paths
 			if err := o.call(api.OpPaths, api.NodeRequest{Node: args[0]}, &p); err != nil {
@@ -482,9 +485,10 @@ func membersCmd(o *Options) *cobra.Command {
 
 func syncCmd(o *Options) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "sync NODE",
-		Short: "Ask a node's agent to push its data to its targets now, with a progress bar",
-		Args:  cobra.ExactArgs(1),
+		Use:               "sync NODE",
+		ValidArgsFunction: completeNodes(o),
+		Short:             "Ask a node's agent to push its data to its targets now, with a progress bar",
+		Args:              cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			node := args[0]
 			c, closeFn, err := o.client()

@@ -142,24 +142,6 @@ func (o *Options) printJSON(v any) error {
 	return enc.Encode(v)
 }
 
-func statusCmd(o *Options) *cobra.Command {
-	return &cobra.Command{
-		Use:   "status",
-		Short: "Show every node: provider, role, state, GPUs, disk, RPO, last seen, agent version",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, err := o.status()
-			if err != nil {
-				return err
-			}
-			if o.JSON {
-				return o.printJSON(st)
-			}
-			return printStatus(o.out, st)
-		},
-	}
-}
-
 // status fetches the whole cluster picture, page by page (api.Client.StatusAll).
 func (o *Options) status() (api.Status, error) {
 	c, closeFn, err := o.client()
@@ -170,30 +152,6 @@ func (o *Options) status() (api.Status, error) {
 	ctx, cancel := o.ctx()
 	defer cancel()
 	return c.StatusAll(ctx)
-}
-
-func printStatus(w io.Writer, st api.Status) error {
-	fmt.Fprintf(w, "coordinator %s  leader %s  nodes %d  (suspect after %gs, dead after %gs)\n\n",
-		view.Clean(st.Coordinator), view.Clean(dash(st.Leader)), len(st.Nodes), st.Thresholds.SuspectAfterSeconds, st.Thresholds.DeadAfterSeconds)
-	if len(st.Voters) > 0 {
-		vw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(vw, "VOTER\tLEADER\tSTATE\tNATS SERVER\tPENDING")
-		for _, v := range st.Voters {
-			lead := ""
-			if v.Leader {
-				lead = "*"
-			}
-			fmt.Fprintf(vw, "%s\t%s\t%s\t%s\t%d\n", view.Clean(v.Name), lead, view.Clean(v.State), view.Clean(dash(v.Server)), v.Pending)
-		}
-		vw.Flush()
-		fmt.Fprintln(w)
-	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tPROVIDER\tROLE\tSTATE\tGOSSIP\tGPUS\tGPU UTIL\tDISK FREE\tRPO\tLAST SEEN\tAGENT\tTRUST")
-	for _, r := range view.StatusRows(st.Nodes, st.GeneratedAt) {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Node, r.Provider, r.Role, r.State, r.Gossip, r.GPUs, r.GPUUtil, r.DiskFree, r.RPO, r.LastSeen, r.Version, r.Trust)
-	}
-	return tw.Flush()
 }
 
 func dash(s string) string {

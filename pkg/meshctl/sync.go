@@ -26,9 +26,10 @@ import (
 // of NODE's data, chosen or rejected, and why (the leader's router plan).
 func syncTargetsCmd(o *Options) *cobra.Command {
 	return &cobra.Command{
-		Use:   "targets NODE",
-		Short: "Show every candidate sync target of a node, chosen or rejected, and why",
-		Args:  cobra.ExactArgs(1),
+		Use:               "targets NODE",
+		ValidArgsFunction: completeNodes(o),
+		Short:             "Show every candidate sync target of a node, chosen or rejected, and why",
+		Args:              cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			node := args[0]
 			if err := mesh.ValidateNodeID(node); err != nil {
