@@ -274,6 +274,7 @@ type Inventory struct {
 	AutoSync         AutoSync                    `json:"auto_sync"`
 	Providers        map[string]ProviderSettings `json:"providers,omitempty"`
 	Budget           Budget                      `json:"budget,omitempty"` // budget: (budget.go)
+	Policies         Policies                    `json:"policies"`         // policies: (policies.go); all off when absent
 	// Sections of the original format that ringmesh reads but does not act on.
 	Other map[string]any `json:"other,omitempty"`
 	// Warnings are non-fatal findings (unknown fields), one per field occurrence.
@@ -365,7 +366,7 @@ func Parse(file string, b []byte) (*Inventory, error) {
 	if err := yaml.Unmarshal(b, &doc); err != nil {
 		return nil, syntaxError(file, b, err)
 	}
-	p := &parser{file: file, inv: &Inventory{File: file, Hosts: map[string]*Host{}, Providers: map[string]ProviderSettings{}, Other: map[string]any{}}}
+	p := &parser{file: file, inv: &Inventory{File: file, Hosts: map[string]*Host{}, Providers: map[string]ProviderSettings{}, Other: map[string]any{}, Policies: Policies{Idle: DefaultIdlePolicy()}}}
 	if len(doc.Content) == 0 {
 		return nil, Errors{{Pos: Pos{file, 1, 1}, Msg: "empty inventory: expected a mapping with hosts:"}}
 	}
@@ -606,6 +607,8 @@ func (p *parser) root(root *yaml.Node) {
 			p.providers(v)
 		case "budget":
 			p.budget(v)
+		case "policies":
+			p.policies(v)
 		default:
 			var val any
 			p.decode(v, k.Value, &val)

@@ -70,6 +70,8 @@ type Config struct {
 	Fleet *fleet.Reconciler
 	// ReconcileInterval between provider reconciles (default 30 s).
 	ReconcileInterval time.Duration
+	// PolicyInterval between runs of the inventory's policies (default 30 s).
+	PolicyInterval time.Duration
 	// Cost tracks accrued cost (nil = none); it is persisted in KV mesh_state.
 	Cost *cost.Tracker
 	// Leadership decides who may act; nil means this coordinator always acts
@@ -179,6 +181,9 @@ func New(cfg Config, log zerolog.Logger) (*Coordinator, error) {
 	}
 	if cfg.ReconcileInterval == 0 {
 		cfg.ReconcileInterval = 30 * time.Second
+	}
+	if cfg.PolicyInterval == 0 {
+		cfg.PolicyInterval = 30 * time.Second
 	}
 	dec, err := wire.NewDecoder(wire.Limits{})
 	if err != nil {
@@ -352,8 +357,13 @@ func (c *Coordinator) Run(ctx context.Context) error {
 	c.startOnce.Do(func() { close(c.started) })
 	c.log.Info().Int("nodes", len(c.reg.Snapshot())).Msg("coordinator running")
 
+	var loops sync.WaitGroup
+	defer loops.Wait()
 	if c.cfg.Fleet != nil {
 		go c.reconcileLoop(ctx)
+		if c.cfg.Inventory != nil && c.cfg.Inventory.Policies.Idle.Mode != config.PolicyOff {
+			loops.Go(func() { c.policyLoop(ctx, c.cfg.Inventory.Policies.Idle) })
+		}
 	}
 	go c.routeLoop(ctx)
 	beat := time.NewTicker(voterBeatInterval)

@@ -137,12 +137,22 @@ func (c *Coordinator) apiAct(ctx context.Context, req []byte) (any, error) {
 		return nil, errors.New("no providers configured on this coordinator")
 	}
 	r.Actor = actor(ctx, r.Actor) // who asked is what the signature proves, not what the body says
+	return c.act(ctx, r)
+}
+
+// act applies an action request behind every gate (request-ID claim,
+// quarantine, fresh safe-to-terminate figure, voter protection, leader
+// fence). r.Actor must already be the verified actor.
+func (c *Coordinator) act(ctx context.Context, r fleet.ActionRequest) (fleet.ActionResult, error) {
+	if c.cfg.Fleet == nil {
+		return fleet.ActionResult{}, errors.New("no providers configured on this coordinator")
+	}
 	_, term := c.leader()
 	var done func(fleet.ActionResult, error)
 	if r.RequestID != "" && !r.DryRun {
 		prev, finish, err := c.claimRequest(ctx, r.RequestID)
 		if err != nil {
-			return nil, err
+			return fleet.ActionResult{}, err
 		}
 		if prev != nil {
 			return *prev, nil
@@ -152,7 +162,7 @@ func (c *Coordinator) apiAct(ctx context.Context, req []byte) (any, error) {
 	var recp *registry.Record
 	if rec, ok := c.reg.Get(r.Node); ok {
 		if rec.Quarantined {
-			return nil, fmt.Errorf("node %s is quarantined (not in the inventory, a provider listing or enrolled): not acting on it", r.Node)
+			return fleet.ActionResult{}, fmt.Errorf("node %s is quarantined (not in the inventory, a provider listing or enrolled): not acting on it", r.Node)
 		}
 		recp = &rec
 	}
@@ -172,7 +182,7 @@ func (c *Coordinator) apiAct(ctx context.Context, req []byte) (any, error) {
 		done(res, err)
 	}
 	if err != nil {
-		return nil, err
+		return fleet.ActionResult{}, err
 	}
 	if res.Applied {
 		go func() { // refresh the picture soon after a change
