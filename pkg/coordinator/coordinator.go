@@ -150,6 +150,12 @@ type Coordinator struct {
 	ackPending    atomic.Uint64 // consumer NumAckPending at the last beat
 	verifier      *auth.Verifier
 	credsFile     string // this coordinator's own bus credentials (signs its gossip identity)
+
+	// bg runs short background work started by requests (refreshSoon),
+	// under bgCtx (Run's context); Run waits for it before returning.
+	bgMu  sync.Mutex
+	bgCtx context.Context
+	bg    sync.WaitGroup
 	busURLs       []string
 
 	// costMu guards costSaved: the cost history day values last written to
@@ -295,6 +301,17 @@ func (c *Coordinator) Run(ctx context.Context) error {
 		return err
 	}
 	c.js = js
+	bgCtx, stopBg := context.WithCancel(ctx)
+	c.bgMu.Lock()
+	c.bgCtx = bgCtx
+	c.bgMu.Unlock()
+	defer func() {
+		c.bgMu.Lock()
+		c.bgCtx = nil
+		c.bgMu.Unlock()
+		stopBg()
+		c.bg.Wait()
+	}()
 	if err := c.setup(ctx); err != nil {
 		return err
 	}
@@ -357,15 +374,16 @@ func (c *Coordinator) Run(ctx context.Context) error {
 	c.startOnce.Do(func() { close(c.started) })
 	c.log.Info().Int("nodes", len(c.reg.Snapshot())).Msg("coordinator running")
 
+	// Every loop is owned here and joined before Run returns.
 	var loops sync.WaitGroup
 	defer loops.Wait()
 	if c.cfg.Fleet != nil {
-		go c.reconcileLoop(ctx)
+		loops.Go(func() { c.reconcileLoop(ctx) })
 		if c.cfg.Inventory != nil && c.cfg.Inventory.Policies.Idle.Mode != config.PolicyOff {
 			loops.Go(func() { c.policyLoop(ctx, c.cfg.Inventory.Policies.Idle) })
 		}
 	}
-	go c.routeLoop(ctx)
+	loops.Go(func() { c.routeLoop(ctx) })
 	beat := time.NewTicker(voterBeatInterval)
 	defer beat.Stop()
 	c.beat(ctx)

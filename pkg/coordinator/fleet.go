@@ -185,13 +185,25 @@ func (c *Coordinator) act(ctx context.Context, r fleet.ActionRequest) (fleet.Act
 		return fleet.ActionResult{}, err
 	}
 	if res.Applied {
-		go func() { // refresh the picture soon after a change
-			rctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			defer cancel()
-			c.ReconcileNow(rctx)
-		}()
+		c.refreshSoon()
 	}
 	return res, nil
+}
+
+// refreshSoon reconciles in the background after a change, bounded by a
+// minute and by Run: the goroutine is joined before Run returns.
+func (c *Coordinator) refreshSoon() {
+	c.bgMu.Lock()
+	defer c.bgMu.Unlock()
+	if c.bgCtx == nil || c.bgCtx.Err() != nil {
+		return // not running (or stopping): the next reconcile will see it
+	}
+	ctx := c.bgCtx
+	c.bg.Go(func() {
+		rctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		c.ReconcileNow(rctx)
+	})
 }
 
 func (c *Coordinator) apiSSHConfig(ctx context.Context, _ []byte) (any, error) {
