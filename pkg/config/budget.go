@@ -20,8 +20,9 @@ import (
 //	    vast: {USD: 30}
 //	    hetzner: {EUR: 5}
 //
-// ringmesh shows spend against the caps (meshctl cost); it does not yet
-// refuse launches or stop nodes over them.
+// ringmesh shows spend against the caps (meshctl cost), and the budget
+// policy (policies.go) stops nodes to stay under them; launches are not yet
+// refused over them.
 type Budget struct {
 	Daily     map[string]float64            `yaml:"daily" json:"daily,omitempty"`
 	Providers map[string]map[string]float64 `yaml:"providers" json:"providers,omitempty"`

@@ -366,7 +366,7 @@ func Parse(file string, b []byte) (*Inventory, error) {
 	if err := yaml.Unmarshal(b, &doc); err != nil {
 		return nil, syntaxError(file, b, err)
 	}
-	p := &parser{file: file, inv: &Inventory{File: file, Hosts: map[string]*Host{}, Providers: map[string]ProviderSettings{}, Other: map[string]any{}, Policies: Policies{Idle: DefaultIdlePolicy()}}}
+	p := &parser{file: file, inv: &Inventory{File: file, Hosts: map[string]*Host{}, Providers: map[string]ProviderSettings{}, Other: map[string]any{}, Policies: Policies{Idle: DefaultIdlePolicy(), Budget: BudgetPolicy{Mode: PolicyOff}}}}
 	if len(doc.Content) == 0 {
 		return nil, Errors{{Pos: Pos{file, 1, 1}, Msg: "empty inventory: expected a mapping with hosts:"}}
 	}

@@ -25,8 +25,22 @@ const (
 //	    max_gpu_util_percent: 5    # every GPU at or below this ...
 //	    window: 30m                # ... for this long, with no watched process running
 type Policies struct {
-	Idle IdlePolicy `json:"idle"`
+	Idle   IdlePolicy   `json:"idle"`
+	Budget BudgetPolicy `json:"budget"`
 }
+
+// BudgetPolicy stops nodes when today's projected spend (accrued plus the
+// current burn until the end of the UTC day) would cross a cap of the
+// inventory's budget: section, lowest role priority first (self-play, other
+// GPU work, training), until the projection is under the cap. Voters and
+// instances that bill while stopped are never stopped by it.
+type BudgetPolicy struct {
+	// Mode is off, dry-run or enforce (default off).
+	Mode string `json:"mode"`
+}
+
+// Any reports whether some policy is not off.
+func (p Policies) Any() bool { return p.Idle.Mode != PolicyOff || p.Budget.Mode != PolicyOff }
 
 // IdlePolicy stops or terminates a node whose GPUs all stayed at or below
 // MaxGPUUtilPercent for Window while none of its watched processes (the
@@ -62,16 +76,35 @@ func (p *parser) policies(v *yaml.Node) {
 		if v.Tag != "!!null" {
 			p.errorf(v, "policies", "wrong type: expected a mapping, got %s", kindName(v))
 		}
-		p.inv.Policies = Policies{Idle: DefaultIdlePolicy()}
+		p.inv.Policies = Policies{Idle: DefaultIdlePolicy(), Budget: BudgetPolicy{Mode: PolicyOff}}
 		return
 	}
 	var idleNode *yaml.Node
+	budget := BudgetPolicy{Mode: PolicyOff}
 	for _, kv := range p.pairs(v, "policies") {
-		if kv.k.Value == "idle" {
+		switch kv.k.Value {
+		case "idle":
 			idleNode = kv.v
 			continue
+		case "budget":
+			var y struct {
+				Mode string `yaml:"mode"`
+			}
+			extra, _ := p.strict(kv.v, "policies.budget", &y)
+			for k := range extra {
+				p.errorf(kv.k, "policies.budget."+k, "unknown field (want mode)")
+			}
+			switch y.Mode {
+			case "", PolicyOff, PolicyDryRun, PolicyEnforce:
+				if y.Mode != "" {
+					budget.Mode = y.Mode
+				}
+			default:
+				p.errorf(kv.v, "policies.budget.mode", "%q is not off, dry-run or enforce", y.Mode)
+			}
+			continue
 		}
-		p.errorf(kv.k, "policies."+kv.k.Value, "unknown policy (want idle): a policy that is not read would not act")
+		p.errorf(kv.k, "policies."+kv.k.Value, "unknown policy (want idle or budget): a policy that is not read would not act")
 	}
 	var raw struct{ Idle yaml.Node }
 	if idleNode != nil {
@@ -123,5 +156,5 @@ func (p *parser) policies(v *yaml.Node) {
 			}
 		}
 	}
-	p.inv.Policies = Policies{Idle: idle}
+	p.inv.Policies = Policies{Idle: idle, Budget: budget}
 }

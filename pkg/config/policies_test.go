@@ -32,6 +32,7 @@ func TestPoliciesSection(t *testing.T) {
 		"policies:\n  idle: {window: soon}\n":                "not a duration",
 		"policies:\n  idle: {mode: enforce, threshold: 5}\n": "policies.idle.threshold",
 		"policies:\n  budget_stop: {mode: enforce}\n":        "policies.budget_stop",
+		"policies:\n  budget: {mode: always}\n":              "policies.budget.mode",
 	} {
 		_, err := Parse("p.yaml", []byte(budgetHosts+yaml))
 		if err == nil || !strings.Contains(err.Error(), want) {

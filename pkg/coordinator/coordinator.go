@@ -153,10 +153,10 @@ type Coordinator struct {
 
 	// bg runs short background work started by requests (refreshSoon),
 	// under bgCtx (Run's context); Run waits for it before returning.
-	bgMu  sync.Mutex
-	bgCtx context.Context
-	bg    sync.WaitGroup
-	busURLs       []string
+	bgMu    sync.Mutex
+	bgCtx   context.Context
+	bg      sync.WaitGroup
+	busURLs []string
 
 	// costMu guards costSaved: the cost history day values last written to
 	// or read from KV (coststore.go), so a save rewrites only changed days.
@@ -379,8 +379,8 @@ func (c *Coordinator) Run(ctx context.Context) error {
 	defer loops.Wait()
 	if c.cfg.Fleet != nil {
 		loops.Go(func() { c.reconcileLoop(ctx) })
-		if c.cfg.Inventory != nil && c.cfg.Inventory.Policies.Idle.Mode != config.PolicyOff {
-			loops.Go(func() { c.policyLoop(ctx, c.cfg.Inventory.Policies.Idle) })
+		if c.cfg.Inventory != nil && c.cfg.Inventory.Policies.Any() {
+			loops.Go(func() { c.policyLoop(ctx, c.cfg.Inventory.Policies) })
 		}
 	}
 	loops.Go(func() { c.routeLoop(ctx) })

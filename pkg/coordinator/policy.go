@@ -7,9 +7,11 @@ import (
 
 	"github.com/ringmesh/ringmesh/internal/policy"
 	"github.com/ringmesh/ringmesh/pkg/config"
+	"github.com/ringmesh/ringmesh/pkg/cost"
 	"github.com/ringmesh/ringmesh/pkg/events"
 	"github.com/ringmesh/ringmesh/pkg/fleet"
 	"github.com/ringmesh/ringmesh/pkg/mesh"
+	"github.com/ringmesh/ringmesh/pkg/providers"
 )
 
 // idleRetry is how long after a refused idle action (unsynced data, RPO
@@ -22,18 +24,30 @@ type idleDecision struct {
 	done      bool // applied, or audited as a dry run: nothing more this stretch
 }
 
-// policyLoop runs the idle policy every PolicyInterval until ctx ends.
-// Every coordinator tracks idleness (so a new leader knows the stretch);
-// only the leader decides.
-func (c *Coordinator) policyLoop(ctx context.Context, pol config.IdlePolicy) {
-	c.log.Info().Str("mode", pol.Mode).Str("action", pol.Action).Float64("max_gpu_util_percent", pol.MaxGPUUtilPercent).
-		Dur("window", pol.Window).Msg("idle policy on")
+// policyLoop runs the enabled policies every PolicyInterval until ctx
+// ends. Every coordinator tracks idleness (so a new leader knows the
+// stretch); only the leader decides.
+func (c *Coordinator) policyLoop(ctx context.Context, pols config.Policies) {
+	pol := pols.Idle
+	if pol.Mode != config.PolicyOff {
+		c.log.Info().Str("mode", pol.Mode).Str("action", pol.Action).Float64("max_gpu_util_percent", pol.MaxGPUUtilPercent).
+			Dur("window", pol.Window).Msg("idle policy on")
+	}
+	if pols.Budget.Mode != config.PolicyOff {
+		c.log.Info().Str("mode", pols.Budget.Mode).Msg("budget policy on")
+	}
 	tr := policy.NewIdleTracker(pol)
 	decided := map[string]idleDecision{}
+	budgetDone := map[string]time.Time{}
 	t := time.NewTicker(c.cfg.PolicyInterval)
 	defer t.Stop()
 	for {
-		c.runIdlePolicy(ctx, pol, tr, decided)
+		if pol.Mode != config.PolicyOff {
+			c.runIdlePolicy(ctx, pol, tr, decided)
+		}
+		if pols.Budget.Mode != config.PolicyOff {
+			c.runBudgetPolicy(ctx, pols.Budget, budgetDone)
+		}
 		select {
 		case <-ctx.Done():
 			return
@@ -101,5 +115,79 @@ func (c *Coordinator) runIdlePolicy(ctx context.Context, pol config.IdlePolicy, 
 		}
 		decided[cand.Node] = d
 		c.audit(ctx, "policy", "policy:idle:"+req.RequestID+":"+now.UTC().Format("20060102T150405"), a)
+	}
+}
+
+// runBudgetPolicy stops, on the leader, the nodes PlanBudgetStops picks
+// for today's caps. Only running instances linked to a node, at a known
+// price, that stop billing when stopped, and that are not voters count as
+// candidates. The request ID is the node and the UTC day, so one node is
+// stopped at most once a day for the budget, also across a fail-over;
+// done remembers per node when it was last decided (dry-run audits once a
+// day, a refusal is retried after idleRetry).
+func (c *Coordinator) runBudgetPolicy(ctx context.Context, pol config.BudgetPolicy, done map[string]time.Time) {
+	if !c.IsLeader() || c.cfg.Cost == nil {
+		return
+	}
+	b := c.costBudget()
+	if b == nil {
+		return
+	}
+	now := c.cfg.Now().UTC()
+	day := now.Format(cost.DayFormat)
+	hoursLeft := now.Truncate(24 * time.Hour).Add(24 * time.Hour).Sub(now).Hours()
+	burnBy := map[string]map[string]float64{} // scope → currency → per hour
+	add := func(scope, cur string, v float64) {
+		if burnBy[scope] == nil {
+			burnBy[scope] = map[string]float64{}
+		}
+		burnBy[scope][cur] += v
+	}
+	var nodes []policy.BudgetNode
+	provs := c.cfg.Fleet.Providers()
+	for _, ic := range c.cfg.Cost.Current() {
+		if !ic.Billable || !ic.Price.Known() {
+			continue
+		}
+		add("all", ic.Price.Currency, ic.Price.PerHour)
+		add(ic.Provider, ic.Price.Currency, ic.Price.PerHour)
+		if ic.NodeID == "" || ic.State != providers.StateRunning || (c.cfg.Inventory != nil && c.cfg.Inventory.IsVoter(ic.NodeID)) {
+			continue
+		}
+		p, err := provs.Get(ic.Provider)
+		if err != nil || !p.Capabilities().CanStop || p.Capabilities().BillsWhileStopped {
+			continue
+		}
+		role := ""
+		if c.cfg.Inventory != nil && c.cfg.Inventory.Hosts[ic.NodeID] != nil {
+			role = c.cfg.Inventory.Hosts[ic.NodeID].Role
+		}
+		nodes = append(nodes, policy.BudgetNode{Node: ic.NodeID, Provider: ic.Provider, Role: role, PerHour: ic.Price.PerHour, Currency: ic.Price.Currency})
+	}
+	var caps []policy.BudgetCap
+	for _, l := range b.Lines {
+		caps = append(caps, policy.BudgetCap{Scope: l.Scope, Currency: l.Currency, Cap: l.Cap, Spent: l.Spent, Burn: burnBy[l.Scope][l.Currency]})
+	}
+	for _, s := range policy.PlanBudgetStops(caps, nodes, hoursLeft) {
+		if at, ok := done[s.Node]; ok && at.Format(cost.DayFormat) == day && (pol.Mode == config.PolicyDryRun || now.Sub(at) < idleRetry) {
+			continue
+		}
+		req := fleet.ActionRequest{Node: s.Node, Op: fleet.OpStop, DryRun: pol.Mode == config.PolicyDryRun,
+			Actor: "policy:budget coordinator:" + c.cfg.Name, RequestID: "policy-budget-" + s.Node + "-" + day, Reason: "budget: " + s.Why}
+		res, err := c.act(ctx, req)
+		a := events.Audit{Kind: "policy", Node: s.Node, Cause: req.Reason, Actor: req.Actor, DryRun: req.DryRun,
+			Detail: map[string]string{"policy": "budget", "mode": pol.Mode, "op": fleet.OpStop, "day": day, "request_id": req.RequestID}}
+		switch {
+		case err != nil:
+			a.Detail["result"] = "refused: " + err.Error()
+			c.log.Warn().Err(err).Str("node", s.Node).Msg("budget policy: not acted on")
+		case req.DryRun:
+			a.Detail["result"] = "dry-run: " + res.Message
+		default:
+			a.Detail["result"] = res.Message
+			c.log.Info().Str("node", s.Node).Str("why", s.Why).Msg("budget policy: stopped")
+		}
+		done[s.Node] = now
+		c.audit(ctx, "policy", "policy:budget:"+req.RequestID+":"+now.Format("20060102T150405"), a)
 	}
 }

@@ -28,7 +28,12 @@ import (
 // target has. Only the first is stopped, through the provider; the second
 // is never judged idle; the third is refused by the safe-to-terminate
 // gate, and the refusal is audited.
-func TestIdlePolicyActsOnlyOnMeasuredIdleSyncedNodes(t *testing.T) {
+// policyRig runs a coordinator over the demo clouds with the policies mod
+// sets (checked every 200 ms) and returns it, the fakes, and a function
+// that starts a real agent for a demo node whose nvidia-smi reports util
+// (percent, or "[N/A]") and which holds one unsynced file when files.
+func policyRig(t *testing.T, mod func(*config.Inventory)) (*harness, *demo.Fakes, func(node, instance, util string, files bool)) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	fakes, err := demo.StartFakes(ctx, demo.Options{Delay: -1})
@@ -40,7 +45,7 @@ func TestIdlePolicyActsOnlyOnMeasuredIdleSyncedNodes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	inv.Policies.Idle = config.IdlePolicy{Mode: config.PolicyEnforce, Action: "stop", MaxGPUUtilPercent: 5, Window: 2 * time.Second}
+	mod(inv)
 	list, err := fakes.Providers(testLog(t))
 	if err != nil {
 		t.Fatal(err)
@@ -82,19 +87,18 @@ func TestIdlePolicyActsOnlyOnMeasuredIdleSyncedNodes(t *testing.T) {
 		}
 		runAgent(t, a, nil)
 	}
+	return h, fakes, start
+}
+
+func TestIdlePolicyActsOnlyOnMeasuredIdleSyncedNodes(t *testing.T) {
+	h, fakes, start := policyRig(t, func(inv *config.Inventory) {
+		inv.Policies.Idle = config.IdlePolicy{Mode: config.PolicyEnforce, Action: "stop", MaxGPUUtilPercent: 5, Window: 2 * time.Second}
+	})
 	start("vast-12345678", fmt.Sprint(demo.VastDuoNode), "0", false) // idle, nothing unsynced
 	start("vast-29129529", "29129529", "[N/A]", false)               // utilisation not measured
 	start("vast-29129530", "29129530", "1", true)                    // idle, but data exists only on it
 
-	stopsOf := func(id string) int {
-		n := 0
-		for _, c := range fakes.Vast.MutatingCalls() {
-			if strings.Contains(c.Path, "/"+id) {
-				n++
-			}
-		}
-		return n
-	}
+	stopsOf := func(id string) int { return vastCallsFor(fakes, id) }
 	// Audit reads make a consumer each: poll them once a second only.
 	deadline := time.Now().Add(90 * time.Second)
 	for {
@@ -129,4 +133,50 @@ func TestIdlePolicyActsOnlyOnMeasuredIdleSyncedNodes(t *testing.T) {
 	}
 	out, _ = run(t, h.url, "", "audit", "--kind", "policy", "--node", "vast-12345678", "--since", "1h")
 	t.Logf("policy audit of the stopped node:\n%s", out)
+}
+
+// vastCallsFor counts the Vast fake's mutating calls on instance id.
+func vastCallsFor(fakes *demo.Fakes, id string) int {
+	n := 0
+	for _, c := range fakes.Vast.MutatingCalls() {
+		if strings.Contains(c.Path, "/"+id) {
+			n++
+		}
+	}
+	return n
+}
+
+// TestBudgetPolicyStopsUntilUnderTheCap: with a Vast cap today's
+// projection crosses at once, the budget policy (enforce) stops the synced
+// Vast node through the provider, once; Vast nodes without an agent are
+// refused by the safe-to-terminate gate (their RPO is unknown) and audited;
+// nodes of other clouds are not touched.
+func TestBudgetPolicyStopsUntilUnderTheCap(t *testing.T) {
+	h, fakes, start := policyRig(t, func(inv *config.Inventory) {
+		inv.Budget = config.Budget{Providers: map[string]map[string]float64{"vast": {"USD": 0.01}}}
+		inv.Policies.Budget = config.BudgetPolicy{Mode: config.PolicyEnforce}
+	})
+	start("vast-12345678", fmt.Sprint(demo.VastDuoNode), "80", false) // busy, synced
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		var why error
+		if n := vastCallsFor(fakes, fmt.Sprint(demo.VastDuoNode)); n == 0 {
+			why = fmt.Errorf("the synced Vast node was not stopped yet")
+		} else if out, err := run(t, h.url, "", "audit", "--kind", "policy", "--since", "1h", "--json"); err != nil || !strings.Contains(out, "policy:budget") || !strings.Contains(out, "projected") || !strings.Contains(out, "refused") {
+			why = fmt.Errorf("no audited budget decisions yet: %v\n%.3000s", err, out)
+		}
+		if why == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(why)
+		}
+		time.Sleep(time.Second)
+	}
+	if n := vastCallsFor(fakes, fmt.Sprint(demo.VastDuoNode)); n != 1 {
+		t.Errorf("the synced Vast node: %d provider calls, want 1", n)
+	}
+	for _, c := range fakes.RunPod.MutatingCalls() {
+		t.Errorf("RunPod touched by a Vast cap: %+v", c)
+	}
 }
