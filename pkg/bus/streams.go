@@ -40,7 +40,7 @@ type Topology struct {
 	Nodes int
 	// HeartbeatBytes is the size of one stored heartbeat, bytes; default
 	// 4 KiB (a heartbeat of a node with 8 GPUs and nvidia-smi's field
-	// sizes is about 3.9 KiB, see bench/scale).
+	// sizes is 2.9 KB as stored, see bench/scale; the rest is headroom).
 	HeartbeatBytes int
 	// EventMaxBytes bounds MESH_EVT size; default EventBudget(Nodes,
 	// HeartbeatBytes, EventHistory), never less than 64 MiB.
