@@ -115,6 +115,7 @@ func run(ctx context.Context, args []string) error {
 		caFile       = fs.String("ca", "", "with --nats-url: the ringmesh CA to pin (default <auth-dir>/ca.pem when the store is here)")
 		tlsHosts     = fs.String("tls-hosts", "", "extra host names/IPs of this voter for its NATS server certificate, comma-separated (loopback is always in)")
 		noAuth       = fs.Bool("insecure-no-auth", false, "run the bus without authentication or TLS (anyone who reaches the port can command every node; never outside a lab)")
+		fleetSize    = fs.Int("fleet-size", 1000, "nodes the events stream MESH_EVT is sized for (its byte cap grows with it; heartbeats are kept 60 per node, the rarer events up to 7 days)")
 		reconcile    = fs.Duration("reconcile-interval", 30*time.Second, "how often every provider is listed and reconciled with the nodes")
 	)
 	gf := cli.AddGossipFlags(fs)
@@ -257,7 +258,7 @@ func run(ctx context.Context, args []string) error {
 		Name:              *name,
 		NATSURLs:          cli.SplitList(*natsURL),
 		Embedded:          embedded,
-		Topology:          bus.Topology{Replicas: *replicas},
+		Topology:          bus.Topology{Replicas: *replicas, Nodes: *fleetSize},
 		Elect:             clustered,
 		Gossip:            gcfg,
 		Auth:              iss,

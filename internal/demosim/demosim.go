@@ -228,7 +228,7 @@ func newNode(id string, h *config.Host, opts Options, rng *rand.Rand, log zerolo
 		log: log.With().Str("component", "demosim").Str("node", id).Logger()}
 	count, name, memGB := gpuModel(h)
 	for i := range count {
-		n.gpus = append(n.gpus, gpu{name: name, uuid: fmt.Sprintf("GPU-demo-%s-%d", id, i), memTotal: uint64(memGB * (1 << 30)), util: 40 + rng.Float64()*50})
+		n.gpus = append(n.gpus, gpu{name: name, uuid: gpuUUID(id, i), memTotal: uint64(memGB * (1 << 30)), util: 40 + rng.Float64()*50})
 	}
 	n.diskTotal = 2 << 40
 	if n.ephemeral {
@@ -594,6 +594,13 @@ func (n *node) handle(ctx context.Context, m jetstream.Msg) {
 // hostKey is the node's made-up SSH host key fingerprint, the same on
 // every boot: the registry pins it, so the router accepts the simulated
 // persistent hosts as sync targets (nothing connects to them).
+// gpuUUID is a stable UUID in nvidia-smi's format ("GPU-" and 36
+// characters) for GPU i of node, so that messages have real sizes.
+func gpuUUID(node string, i int) string {
+	h := sha256.Sum256([]byte(fmt.Sprintf("%s/gpu/%d", node, i)))
+	return fmt.Sprintf("GPU-%x-%x-%x-%x-%x", h[0:4], h[4:6], h[6:8], h[8:10], h[10:16])
+}
+
 func hostKey(node string) string {
 	sum := sha256.Sum256([]byte("ringmesh demo host key " + node))
 	return "SHA256:" + base64.RawStdEncoding.EncodeToString(sum[:])

@@ -25,9 +25,25 @@ const (
 type Topology struct {
 	// Replicas is 1 embedded, 3 clustered.
 	Replicas int
-	// EventMaxAge bounds MESH_EVT retention; default 7 days.
+	// EventMaxAge bounds MESH_EVT retention of the rare events (hello,
+	// health, preempt, sync, bye, gossip); default 7 days. Heartbeats are
+	// trimmed long before by EventHistory.
 	EventMaxAge time.Duration
-	// EventMaxBytes bounds MESH_EVT size; default 1 GiB.
+	// EventHistory is MESH_EVT's MaxMsgsPerSubject: the messages kept per
+	// subject, that is per node and event kind (and per voter for gossip).
+	// A node heartbeats once per interval, so heartbeats are kept for
+	// EventHistory × interval (default 60: 5 min at 5 s); a node's hellos,
+	// health changes, notices and byes are far rarer, so the last 60 of
+	// each reach back days, up to EventMaxAge.
+	EventHistory int64
+	// Nodes is the fleet size MESH_EVT is sized for; default 1,000.
+	Nodes int
+	// HeartbeatBytes is the size of one stored heartbeat, bytes; default
+	// 4 KiB (a heartbeat of a node with 8 GPUs and nvidia-smi's field
+	// sizes is 2.9 KB as stored, see bench/scale; the rest is headroom).
+	HeartbeatBytes int
+	// EventMaxBytes bounds MESH_EVT size; default EventBudget(Nodes,
+	// HeartbeatBytes, EventHistory), never less than 64 MiB.
 	EventMaxBytes int64
 	// DedupWindow is the Nats-Msg-Id de-duplication window of MESH_EVT;
 	// default 10 min, longer than nats' 2 min so outbox drains after a
@@ -44,8 +60,17 @@ func (t Topology) withDefaults() Topology {
 	if t.EventMaxAge == 0 {
 		t.EventMaxAge = 7 * 24 * time.Hour
 	}
+	if t.EventHistory == 0 {
+		t.EventHistory = 60
+	}
+	if t.Nodes == 0 {
+		t.Nodes = 1000
+	}
+	if t.HeartbeatBytes == 0 {
+		t.HeartbeatBytes = 4 << 10
+	}
 	if t.EventMaxBytes == 0 {
-		t.EventMaxBytes = 1 << 30
+		t.EventMaxBytes = EventBudget(t.Nodes, t.HeartbeatBytes, t.EventHistory)
 	}
 	if t.DedupWindow == 0 {
 		t.DedupWindow = 10 * time.Minute
@@ -56,6 +81,18 @@ func (t Topology) withDefaults() Topology {
 	return t
 }
 
+// EventBudget is the MESH_EVT size, bytes, for nodes nodes whose stored
+// heartbeats are heartbeatBytes each, history messages kept per subject:
+// nodes × history × heartbeatBytes for the heartbeats, as much again for
+// every other kind together (a hello is about the size of a heartbeat, the
+// others are smaller and rarer), and 64 MiB for the gossip subjects and
+// departed nodes' last messages. So the byte cap is not what trims
+// heartbeats: the per-subject count is, and the rare events stay until
+// EventMaxAge.
+func EventBudget(nodes, heartbeatBytes int, history int64) int64 {
+	return int64(nodes)*history*int64(heartbeatBytes)*2 + 64<<20
+}
+
 // StreamConfigs returns the stream definitions for t. Control-plane streams
 // (commands, audit) are small and use file storage with per-write sync
 // configured at the server (SyncAlways) in clustered mode.
@@ -63,7 +100,8 @@ func StreamConfigs(t Topology) []jetstream.StreamConfig {
 	t = t.withDefaults()
 	return []jetstream.StreamConfig{
 		{Name: StreamEvents, Subjects: []string{EventsAll, GossipAll}, Storage: jetstream.FileStorage, Replicas: t.Replicas,
-			MaxAge: t.EventMaxAge, MaxBytes: t.EventMaxBytes, Duplicates: t.DedupWindow, Discard: jetstream.DiscardOld,
+			MaxAge: t.EventMaxAge, MaxBytes: t.EventMaxBytes, MaxMsgsPerSubject: t.EventHistory,
+			Duplicates: t.DedupWindow, Discard: jetstream.DiscardOld,
 			Description: "agent events and gossip observations"},
 		{Name: StreamCommands, Subjects: []string{CommandsAll}, Storage: jetstream.FileStorage, Replicas: t.Replicas,
 			MaxAge: 24 * time.Hour, MaxBytes: 64 << 20, Duplicates: t.DedupWindow, Retention: jetstream.LimitsPolicy,
@@ -145,7 +183,8 @@ func sameLimits(have, want jetstream.StreamConfig) bool {
 			return false
 		}
 	}
-	return have.Replicas == want.Replicas && have.MaxAge == want.MaxAge && have.MaxBytes == want.MaxBytes && have.Duplicates == want.Duplicates
+	return have.Replicas == want.Replicas && have.MaxAge == want.MaxAge && have.MaxBytes == want.MaxBytes &&
+		have.MaxMsgsPerSubject == want.MaxMsgsPerSubject && have.Duplicates == want.Duplicates
 }
 
 // retry runs f with a 2 s per-attempt timeout and 0.2–1.2 s of jitter between attempts until it succeeds or ctx

@@ -121,7 +121,7 @@ type Bye struct {
 // Gossip is one memberlist event as seen by a voter, on mesh.v1.gossip.<voter>.
 type Gossip struct {
 	Voter        string `json:"voter" pattern:"node"`
-	Type         string `json:"type" jsonschema:"enum=join,enum=leave,enum=fail,enum=update"`
+	Type         string `json:"type" jsonschema:"enum=join,enum=leave,enum=fail,enum=update,enum=suspect,enum=alive"`
 	Member       string `json:"member" pattern:"node"`
 	Addr         string `json:"addr" jsonschema:"maxLength=300" pattern:"hostport"`
 	Role         string `json:"role,omitempty" jsonschema:"maxLength=32" pattern:"token"`

@@ -17,7 +17,8 @@ import (
 )
 
 // BenchmarkConvergence builds a cluster of n in-process members on
-// loopback with the LAN profile (encrypted, labelled, as in production) and
+// loopback with the cluster profile (RINGMESH_GOSSIP_BENCH_PROFILE=lan for
+// another; encrypted, labelled, as in production) and
 // per iteration measures
 //
 //	(a) convergence: from a new member's Join until every one of the n
@@ -36,7 +37,11 @@ import (
 // detect-max-s, detect-p50-s, detect-formula-min-s = ProbeInterval +
 // SuspicionMult × max(1, log10 N) × ProbeInterval (enough confirmations),
 // detect-formula-max-s = ProbeInterval + SuspicionMaxTimeoutMult × that
-// suspicion timeout (no confirmations); N = n+1 (the cluster including the
+// suspicion timeout (no confirmations); suspect-first-s, suspect-p50-s,
+// suspect-max-s: from the crash until the first, the median and the last
+// member emitted EventSuspect for it (suspect-members of them did before
+// its EventFail); false-suspects: suspect events for the other, live
+// members in the same time; N = n+1 (the cluster including the
 // new member). The cluster is built in batches of 25 joiners with full
 // convergence in between; its build time is logged, not measured.
 // memberlist's packet compression is off unless
@@ -66,16 +71,23 @@ func BenchmarkConvergence(b *testing.B) {
 // benchWatch records, per member, when it first saw the current target
 // join and fail.
 type benchWatch struct {
-	mu     sync.Mutex
-	target string
-	joined map[int]time.Time
-	gone   map[int]time.Time
+	mu      sync.Mutex
+	target  string
+	joined  map[int]time.Time
+	gone    map[int]time.Time
+	suspect map[int]time.Time
+	// falseSuspect counts suspect events for members other than the
+	// target (none of them crashed) since the last reset.
+	falseSuspect int
 }
 
 func (w *benchWatch) see(i int, ev Event) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if ev.Node != w.target {
+		if ev.Type == EventSuspect {
+			w.falseSuspect++
+		}
 		return
 	}
 	switch ev.Type {
@@ -87,13 +99,18 @@ func (w *benchWatch) see(i int, ev Event) {
 		if _, ok := w.gone[i]; !ok {
 			w.gone[i] = ev.Time
 		}
+	case EventSuspect:
+		if _, ok := w.suspect[i]; !ok {
+			w.suspect[i] = ev.Time
+		}
 	}
 }
 
 func (w *benchWatch) reset(target string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.target, w.joined, w.gone = target, map[int]time.Time{}, map[int]time.Time{}
+	w.target, w.joined, w.gone, w.suspect = target, map[int]time.Time{}, map[int]time.Time{}, map[int]time.Time{}
+	w.falseSuspect = 0
 }
 
 // spread returns max and median of the times since t0, and how many.
@@ -134,12 +151,21 @@ func (w *benchWatch) wait(b *testing.B, what string, which func() map[int]time.T
 // process and CPU.
 var benchCompress = os.Getenv("RINGMESH_GOSSIP_BENCH_COMPRESS") == "1"
 
+// benchProfile is the timing profile measured: RINGMESH_GOSSIP_BENCH_PROFILE,
+// default cluster.
+var benchProfile = func() Profile {
+	if p := os.Getenv("RINGMESH_GOSSIP_BENCH_PROFILE"); p != "" {
+		return Profile(p)
+	}
+	return ProfileCluster
+}()
+
 func benchConfig(name string, seeds ...string) Config {
 	return Config{
 		Tune:         func(mc *memberlist.Config) { mc.EnableCompression = benchCompress },
 		NodeName:     name,
 		BindAddr:     "127.0.0.1",
-		Profile:      ProfileLAN,
+		Profile:      benchProfile,
 		ClusterLabel: "ringmesh-bench",
 		Keys:         [][]byte{testKey},
 		Seeds:        seeds,
@@ -251,7 +277,10 @@ func benchCluster(b *testing.B, n int) {
 		})
 	b.Logf("n=%d: cluster built and converged in %s (compression %t)", n, time.Since(built).Round(time.Millisecond), benchCompress)
 
-	mc := memberlist.DefaultLANConfig()
+	mc, err := benchProfile.memberlistConfig()
+	if err != nil {
+		b.Fatal(err)
+	}
 	N := float64(n + 1)
 	rounds := math.Ceil(math.Log(N) / math.Log(float64(mc.GossipNodes)))
 	convFormula := time.Duration(rounds) * mc.GossipInterval
@@ -280,10 +309,30 @@ func benchCluster(b *testing.B, n int) {
 		}
 		convMax, convP50 := w.wait(b, "convergence", func() map[int]time.Time { return w.joined }, n, t0, time.Minute)
 
+		w.mu.Lock()
+		w.falseSuspect = 0 // count from the crash on: the join is not measured
+		w.mu.Unlock()
 		t1 := time.Now()
 		_ = x.Close()
 		detTimeout := detMax + 60*time.Second
 		detMaxD, detP50 := w.wait(b, "failure detection", func() map[int]time.Time { return w.gone }, n, t1, detTimeout)
+		w.mu.Lock()
+		suspMax, suspP50, suspN := spread(w.suspect, t1)
+		suspFirst := time.Duration(0)
+		for _, t := range w.suspect {
+			if d := t.Sub(t1); suspFirst == 0 || d < suspFirst {
+				suspFirst = d
+			}
+		}
+		falseSusp := w.falseSuspect
+		w.mu.Unlock()
+		b.ReportMetric(suspFirst.Seconds(), "suspect-first-s")
+		b.ReportMetric(suspP50.Seconds(), "suspect-p50-s")
+		b.ReportMetric(suspMax.Seconds(), "suspect-max-s")
+		b.ReportMetric(float64(suspN), "suspect-members")
+		b.ReportMetric(float64(falseSusp), "false-suspects")
+		b.Logf("n=%d (%s): suspect first %s p50 %s max %s (%d of %d members saw the suspicion before the failure); false suspicions of other members %d",
+			n, benchProfile, suspFirst.Round(time.Millisecond), suspP50.Round(time.Millisecond), suspMax.Round(time.Millisecond), suspN, n, falseSusp)
 
 		b.ReportMetric(convMax.Seconds(), "converge-max-s")
 		b.ReportMetric(convP50.Seconds(), "converge-p50-s")

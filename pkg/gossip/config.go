@@ -52,6 +52,23 @@ const (
 	ProfileWAN Profile = "wan"
 	// ProfileLocal uses memberlist.DefaultLocalConfig (tests, one host).
 	ProfileLocal Profile = "local"
+	// ProfileCluster is tuned for ringmesh's real network (voters and GPU
+	// nodes in nearby regions over the public internet, round trips up to
+	// about 100 ms): DefaultLANConfig with a probe every 700 ms and a
+	// 400 ms probe timeout (4× that round trip; Lifeguard awareness, up to
+	// AwarenessMaxMultiplier 8, stretches both on a member that is itself
+	// slow), suspicion multiplier 4 (2 independent confirmations bring the
+	// suspicion timer down to its minimum), at most 6× that minimum
+	// without confirmations. At 200 members a crash is suspected in about
+	// 1–2 s and failed by all in about 7 s (BENCHMARKS.md).
+	ProfileCluster Profile = "cluster"
+)
+
+// Timing of [ProfileCluster].
+const (
+	ClusterProbeInterval = 700 * time.Millisecond
+	ClusterProbeTimeout  = 400 * time.Millisecond
+	ClusterSuspicionMult = 4
 )
 
 // memberlistConfig returns a fresh memberlist configuration for the profile.
@@ -63,8 +80,16 @@ func (p Profile) memberlistConfig() (*memberlist.Config, error) {
 		return memberlist.DefaultWANConfig(), nil
 	case ProfileLocal:
 		return memberlist.DefaultLocalConfig(), nil
+	case ProfileCluster:
+		mc := memberlist.DefaultLANConfig()
+		mc.ProbeInterval = ClusterProbeInterval
+		mc.ProbeTimeout = ClusterProbeTimeout
+		mc.SuspicionMult = ClusterSuspicionMult
+		mc.SuspicionMaxTimeoutMult = 6
+		mc.AwarenessMaxMultiplier = 8
+		return mc, nil
 	default:
-		return nil, fmt.Errorf("unknown profile %q (want lan, wan or local)", string(p))
+		return nil, fmt.Errorf("unknown profile %q (want cluster, lan, wan or local)", string(p))
 	}
 }
 
@@ -92,7 +117,8 @@ type Config struct {
 	AdvertisePort int
 
 	// Profile selects memberlist's timing defaults: "lan" (default),
-	// "wan" or "local".
+	// "cluster" (tuned for ringmesh, see [ProfileCluster]), "wan" or
+	// "local".
 	Profile Profile
 
 	// ClusterLabel is the cluster name, sent as memberlist's label with

@@ -118,7 +118,7 @@ func TestParseAndGenerateKey(t *testing.T) {
 
 func TestProfiles(t *testing.T) {
 	t.Parallel()
-	for p, probe := range map[Profile]time.Duration{"": time.Second, ProfileLAN: time.Second, ProfileWAN: 5 * time.Second, ProfileLocal: time.Second} {
+	for p, probe := range map[Profile]time.Duration{"": time.Second, ProfileLAN: time.Second, ProfileWAN: 5 * time.Second, ProfileLocal: time.Second, ProfileCluster: ClusterProbeInterval} {
 		mc, err := p.memberlistConfig()
 		if err != nil || mc.ProbeInterval != probe {
 			t.Errorf("%q: %v %v", p, mc.ProbeInterval, err)

@@ -2,6 +2,8 @@ package gossip
 
 import (
 	"encoding/binary"
+	"math"
+	"math/rand/v2"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -30,8 +32,12 @@ func (d delegate) NodeMeta(limit int) []byte {
 	return *b
 }
 
-// NotifyMsg receives user messages (leave intents).
+// NotifyMsg receives user messages (leave intents, suspect reports).
 func (d delegate) NotifyMsg(b []byte) {
+	if name, id, ok := decodeMsg(msgSuspectReport, b); ok {
+		d.m.suspectReport(name, id)
+		return
+	}
 	name, id, ok := decodeIntent(b)
 	if !ok {
 		if ok, _ := d.m.limiter.allow("badmsg", rejectLogEvery); ok {
@@ -144,17 +150,86 @@ func (m *Member) probeOK(name string) {
 	if e, ok := m.view[name]; ok && e.State == StateSuspect {
 		e.State = StateAlive
 		e.Since = time.Now()
+		m.emitLocked(Event{Type: EventAlive, Node: name, Addr: e.Addr, Meta: e.Meta, Time: e.Since})
 	}
 }
 
 // suspected marks a node suspect after our own probe of it failed
-// (logSink).
+// (logSink), emits EventSuspect and spreads a suspect report, so that every
+// member (the voters above all) learns of the suspicion within a few gossip
+// rounds: memberlist gossips its own suspect messages but tells no
+// delegate.
 func (m *Member) suspected(name string) {
+	id := rand.Uint64()
+	m.mu.Lock()
+	if !m.suspectLocked(name, id) {
+		m.mu.Unlock()
+		return
+	}
+	closed := m.closed
+	m.mu.Unlock()
+	if !closed {
+		m.bcast.QueueBroadcast(&intentBroadcast{node: "suspect/" + name, msg: encodeMsg(msgSuspectReport, name, id)})
+	}
+}
+
+// suspectReport handles another member's suspect report: the node becomes
+// suspect here too (if alive), and the report is passed on once. A report
+// about this member is ignored: memberlist refutes its own suspicion.
+func (m *Member) suspectReport(name string, id uint64) {
+	if name == m.cfg.NodeName {
+		return
+	}
+	m.mu.Lock()
+	k := intentKey{"suspect/" + name, id}
+	if _, dup := m.seenIntents[k]; dup {
+		m.mu.Unlock()
+		return
+	}
+	m.seenIntents[k] = time.Now()
+	m.suspectLocked(name, id)
+	closed := m.closed
+	m.mu.Unlock()
+	if !closed {
+		m.bcast.QueueBroadcast(&intentBroadcast{node: "suspect/" + name, msg: encodeMsg(msgSuspectReport, name, id)})
+	}
+}
+
+// suspectLocked marks an alive node suspect and emits EventSuspect; it
+// reports whether the node was alive. m.mu held.
+func (m *Member) suspectLocked(name string, id uint64) bool {
+	e, ok := m.view[name]
+	if !ok || e.State != StateAlive {
+		return false
+	}
+	m.seenIntents[intentKey{"suspect/" + name, id}] = time.Now()
+	e.State = StateSuspect
+	e.Since = time.Now()
+	m.emitLocked(Event{Type: EventSuspect, Node: name, Addr: e.Addr, Meta: e.Meta, Time: e.Since})
+	return true
+}
+
+// suspectHold is memberlist's longest suspicion timeout for a cluster of n
+// members: SuspicionMaxTimeoutMult × SuspicionMult × max(1, log10 n) ×
+// ProbeInterval, plus one probe interval. A suspect member not declared
+// failed by then has refuted the suspicion.
+func (m *Member) suspectHold(n int) time.Duration {
+	min := float64(m.suspMult) * math.Max(1, math.Log10(float64(max(n, 1)))) * float64(m.probeInterval)
+	return time.Duration(float64(m.suspMaxMult)*min) + m.probeInterval
+}
+
+// expireSuspects turns suspects without a verdict after suspectHold back
+// into alive members and emits EventAlive for each.
+func (m *Member) expireSuspects(now time.Time) {
+	hold := m.suspectHold(int(m.alive.Load()))
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if e, ok := m.view[name]; ok && e.State == StateAlive {
-		e.State = StateSuspect
-		e.Since = time.Now()
+	for name, e := range m.view {
+		if e.State == StateSuspect && now.Sub(e.Since) > hold {
+			e.State = StateAlive
+			e.Since = now
+			m.emitLocked(Event{Type: EventAlive, Node: name, Addr: e.Addr, Meta: e.Meta, Time: now})
+		}
 	}
 }
 
@@ -235,24 +310,33 @@ func (m *Member) decodeMeta(node string, b []byte) Meta {
 	return meta
 }
 
-// Leave intents: [1 byte type][8 bytes random id][node name].
-const msgLeaveIntent byte = 1
+// User messages: [1 byte type][8 bytes random id][node name]. A leave
+// intent announces the sender's graceful leave; a suspect report says that
+// the sender's probe of the named node failed.
+const (
+	msgLeaveIntent   byte = 1
+	msgSuspectReport byte = 2
+)
 
 type intentKey struct {
 	node string
 	id   uint64
 }
 
-func encodeIntent(node string, id uint64) []byte {
+func encodeIntent(node string, id uint64) []byte { return encodeMsg(msgLeaveIntent, node, id) }
+
+func decodeIntent(b []byte) (node string, id uint64, ok bool) { return decodeMsg(msgLeaveIntent, b) }
+
+func encodeMsg(typ byte, node string, id uint64) []byte {
 	b := make([]byte, 9+len(node))
-	b[0] = msgLeaveIntent
+	b[0] = typ
 	binary.BigEndian.PutUint64(b[1:9], id)
 	copy(b[9:], node)
 	return b
 }
 
-func decodeIntent(b []byte) (node string, id uint64, ok bool) {
-	if len(b) < 10 || b[0] != msgLeaveIntent {
+func decodeMsg(typ byte, b []byte) (node string, id uint64, ok bool) {
+	if len(b) < 10 || b[0] != typ {
 		return "", 0, false
 	}
 	node = string(b[9:])
@@ -302,7 +386,12 @@ type intentBroadcast struct {
 
 var _ memberlist.NamedBroadcast = (*intentBroadcast)(nil)
 
-func (b *intentBroadcast) Name() string { return "leave/" + b.node }
+func (b *intentBroadcast) Name() string {
+	if b.msg[0] == msgSuspectReport {
+		return b.node // "suspect/<node>"
+	}
+	return "leave/" + b.node
+}
 
 func (b *intentBroadcast) Invalidates(other memberlist.Broadcast) bool {
 	o, ok := other.(memberlist.NamedBroadcast)

@@ -35,11 +35,20 @@ const (
 	EventFail EventType = "fail"
 	// EventUpdate: an alive node changed its metadata.
 	EventUpdate EventType = "update"
+	// EventSuspect: a member's probe of the node failed (this member's
+	// own, or another member's, spread as a suspect report); memberlist
+	// will declare it failed when its suspicion timer runs out unless it
+	// answers. A hint that comes seconds before EventFail.
+	EventSuspect EventType = "suspect"
+	// EventAlive: a node this member had as suspect answered one of its
+	// probes again, or was not declared failed within memberlist's
+	// longest suspicion timeout (it refuted the suspicion).
+	EventAlive EventType = "alive"
 )
 
 // Event is one membership change as seen by this member.
 type Event struct {
-	// Type is join, leave, fail or update.
+	// Type is join, leave, fail, update, suspect or alive.
 	Type EventType `json:"type"`
 	// Node is the member's name (node ID).
 	Node string `json:"node"`
@@ -124,6 +133,13 @@ type Member struct {
 	running  atomic.Bool
 	stopOnce sync.Once
 	stopping chan struct{} // closed when shutdown starts
+
+	// suspectHold is how long a suspicion without a verdict is kept before
+	// the member counts as alive again: memberlist's longest suspicion
+	// timeout for the current cluster size (see suspectHoldFor).
+	probeInterval time.Duration
+	suspMult      int
+	suspMaxMult   int
 }
 
 // New validates cfg, binds the gossip port (TCP and UDP) and starts
@@ -236,6 +252,7 @@ func New(cfg Config, log zerolog.Logger, reg prometheus.Registerer) (*Member, er
 		cfg.Tune(mc)
 	}
 
+	m.probeInterval, m.suspMult, m.suspMaxMult = mc.ProbeInterval, mc.SuspicionMult, mc.SuspicionMaxTimeoutMult
 	ml, err := memberlist.Create(mc)
 	if err != nil {
 		shutdownTransport(ownTransport)
@@ -321,6 +338,8 @@ func (m *Member) Run(ctx context.Context) error {
 		defer reload.Stop()
 		reloadC = reload.C
 	}
+	expire := time.NewTicker(time.Second)
+	defer expire.Stop()
 	rejoin := time.NewTimer(0)
 	defer rejoin.Stop()
 	if len(seeds) == 0 {
@@ -340,6 +359,8 @@ func (m *Member) Run(ctx context.Context) error {
 			m.prune(now)
 		case <-reloadC:
 			m.reloadKeys()
+		case now := <-expire.C:
+			m.expireSuspects(now)
 		case <-rejoin.C:
 			if joined {
 				m.rejoin(ctx, seeds, round)

@@ -52,7 +52,7 @@ func newMetrics(m *Member) *metrics {
 		Help: "memberlist Lifeguard awareness score of this node (0 = healthy, higher = probing is being slowed down because this node seems slow).",
 	}, func() float64 { return float64(m.ml.GetHealthScore()) })
 	// Pre-create label values so that series exist (at 0) from the start.
-	for _, t := range []EventType{EventJoin, EventLeave, EventFail, EventUpdate} {
+	for _, t := range []EventType{EventJoin, EventLeave, EventFail, EventUpdate, EventSuspect, EventAlive} {
 		x.events.WithLabelValues(string(t))
 	}
 	for _, r := range []string{ReasonKey, ReasonLabel, ReasonConflict, ReasonIdentity} {

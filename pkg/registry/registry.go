@@ -74,12 +74,14 @@ func (t Thresholds) Validate() error {
 // GossipView is what memberlist says of a node, as reported by voters.
 type GossipView struct {
 	// State merges the voters' views: "left" if a voter saw it leave,
-	// else "alive" if any voter sees it alive, else "failed"; "" = never seen.
+	// else "alive" if any voter sees it alive, else "suspect" if a voter
+	// suspects it (a probe failed, not yet declared failed), else
+	// "failed"; "" = never seen.
 	State string    `json:"state"`
 	Since time.Time `json:"since"`
 	Voter string    `json:"voter"` // who reported last
 	Addr  string    `json:"addr,omitempty"`
-	// ByVoter is each voter's latest view ("alive", "failed", "left").
+	// ByVoter is each voter's latest view ("alive", "suspect", "failed", "left").
 	ByVoter map[string]string `json:"by_voter,omitempty"`
 }
 
@@ -632,7 +634,14 @@ func (r *Registry) transition(rec *Record, to mesh.NodeState, cause string, at t
 }
 
 // ApplyGossip folds a voter's memberlist observation of member into the
-// registry. typ is "join", "update", "leave" or "fail".
+// registry. g.Type is "join", "update", "alive", "suspect", "leave" or
+// "fail". Gossip moves a node ahead of its heartbeat timeouts: a joining,
+// healthy or degraded node becomes suspect as soon as the merged gossip view
+// is suspect or failed (seconds after a crash, instead of SuspectAfter),
+// and a suspect node becomes dead when gossip reports it failed. A node
+// gossip still sees alive is never made dead by gossip: without heartbeats
+// it becomes bus-partitioned (Tick), as before. The next heartbeat makes a
+// node healthy again whatever gossip said.
 func (r *Registry) ApplyGossip(g events.Gossip, at time.Time) []Transition {
 	if mesh.ValidateNodeID(g.Member) != nil {
 		return nil
@@ -649,7 +658,10 @@ func (r *Registry) ApplyGossip(g events.Gossip, at time.Time) []Transition {
 			rec.Provider = g.Provider
 		}
 	}
-	view := map[string]string{"join": "alive", "update": "alive", "leave": "left", "fail": "failed"}[g.Type]
+	view, known := map[string]string{"join": "alive", "update": "alive", "alive": "alive", "suspect": "suspect", "leave": "left", "fail": "failed"}[g.Type]
+	if !known {
+		return nil
+	}
 	if rec.Gossip.ByVoter == nil {
 		rec.Gossip.ByVoter = map[string]string{}
 	}
@@ -663,7 +675,21 @@ func (r *Registry) ApplyGossip(g events.Gossip, at time.Time) []Transition {
 	var out []Transition
 	silent := at.Sub(rec.LastSeen)
 	switch rec.Gossip.State {
-	case "failed":
+	case "suspect", "failed":
+		switch rec.State {
+		case mesh.StateJoining, mesh.StateHealthy, mesh.StateDegraded:
+			what := "suspects it (a probe failed)"
+			if rec.Gossip.State == "failed" {
+				what = "reports failed"
+			}
+			if t, ok := r.transition(rec, mesh.StateSuspect, fmt.Sprintf("gossip: %s %s; last heartbeat %s ago", g.Voter, what, silent.Round(time.Second)), at); ok {
+				out = append(out, t)
+			}
+			return out
+		}
+		if rec.Gossip.State != "failed" {
+			break
+		}
 		if rec.State == mesh.StateSuspect || rec.State == mesh.StateBusPartitioned {
 			if t, ok := r.transition(rec, mesh.StateDead, fmt.Sprintf("gossip: %s reports failed and no heartbeat for %s", g.Voter, silent.Round(time.Second)), at); ok {
 				out = append(out, t)
@@ -692,6 +718,11 @@ func mergeGossip(by map[string]string) string {
 	if alive {
 		return "alive"
 	}
+	for _, v := range by {
+		if v == "suspect" {
+			return "suspect"
+		}
+	}
 	return "failed"
 }
 
@@ -716,6 +747,8 @@ func (r *Registry) Tick(now time.Time) []Transition {
 					to, cause = mesh.StateBusPartitioned, fmt.Sprintf("no heartbeat for %s but gossip (%s) sees it alive", silent.Round(time.Second), rec.Gossip.Voter)
 				case "failed":
 					to, cause = mesh.StateDead, fmt.Sprintf("no heartbeat for %s and gossip reports failed", silent.Round(time.Second))
+				case "suspect":
+					to, cause = mesh.StateDead, fmt.Sprintf("no heartbeat for %s and gossip suspects it", silent.Round(time.Second))
 				default:
 					to, cause = mesh.StateDead, fmt.Sprintf("no heartbeat for %s (dead after %s); no gossip view", silent.Round(time.Second), r.th.DeadAfter)
 				}

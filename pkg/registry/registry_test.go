@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -127,5 +128,72 @@ func TestSignalFusion(t *testing.T) {
 func TestThresholdValidation(t *testing.T) {
 	if err := (Thresholds{SuspectAfter: 10 * time.Second, DeadAfter: 5 * time.Second}).Validate(); err == nil {
 		t.Fatal("dead before suspect must be rejected")
+	}
+}
+
+// Gossip suspicion moves a node ahead of its heartbeat timeouts: suspect
+// seconds after the crash, dead when gossip reports it failed; a node gossip
+// still sees is bus-partitioned, never dead; a heartbeat clears a false
+// suspicion. All times are given, no wall clock.
+func TestGossipSuspicionBeforeHeartbeatTimeout(t *testing.T) {
+	r := New(Thresholds{SuspectAfter: 15 * time.Second, DeadAfter: 45 * time.Second})
+	f := &feeder{t: t, r: r}
+	hb := events.Heartbeat{Status: "healthy", IntervalSeconds: 5}
+	gossip := func(voter, typ, node string, at time.Time) []Transition {
+		return r.ApplyGossip(events.Gossip{Voter: voter, Type: typ, Member: node, Addr: "10.0.0.9:7946"}, at)
+	}
+	for _, n := range []string{"vast-1", "vast-2", "vast-3"} {
+		f.send(n, bus.KindHello, events.Hello{Provider: "vast", AgentVersion: "v1", Boot: "b1", HeartbeatIntervalSeconds: 5}, t0)
+		f.send(n, bus.KindHeartbeat, hb, t0.Add(time.Second))
+		gossip("voter-a", "join", n, t0.Add(time.Second))
+		gossip("voter-b", "join", n, t0.Add(time.Second))
+		state(t, r, n, mesh.StateHealthy)
+	}
+
+	// vast-1 crashes at t0+2s: one voter's suspicion 2 s later makes it
+	// suspect, 13 s before SuspectAfter would.
+	if trs := gossip("voter-a", "suspect", "vast-1", t0.Add(4*time.Second)); len(trs) != 0 {
+		t.Fatalf("voter-b still sees vast-1 alive, so the merged view is alive: %+v", trs)
+	}
+	trs := gossip("voter-b", "suspect", "vast-1", t0.Add(4*time.Second))
+	if len(trs) != 1 || trs[0].To != mesh.StateSuspect || !strings.Contains(trs[0].Cause, "gossip: voter-b suspects it") {
+		t.Fatalf("want suspect from gossip, got %+v", trs)
+	}
+	if rec, _ := r.Get("vast-1"); rec.Gossip.State != "suspect" {
+		t.Fatalf("merged gossip view %q, want suspect", rec.Gossip.State)
+	}
+	gossip("voter-a", "fail", "vast-1", t0.Add(9*time.Second))
+	trs = gossip("voter-b", "fail", "vast-1", t0.Add(9*time.Second))
+	if len(trs) != 1 || trs[0].To != mesh.StateDead {
+		t.Fatalf("suspect and failed by gossip must be dead at once (not after DeadAfter): %+v", trs)
+	}
+
+	// vast-2: gossip suspects it, then a heartbeat arrives (the suspicion was
+	// false, e.g. UDP lost): healthy again; the suspicion expires (alive).
+	gossip("voter-a", "suspect", "vast-2", t0.Add(4*time.Second))
+	gossip("voter-b", "suspect", "vast-2", t0.Add(4*time.Second))
+	state(t, r, "vast-2", mesh.StateSuspect)
+	f.send("vast-2", bus.KindHeartbeat, hb, t0.Add(6*time.Second))
+	state(t, r, "vast-2", mesh.StateHealthy)
+	gossip("voter-a", "alive", "vast-2", t0.Add(30*time.Second))
+	if rec, _ := r.Get("vast-2"); rec.Gossip.State != "alive" {
+		t.Fatalf("merged gossip view %q after alive, want alive", rec.Gossip.State)
+	}
+
+	// vast-3 loses the bus but not gossip: heartbeats time out, gossip sees
+	// it alive, so it is bus-partitioned, not dead.
+	for _, tr := range r.Tick(t0.Add(20 * time.Second)) {
+		if tr.Node == "vast-3" && tr.To != mesh.StateSuspect {
+			t.Fatalf("vast-3 at 19 s of silence: %+v", tr)
+		}
+	}
+	state(t, r, "vast-3", mesh.StateSuspect)
+	r.Tick(t0.Add(50 * time.Second))
+	state(t, r, "vast-3", mesh.StateBusPartitioned)
+	state(t, r, "vast-1", mesh.StateDead)
+
+	// Unknown gossip types change nothing.
+	if trs := gossip("voter-a", "teleport", "vast-2", t0.Add(51*time.Second)); len(trs) != 0 {
+		t.Fatalf("unknown type: %+v", trs)
 	}
 }
