@@ -94,6 +94,13 @@ func TestNoTargetExplainedAndDegraded(t *testing.T) {
 		t.Fatalf("meshctl sync targets: %v\n%s", err, out)
 	}
 	t.Logf("meshctl sync targets vast-77:\n%s", out)
+	// status warns about it, and a sync that cannot protect the data fails.
+	if out, err := run(t, r.h.url, "", "status"); err != nil || !strings.Contains(out, "warning: vast-77: ") || !strings.Contains(out, "no sync target") {
+		t.Fatalf("meshctl status does not warn about the node without a target: %v\n%s", err, out)
+	}
+	if out, err := run(t, r.h.url, "", "sync", "vast-77"); err == nil || !strings.Contains(err.Error(), "still at risk") {
+		t.Fatalf("meshctl sync of a node without a target: err %v, want a non-zero exit naming what was not pushed\n%s", err, out)
+	}
 	if _, err := run(t, r.h.url, "", "sync", "targets", "no-such-node"); err == nil || !strings.Contains(err.Error(), "no routing plan") {
 		t.Fatalf("unknown node: %v", err)
 	}

@@ -547,7 +547,15 @@ func syncCmd(o *Options) *cobra.Command {
 						fmt.Fprintf(o.out, "  not pushed: %s: %s\n", f.Path, f.Reason)
 					}
 					if ev.Error != "" {
-						return errors.New(ev.Error)
+						return errors.New(view.Clean(ev.Error))
+					}
+					// The data the operator asked to protect is not all protected:
+					// a script running `meshctl sync NODE && …` must not go on.
+					if len(ev.Missed) > 0 {
+						return fmt.Errorf("%d files of %s were not pushed (see above; `meshctl sync targets %s` explains the targets)", len(ev.Missed), node, node)
+					}
+					if b := ev.RPO.UnsyncedBytes; b != nil && *b > 0 {
+						return fmt.Errorf("%s of %s is still at risk, not pushed to enough targets (`meshctl sync targets %s` explains the targets)", view.Bytes(*b), node, node)
 					}
 					return nil
 				}

@@ -224,6 +224,16 @@ func printStatus(w io.Writer, st api.Status) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	warned := 0
+	for _, n := range st.Nodes {
+		if strings.Contains(n.Cause, "no sync target") && warned < 20 {
+			if warned == 0 {
+				fmt.Fprintln(w)
+			}
+			fmt.Fprintf(w, "warning: %s: %s\n", view.Clean(n.Node), view.Clean(n.Cause))
+			warned++
+		}
+	}
 	if more := st.Matched - st.Offset - len(st.Nodes); st.NextOffset > 0 && more > 0 {
 		fmt.Fprintf(w, "… and %d more (--all to show every node, --state/--provider to filter)\n", more)
 	}
