@@ -65,4 +65,15 @@ func TestTenThousandNodesInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	wait("search", `document.getElementById("shown").textContent`, "(10 of 10000)")
+
+	// A node page draws its health history; the unmeasured point breaks
+	// the utilisation line into two instead of drawing a 0.
+	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/#node=vast-00001")); err != nil {
+		t.Fatal(err)
+	}
+	wait("node page", `document.getElementById("n-title").textContent`, "vast-00001")
+	wait("charts", `String(document.querySelectorAll("#n-charts figure svg").length)`, "4")
+	wait("gap splits the line", `String(document.querySelectorAll('#n-charts figure[data-series="gpu_util_percent"] polyline').length)`, "2")
+	wait("unknown series", `document.querySelector('#n-charts figure[data-series="gpu_temp_c"]').textContent`, "hottest GPU: ?")
+	wait("last value", `document.querySelector('#n-charts figure[data-series="disk_used_percent"] figcaption').textContent`, "fullest disk: 44.0%")
 }

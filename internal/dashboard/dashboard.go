@@ -9,7 +9,8 @@
 //	GET /ui/app.js, /ui/app.css its assets
 //	GET /api/dashboard         summary + one page of compact node rows
 //	                           (?offset=N&limit=M, M ≤ MaxPage, in node ID order)
-//	GET /api/dashboard/node    one node's full registry record (?node=ID)
+//	GET /api/dashboard/node    one node's full registry record and recent
+//	                           health history (?node=ID)
 //	POST /api/dashboard/act    sync now, stop or terminate (Source.Call set)
 //
 // Source.Authorized guards the data (the same bearer-token check as
@@ -35,6 +36,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ringmesh/ringmesh/internal/history"
 	"github.com/ringmesh/ringmesh/pkg/api"
 	"github.com/ringmesh/ringmesh/pkg/fleet"
 	"github.com/ringmesh/ringmesh/pkg/mesh"
@@ -69,6 +71,9 @@ type Source struct {
 	// same leader and the same gates as meshctl's. The caller sets it only
 	// where a token authenticates the admin.
 	Call func(ctx context.Context, op string, req, out any) error
+	// History, when set, gives a node's recent health points for the
+	// node page's charts (oldest first).
+	History func(node string) []history.Point
 }
 
 // ActRequest is the body of POST /api/dashboard/act.
@@ -218,11 +223,16 @@ func NodeHandler(src Source) http.Handler {
 		st := src.Status()
 		for _, rec := range st.Nodes {
 			if rec.Node == id {
+				hist := []history.Point{}
+				if src.History != nil {
+					hist = append(hist, src.History(id)...)
+				}
 				writeJSON(w, r, struct {
 					GeneratedAt time.Time       `json:"generated_at"`
 					Record      registry.Record `json:"record"`
 					Row         Row             `json:"row"`
-				}{st.GeneratedAt, rec, Rows([]registry.Record{rec}, st.GeneratedAt)[0]})
+					History     []history.Point `json:"history"`
+				}{st.GeneratedAt, rec, Rows([]registry.Record{rec}, st.GeneratedAt)[0], hist})
 				return
 			}
 		}

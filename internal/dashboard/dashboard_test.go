@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ringmesh/ringmesh/internal/history"
 	"github.com/ringmesh/ringmesh/pkg/api"
 	"github.com/ringmesh/ringmesh/pkg/fleet"
 	"github.com/ringmesh/ringmesh/pkg/mesh"
@@ -31,6 +32,24 @@ func source(n int, authorized bool) Source {
 			return []api.VoterStatus{{Name: "c1", State: "healthy\x1b[2J", Leader: true}}
 		},
 		Authorized: func(*http.Request) bool { return authorized },
+		History:    fakeHistory(now),
+	}
+}
+
+// fakeHistory gives every node five points a minute apart; the third has
+// no utilisation measured (a gap in its chart).
+func fakeHistory(now time.Time) func(string) []history.Point {
+	return func(string) []history.Point {
+		var out []history.Point
+		for i := 0; i < 5; i++ {
+			u, d := float64(10*i), 40.0+float64(i)
+			p := history.Point{At: now.Add(time.Duration(i-5) * time.Minute), GPUUtilPercent: &u, DiskUsedPercent: &d}
+			if i == 2 {
+				p.GPUUtilPercent = nil
+			}
+			out = append(out, p)
+		}
+		return out
 	}
 }
 

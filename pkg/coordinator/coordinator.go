@@ -29,6 +29,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/ringmesh/ringmesh/internal/history"
 	"github.com/ringmesh/ringmesh/pkg/auth"
 	"github.com/ringmesh/ringmesh/pkg/bus"
 	"github.com/ringmesh/ringmesh/pkg/config"
@@ -149,7 +150,8 @@ type Coordinator struct {
 	pending       atomic.Uint64 // consumer NumPending at the last beat
 	ackPending    atomic.Uint64 // consumer NumAckPending at the last beat
 	verifier      *auth.Verifier
-	credsFile     string // this coordinator's own bus credentials (signs its gossip identity)
+	credsFile     string         // this coordinator's own bus credentials (signs its gossip identity)
+	hist          *history.Store // recent health per node, for the dashboard's charts
 
 	// bg runs short background work started by requests (refreshSoon),
 	// under bgCtx (Run's context); Run waits for it before returning.
@@ -203,6 +205,7 @@ func New(cfg Config, log zerolog.Logger) (*Coordinator, error) {
 		started:     make(chan struct{}),
 		reconciled:  make(chan struct{}, 1),
 		sentTargets: map[string]sentTargets{},
+		hist:        history.New(0, 0),
 	}
 	// Its own record and the voters' (Seed adds them) are written by coordinators only.
 	c.reg.Protect(cfg.Name)
@@ -529,6 +532,9 @@ func (c *Coordinator) handle(msg jetstream.Msg) {
 			return
 		}
 		trs = res.Transitions
+		if m.Heartbeat != nil {
+			c.hist.Add(m.Node, at, &m.Heartbeat.Health, m.Heartbeat.RPO)
+		}
 	}
 	c.m.applied.WithLabelValues(m.Kind).Inc()
 	c.appliedN.Add(1)

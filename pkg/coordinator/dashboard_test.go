@@ -167,6 +167,8 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 	waitJS(t, ctx, "node page", `document.getElementById("n-title").textContent`, "runpod-2")
 	waitJS(t, ctx, "node page facts", `document.getElementById("n-facts").textContent.includes("runpod") ? "ok" : ""`, "ok")
+	// Its health history comes from the agent's heartbeats (a disk is measured here; no GPU).
+	waitJS(t, ctx, "health charts", `document.querySelectorAll("#n-charts figure svg").length + ":" + ((document.querySelector('#n-charts figure[data-series="disk_used_percent"] figcaption') || {}).textContent || "").endsWith("%")`, "4:true")
 
 	// An action asks for confirmation; dismissed, nothing is done.
 	var dmu sync.Mutex

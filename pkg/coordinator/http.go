@@ -110,7 +110,7 @@ func (c *Coordinator) httpHandlerWith(token string) http.Handler {
 	if c.cfg.Elect && c.cfg.Inventory != nil {
 		quorum = len(c.cfg.Inventory.Voters)
 	}
-	src := dashboard.Source{Status: c.Status, Voters: c.voters, QuorumSize: quorum, Authorized: tokenOK(token)}
+	src := dashboard.Source{Status: c.Status, Voters: c.voters, QuorumSize: quorum, Authorized: tokenOK(token), History: c.hist.Get}
 	if token != "" { // actions only for an admin the token authenticates, through the API meshctl calls
 		sign, err := c.dashboardSigner()
 		if err != nil {

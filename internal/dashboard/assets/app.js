@@ -206,7 +206,39 @@
     (list || []).forEach((x) => { const tr = el("tr"); cells(x).forEach((c) => tr.appendChild(el("td", c))); tb.appendChild(tr); });
   }
 
+  // charts draws one small line chart per series of the node's history:
+  // unmeasured points (null) break the line instead of drawing a 0.
+  const SVG = "http://www.w3.org/2000/svg";
+  function charts(box, hist) {
+    clear(box);
+    const series = [["GPU util", "gpu_util_percent", (v) => v.toFixed(0) + "%", 100], ["hottest GPU", "gpu_temp_c", (v) => v.toFixed(0) + " °C", 0],
+      ["fullest disk", "disk_used_percent", (v) => v.toFixed(1) + "%", 100], ["RPO", "rpo_bytes", bytes, 0]];
+    if (!hist || hist.length === 0) { box.appendChild(el("span", "no heartbeats yet")); return; }
+    const W = 220, H = 48, t0 = Date.parse(hist[0].at), t1 = Math.max(Date.parse(hist[hist.length - 1].at), t0 + 1);
+    series.forEach(([label, key, fmt, fixedMax]) => {
+      const vals = hist.map((p) => p[key]).filter((v) => v !== null && v !== undefined);
+      const fig = el("figure", null, "chart"); fig.dataset.series = key; fig.style.margin = "0";
+      const last = hist[hist.length - 1][key];
+      fig.appendChild(el("figcaption", label + ": " + (last === null || last === undefined ? "?" : fmt(last))));
+      const svg = document.createElementNS(SVG, "svg");
+      svg.setAttribute("width", W); svg.setAttribute("height", H); svg.setAttribute("viewBox", "0 0 " + W + " " + H);
+      const max = fixedMax || Math.max(1, ...vals);
+      let pts = [];
+      const flush = () => { if (pts.length) { const pl = document.createElementNS(SVG, "polyline"); pl.setAttribute("points", pts.join(" ")); svg.appendChild(pl); } pts = []; };
+      hist.forEach((p) => {
+        const v = p[key];
+        if (v === null || v === undefined) { flush(); return; }
+        const x = ((Date.parse(p.at) - t0) / (t1 - t0)) * (W - 4) + 2, y = H - 2 - (Math.min(v, max) / max) * (H - 4);
+        pts.push(x.toFixed(1) + "," + y.toFixed(1));
+      });
+      flush();
+      fig.appendChild(svg);
+      box.appendChild(fig);
+    });
+  }
+
   function renderNode(d) {
+    charts($("n-charts"), d.history);
     const r = d.record, row = d.row, h = r.health || {};
     $("n-actions").hidden = !(summary && summary.actions);
     $("n-title").textContent = r.node;
