@@ -26,6 +26,7 @@ import (
 	"github.com/ringmesh/ringmesh/pkg/agentmetrics"
 	"github.com/ringmesh/ringmesh/pkg/auth"
 	"github.com/ringmesh/ringmesh/pkg/bus"
+	"github.com/ringmesh/ringmesh/pkg/bus/busserver"
 	"github.com/ringmesh/ringmesh/pkg/cli"
 	"github.com/ringmesh/ringmesh/pkg/config"
 	"github.com/ringmesh/ringmesh/pkg/coordinator"
@@ -228,7 +229,7 @@ func run(ctx context.Context, args []string) error {
 		tracker = cost.New(cost.Options{})
 		rec = fleet.NewReconciler(provs, inv, tracker, log, nil)
 	}
-	embedded := bus.ServerConfig{
+	embedded := busserver.ServerConfig{
 		Name: "ringmesh-" + *name, Host: host, Port: port, StoreDir: filepath.Join(*dataDir, "nats"), MonitorPort: *natsMonitor, SyncAlways: *syncAlways,
 	}
 	clustered := *clusterAddr != "" || len(cli.SplitList(*natsURL)) >= 3
