@@ -32,6 +32,7 @@ import (
 	"github.com/ringmesh/ringmesh/pkg/coordinator"
 	"github.com/ringmesh/ringmesh/pkg/cost"
 	"github.com/ringmesh/ringmesh/pkg/fleet"
+	"github.com/ringmesh/ringmesh/pkg/fleet/clouds"
 	"github.com/ringmesh/ringmesh/pkg/logging"
 	"github.com/ringmesh/ringmesh/pkg/providers"
 	"github.com/ringmesh/ringmesh/pkg/providers/demo"
@@ -221,7 +222,7 @@ func run(ctx context.Context, args []string) error {
 		}
 		log.Info().Strs("providers", provs.Names()).Msg("demo: providers are local fakes")
 	case inv != nil:
-		provs = fleet.BuildProviders(inv, log, fleet.BuildOptions{Registerer: metrics})
+		provs = clouds.BuildProviders(inv, log, fleet.BuildOptions{Registerer: metrics})
 	}
 	var tracker *cost.Tracker
 	var rec *fleet.Reconciler
