@@ -16,6 +16,7 @@ import (
 	"github.com/ringmesh/ringmesh/pkg/agent"
 	"github.com/ringmesh/ringmesh/pkg/auth"
 	"github.com/ringmesh/ringmesh/pkg/bus"
+	"github.com/ringmesh/ringmesh/pkg/bus/busserver"
 	"github.com/ringmesh/ringmesh/pkg/coordinator"
 	"github.com/ringmesh/ringmesh/pkg/detect"
 	"github.com/ringmesh/ringmesh/pkg/events"
@@ -83,7 +84,7 @@ func runBusCut(ctx context.Context, env Env) (res Result, err error) {
 	}
 	ccfg, err := sec.coordinator(coordinator.Config{
 		Name:       "hetzner-cpu1",
-		Embedded:   bus.ServerConfig{Port: -1, StoreDir: storeDir},
+		Embedded:   busserver.ServerConfig{Port: -1, StoreDir: storeDir},
 		Thresholds: registry.Thresholds{SuspectAfter: 3 * time.Second, DeadAfter: 6 * time.Second},
 	})
 	if err != nil {

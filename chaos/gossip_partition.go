@@ -8,7 +8,7 @@ import (
 	"github.com/hashicorp/memberlist"
 
 	"github.com/ringmesh/ringmesh/pkg/agent"
-	"github.com/ringmesh/ringmesh/pkg/bus"
+	"github.com/ringmesh/ringmesh/pkg/bus/busserver"
 	"github.com/ringmesh/ringmesh/pkg/coordinator"
 	"github.com/ringmesh/ringmesh/pkg/detect"
 	"github.com/ringmesh/ringmesh/pkg/gossip"
@@ -43,7 +43,7 @@ func runGossipPartition(ctx context.Context, env Env) (res Result, err error) {
 	}
 	ccfg, err := sec.coordinator(coordinator.Config{
 		Name:     "hetzner-cpu1",
-		Embedded: bus.ServerConfig{Name: "gp", Port: -1, StoreDir: env.Dir + "/nats"},
+		Embedded: busserver.ServerConfig{Name: "gp", Port: -1, StoreDir: env.Dir + "/nats"},
 		// Heartbeats every 500 ms: a busy machine has to stall an agent for
 		// 4.5 s before a heartbeating node looks suspect, which the hold
 		// below counts as a false death.

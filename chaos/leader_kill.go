@@ -18,6 +18,7 @@ import (
 	"github.com/ringmesh/ringmesh/pkg/api"
 	"github.com/ringmesh/ringmesh/pkg/auth"
 	"github.com/ringmesh/ringmesh/pkg/bus"
+	"github.com/ringmesh/ringmesh/pkg/bus/busserver"
 	"github.com/ringmesh/ringmesh/pkg/config"
 	"github.com/ringmesh/ringmesh/pkg/events"
 	"github.com/ringmesh/ringmesh/pkg/fleet"
@@ -76,7 +77,7 @@ func runLeaderKill(ctx context.Context, env Env) (res Result, err error) {
 	}
 
 	names := []string{"hetzner-cpu1", "hetzner-cpu2", "hetzner-cpu3"}
-	ports, err := bus.FreePorts(3 * len(names))
+	ports, err := busserver.FreePorts(3 * len(names))
 	if err != nil {
 		return res, err
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/ringmesh/ringmesh/pkg/api"
 	"github.com/ringmesh/ringmesh/pkg/auth"
 	"github.com/ringmesh/ringmesh/pkg/bus"
+	"github.com/ringmesh/ringmesh/pkg/bus/busserver"
 	"github.com/ringmesh/ringmesh/pkg/coordinator"
 	"github.com/ringmesh/ringmesh/pkg/mesh"
 )
@@ -50,7 +51,7 @@ func runNATSBounce(ctx context.Context, env Env) (res Result, err error) {
 	if err != nil {
 		return res, err
 	}
-	cl, err := bus.StartClusterWith(3, "chaos", filepath.Join(env.Dir, "nats"), true, copts, env.Log)
+	cl, err := busserver.StartClusterWith(3, "chaos", filepath.Join(env.Dir, "nats"), true, copts, env.Log)
 	if err != nil {
 		return res, fmt.Errorf("start NATS cluster: %w", err)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/ringmesh/ringmesh/pkg/api"
 	"github.com/ringmesh/ringmesh/pkg/auth"
 	"github.com/ringmesh/ringmesh/pkg/bus"
+	"github.com/ringmesh/ringmesh/pkg/bus/busserver"
 	"github.com/ringmesh/ringmesh/pkg/config"
 	"github.com/ringmesh/ringmesh/pkg/coordinator"
 	"github.com/ringmesh/ringmesh/pkg/cost"
@@ -103,7 +104,7 @@ func runProviderFaults(ctx context.Context, env Env) (res Result, err error) {
 		return res, err
 	}
 	ccfg, err := sec.coordinator(coordinator.Config{
-		Name: "hetzner-cpu1", Embedded: bus.ServerConfig{Port: -1, StoreDir: storeDir},
+		Name: "hetzner-cpu1", Embedded: busserver.ServerConfig{Port: -1, StoreDir: storeDir},
 		Inventory: inv, Fleet: fleet.NewReconciler(reg, inv, tracker, env.Log, nil), ReconcileInterval: 300 * time.Millisecond,
 		Cost: tracker, Registry: metrics,
 	})

@@ -9,6 +9,7 @@ import (
 	"github.com/ringmesh/ringmesh/pkg/agent"
 	"github.com/ringmesh/ringmesh/pkg/auth"
 	"github.com/ringmesh/ringmesh/pkg/bus"
+	"github.com/ringmesh/ringmesh/pkg/bus/busserver"
 	"github.com/ringmesh/ringmesh/pkg/coordinator"
 )
 
@@ -82,20 +83,20 @@ func (s *secure) conn(cc bus.ConnConfig, r auth.Role, name string) (bus.ConnConf
 }
 
 // cluster is the ClusterOptions of a secured test cluster.
-func (s *secure) cluster() (bus.ClusterOptions, error) {
+func (s *secure) cluster() (busserver.ClusterOptions, error) {
 	sec, err := s.iss.Security(nil)
 	if err != nil {
-		return bus.ClusterOptions{}, err
+		return busserver.ClusterOptions{}, err
 	}
 	cc, err := s.conn(bus.ConnConfig{}, auth.RoleCoordinator, "coordinator-probe")
 	if err != nil {
-		return bus.ClusterOptions{}, err
+		return busserver.ClusterOptions{}, err
 	}
 	opts, err := cc.Options()
 	if err != nil {
-		return bus.ClusterOptions{}, err
+		return busserver.ClusterOptions{}, err
 	}
-	return bus.ClusterOptions{Security: sec, Client: append(opts, nats.Name("probe"))}, nil
+	return busserver.ClusterOptions{Security: sec, Client: append(opts, nats.Name("probe"))}, nil
 }
 
 // signer is the admin operator's request signer (API calls of the checkers).

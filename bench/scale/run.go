@@ -23,6 +23,7 @@ import (
 	"github.com/ringmesh/ringmesh/pkg/api"
 	"github.com/ringmesh/ringmesh/pkg/auth"
 	"github.com/ringmesh/ringmesh/pkg/bus"
+	"github.com/ringmesh/ringmesh/pkg/bus/busserver"
 	"github.com/ringmesh/ringmesh/pkg/config"
 	"github.com/ringmesh/ringmesh/pkg/coordinator"
 	"github.com/ringmesh/ringmesh/pkg/mesh"
@@ -146,7 +147,7 @@ func Run(ctx context.Context, o Options, w io.Writer) (Result, error) {
 	defer cancel()
 	coord, err := coordinator.New(coordinator.Config{
 		Name:       coordName,
-		Embedded:   bus.ServerConfig{Name: "ringmesh-" + coordName, Host: "127.0.0.1", Port: -1, StoreDir: filepath.Join(dir, "nats")},
+		Embedded:   busserver.ServerConfig{Name: "ringmesh-" + coordName, Host: "127.0.0.1", Port: -1, StoreDir: filepath.Join(dir, "nats")},
 		Topology:   bus.Topology{Nodes: o.Nodes},
 		Inventory:  inv,
 		Thresholds: registry.Thresholds{SuspectAfter: o.SuspectAfter, DeadAfter: o.DeadAfter},

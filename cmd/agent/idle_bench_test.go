@@ -12,7 +12,7 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/ringmesh/ringmesh/pkg/bus"
+	"github.com/ringmesh/ringmesh/pkg/bus/busserver"
 )
 
 // BenchmarkAgentIdle builds the real agent binary, runs it against an
@@ -37,7 +37,7 @@ func BenchmarkAgentIdle(b *testing.B) {
 	if out, err := build.CombinedOutput(); err != nil {
 		b.Fatalf("build: %v\n%s", err, out)
 	}
-	srv, err := bus.StartServer(bus.ServerConfig{Name: "idle", Port: -1, StoreDir: filepath.Join(dir, "nats")}, zerolog.Nop())
+	srv, err := busserver.StartServer(busserver.ServerConfig{Name: "idle", Port: -1, StoreDir: filepath.Join(dir, "nats")}, zerolog.Nop())
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -26,11 +26,13 @@ import (
 	"github.com/ringmesh/ringmesh/pkg/agentmetrics"
 	"github.com/ringmesh/ringmesh/pkg/auth"
 	"github.com/ringmesh/ringmesh/pkg/bus"
+	"github.com/ringmesh/ringmesh/pkg/bus/busserver"
 	"github.com/ringmesh/ringmesh/pkg/cli"
 	"github.com/ringmesh/ringmesh/pkg/config"
 	"github.com/ringmesh/ringmesh/pkg/coordinator"
 	"github.com/ringmesh/ringmesh/pkg/cost"
 	"github.com/ringmesh/ringmesh/pkg/fleet"
+	"github.com/ringmesh/ringmesh/pkg/fleet/clouds"
 	"github.com/ringmesh/ringmesh/pkg/logging"
 	"github.com/ringmesh/ringmesh/pkg/providers"
 	"github.com/ringmesh/ringmesh/pkg/providers/demo"
@@ -221,7 +223,7 @@ func run(ctx context.Context, args []string) error {
 		}
 		log.Info().Strs("providers", provs.Names()).Msg("demo: providers are local fakes")
 	case inv != nil:
-		provs = fleet.BuildProviders(inv, log, fleet.BuildOptions{Registerer: metrics})
+		provs = clouds.BuildProviders(inv, log, fleet.BuildOptions{Registerer: metrics})
 	}
 	var tracker *cost.Tracker
 	var rec *fleet.Reconciler
@@ -229,7 +231,7 @@ func run(ctx context.Context, args []string) error {
 		tracker = cost.New(cost.Options{})
 		rec = fleet.NewReconciler(provs, inv, tracker, log, nil)
 	}
-	embedded := bus.ServerConfig{
+	embedded := busserver.ServerConfig{
 		Name: "ringmesh-" + *name, Host: host, Port: port, StoreDir: filepath.Join(*dataDir, "nats"), MonitorPort: *natsMonitor, SyncAlways: *syncAlways,
 	}
 	clustered := *clusterAddr != "" || len(cli.SplitList(*natsURL)) >= 3

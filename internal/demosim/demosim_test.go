@@ -8,7 +8,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/ringmesh/ringmesh/internal/demosim"
-	"github.com/ringmesh/ringmesh/pkg/bus"
+	"github.com/ringmesh/ringmesh/pkg/bus/busserver"
 	"github.com/ringmesh/ringmesh/pkg/config"
 	"github.com/ringmesh/ringmesh/pkg/coordinator"
 	"github.com/ringmesh/ringmesh/pkg/mesh"
@@ -26,7 +26,7 @@ func TestSimulatedDemoNodesLive(t *testing.T) {
 		t.Fatal(err)
 	}
 	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
-	c, err := coordinator.New(coordinator.Config{Name: "hetzner-cpu1", Inventory: inv, Embedded: bus.ServerConfig{Port: -1, StoreDir: t.TempDir()},
+	c, err := coordinator.New(coordinator.Config{Name: "hetzner-cpu1", Inventory: inv, Embedded: busserver.ServerConfig{Port: -1, StoreDir: t.TempDir()},
 		TickInterval: 100 * time.Millisecond, FlushInterval: 200 * time.Millisecond,
 		Thresholds: registry.Thresholds{SuspectAfter: 3 * time.Second, DeadAfter: 10 * time.Second}}, log)
 	if err != nil {

@@ -12,7 +12,7 @@ import (
 	"github.com/ringmesh/ringmesh/internal/testutil"
 	"github.com/ringmesh/ringmesh/pkg/api"
 	"github.com/ringmesh/ringmesh/pkg/auth"
-	"github.com/ringmesh/ringmesh/pkg/bus"
+	"github.com/ringmesh/ringmesh/pkg/bus/busserver"
 )
 
 // TestCallWithNodeCredsSaysRefused: a node's own credentials may not
@@ -21,7 +21,7 @@ import (
 // ErrNoCoordinator.
 func TestCallWithNodeCredsSaysRefused(t *testing.T) {
 	sb := testutil.NewSecureBus(t)
-	srv, err := bus.StartServer(bus.ServerConfig{Name: "api-test", Port: -1, StoreDir: t.TempDir(), Security: sb.Security(t)}, zerolog.Nop())
+	srv, err := busserver.StartServer(busserver.ServerConfig{Name: "api-test", Port: -1, StoreDir: t.TempDir(), Security: sb.Security(t)}, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/ringmesh/ringmesh/internal/testutil"
 	"github.com/ringmesh/ringmesh/pkg/auth"
 	"github.com/ringmesh/ringmesh/pkg/bus"
+	"github.com/ringmesh/ringmesh/pkg/bus/busserver"
 )
 
 // rig is an authenticated, TLS-only bus with the ringmesh streams, one
@@ -357,7 +358,7 @@ func equal(a, b snapshot) bool {
 	return true
 }
 
-func startSecure(t *testing.T) (*bus.Server, *auth.Issuer, string) {
+func startSecure(t *testing.T) (*busserver.Server, *auth.Issuer, string) {
 	dir := t.TempDir()
 	iss, err := auth.Open(filepath.Join(dir, "auth"))
 	if err != nil {
@@ -367,7 +368,7 @@ func startSecure(t *testing.T) (*bus.Server, *auth.Issuer, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := bus.StartServer(bus.ServerConfig{Name: "attack", Port: -1, StoreDir: filepath.Join(dir, "nats"), Security: sec}, zerolog.Nop())
+	srv, err := busserver.StartServer(busserver.ServerConfig{Name: "attack", Port: -1, StoreDir: filepath.Join(dir, "nats"), Security: sec}, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -525,7 +526,7 @@ func TestRevokeDropsAndSurvivesRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg.Security = sec
-	srv2, err := bus.StartServer(cfg, zerolog.Nop())
+	srv2, err := busserver.StartServer(cfg, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -570,7 +571,7 @@ func TestAttackMatrixCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cl, err := bus.StartClusterWith(3, "attack", filepath.Join(dir, "nats"), false, bus.ClusterOptions{Security: sec, Client: popts}, zerolog.Nop())
+	cl, err := busserver.StartClusterWith(3, "attack", filepath.Join(dir, "nats"), false, busserver.ClusterOptions{Security: sec, Client: popts}, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -599,7 +600,7 @@ func TestAttackMatrixCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rogue, err := bus.StartServer(bus.ServerConfig{Name: "rogue", Port: -1, StoreDir: filepath.Join(dir, "rogue"),
+	rogue, err := busserver.StartServer(busserver.ServerConfig{Name: "rogue", Port: -1, StoreDir: filepath.Join(dir, "rogue"),
 		ClusterName: "attack", ClusterHost: "127.0.0.1", ClusterPort: -1, Routes: routesOf(t, cl),
 		Security: &bus.Security{OperatorJWT: sec.OperatorJWT, SystemAccount: sec.SystemAccount, AccountJWTs: sec.AccountJWTs, TLS: sec.TLS, RouteTLS: badRoute}}, zerolog.Nop())
 	if err != nil {
@@ -612,7 +613,7 @@ func TestAttackMatrixCluster(t *testing.T) {
 	}
 }
 
-func routesOf(t *testing.T, cl *bus.Cluster) []string {
+func routesOf(t *testing.T, cl *busserver.Cluster) []string {
 	var out []string
 	for i := 0; i < cl.Size(); i++ {
 		out = append(out, fmt.Sprintf("nats-route://127.0.0.1:%d", cl.ClusterPort(i)))

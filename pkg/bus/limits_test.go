@@ -12,6 +12,7 @@ import (
 	"github.com/ringmesh/ringmesh/internal/testutil"
 	"github.com/ringmesh/ringmesh/pkg/auth"
 	"github.com/ringmesh/ringmesh/pkg/bus"
+	"github.com/ringmesh/ringmesh/pkg/bus/busserver"
 )
 
 // MESH_EVT on the authenticated server: its limits come from the fleet size
@@ -19,7 +20,7 @@ import (
 // per-subject history while its hello and health transition stay.
 func TestEventStreamLimitsTrimHeartbeatsKeepTransitions(t *testing.T) {
 	sb := testutil.NewSecureBus(t)
-	srv, err := bus.StartServer(bus.ServerConfig{Name: "limits", Port: -1, StoreDir: t.TempDir(), Security: sb.Security(t)}, zerolog.Nop())
+	srv, err := busserver.StartServer(busserver.ServerConfig{Name: "limits", Port: -1, StoreDir: t.TempDir(), Security: sb.Security(t)}, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}

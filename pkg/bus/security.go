@@ -2,18 +2,14 @@ package bus
 
 import (
 	"crypto/tls"
-	"errors"
-	"fmt"
 	"net/url"
 	"path/filepath"
 	"strings"
-
-	"github.com/nats-io/jwt/v2"
-	"github.com/nats-io/nats-server/v2/server"
 )
 
 // Security turns on NATS decentralized authentication (operator → accounts
-// → user JWTs signed with nkeys) and TLS for an embedded server. pkg/auth
+// → user JWTs signed with nkeys) and TLS for an embedded server
+// (pkg/bus/busserver applies it). pkg/auth
 // builds it from the issuer store; see docs/security.md.
 type Security struct {
 	// OperatorJWT is the trusted operator's JWT (required).
@@ -35,42 +31,6 @@ type Security struct {
 
 // ResolverDir is where the embedded server keeps account JWTs.
 func ResolverDir(storeDir string) string { return filepath.Join(storeDir, "jwt") }
-
-func (sec *Security) apply(o *server.Options, storeDir string) error {
-	if sec.OperatorJWT == "" || sec.SystemAccount == "" {
-		return errors.New("bus: security needs the operator JWT and the system account")
-	}
-	op, err := jwt.DecodeOperatorClaims(sec.OperatorJWT)
-	if err != nil {
-		return fmt.Errorf("bus: operator JWT: %w", err)
-	}
-	if _, ok := sec.AccountJWTs[sec.SystemAccount]; !ok {
-		return errors.New("bus: the system account's JWT is missing")
-	}
-	res, err := server.NewDirAccResolver(ResolverDir(storeDir), 0, 0, server.NoDelete)
-	if err != nil {
-		return fmt.Errorf("bus: account resolver: %w", err)
-	}
-	for pub, j := range sec.AccountJWTs {
-		if err := res.Store(pub, j); err != nil {
-			return fmt.Errorf("bus: store account %s: %w", pub, err)
-		}
-	}
-	o.TrustedOperators = []*jwt.OperatorClaims{op}
-	o.SystemAccount = sec.SystemAccount
-	o.AccountResolver = res
-	if sec.TLS != nil {
-		o.TLSConfig = sec.TLS
-		o.TLS = true
-		o.TLSVerify = sec.TLS.ClientAuth == tls.RequireAndVerifyClientCert
-		o.TLSTimeout = 5
-	}
-	if sec.RouteTLS != nil {
-		o.Cluster.TLSConfig = sec.RouteTLS
-		o.Cluster.TLSTimeout = 5
-	}
-	return nil
-}
 
 // Redact removes user info (user:password, token) from every URL in a
 // comma-joined list, for logs and errors.

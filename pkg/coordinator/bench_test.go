@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/ringmesh/ringmesh/pkg/bus"
+	"github.com/ringmesh/ringmesh/pkg/bus/busserver"
 	"github.com/ringmesh/ringmesh/pkg/coordinator"
 	"github.com/ringmesh/ringmesh/pkg/events"
 	"github.com/ringmesh/ringmesh/pkg/health"
@@ -27,7 +28,7 @@ import (
 //	go test ./pkg/coordinator -run '^$' -bench HeartbeatIngest -benchtime 20000x
 func BenchmarkHeartbeatIngest(b *testing.B) {
 	const agents = 200
-	c, err := coordinator.New(coordinator.Config{Name: "bench", Embedded: bus.ServerConfig{Port: -1, StoreDir: b.TempDir()},
+	c, err := coordinator.New(coordinator.Config{Name: "bench", Embedded: busserver.ServerConfig{Port: -1, StoreDir: b.TempDir()},
 		Thresholds: registry.Thresholds{SuspectAfter: time.Hour, DeadAfter: 2 * time.Hour}}, zerolog.Nop())
 	if err != nil {
 		b.Fatal(err)

@@ -13,6 +13,7 @@ import (
 	"github.com/ringmesh/ringmesh/internal/promcheck"
 	"github.com/ringmesh/ringmesh/internal/testutil"
 	"github.com/ringmesh/ringmesh/pkg/bus"
+	"github.com/ringmesh/ringmesh/pkg/bus/busserver"
 	"github.com/ringmesh/ringmesh/pkg/coordinator"
 	"github.com/ringmesh/ringmesh/pkg/mesh"
 )
@@ -109,7 +110,7 @@ func TestThreeVoterClusterFailover(t *testing.T) {
 // a NATS cluster on loopback, R3 streams, leader election on.
 func startVoters(t *testing.T, names []string) ([]*harness, []string) {
 	t.Helper()
-	ports, err := bus.FreePorts(2 * len(names))
+	ports, err := busserver.FreePorts(2 * len(names))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +130,7 @@ func startVoters(t *testing.T, names []string) ([]*harness, []string) {
 		}
 		cfg := coordinator.Config{
 			Name: name,
-			Embedded: bus.ServerConfig{Name: "ringmesh-" + name, Host: "127.0.0.1", Port: ports[i], StoreDir: filepath.Join(dir, name),
+			Embedded: busserver.ServerConfig{Name: "ringmesh-" + name, Host: "127.0.0.1", Port: ports[i], StoreDir: filepath.Join(dir, name),
 				ClusterName: "ringmesh", ClusterHost: "127.0.0.1", ClusterPort: ports[len(names)+i], Routes: routes, SyncAlways: true, MaxStore: 8 << 30},
 			Topology:  bus.Topology{Replicas: len(names)},
 			Elect:     true,

@@ -32,6 +32,7 @@ import (
 	"github.com/ringmesh/ringmesh/internal/history"
 	"github.com/ringmesh/ringmesh/pkg/auth"
 	"github.com/ringmesh/ringmesh/pkg/bus"
+	"github.com/ringmesh/ringmesh/pkg/bus/busserver"
 	"github.com/ringmesh/ringmesh/pkg/config"
 	"github.com/ringmesh/ringmesh/pkg/cost"
 	"github.com/ringmesh/ringmesh/pkg/events"
@@ -50,7 +51,7 @@ type Config struct {
 	// NATSURLs connects to an existing server or cluster. Empty = embedded.
 	NATSURLs []string
 	// Embedded configures the embedded server when NATSURLs is empty.
-	Embedded bus.ServerConfig
+	Embedded busserver.ServerConfig
 	// Topology sets stream replicas and limits.
 	Topology bus.Topology
 	// HTTPAddr serves /healthz, /readyz, /metrics and the status page ("" = off).
@@ -125,7 +126,7 @@ type Coordinator struct {
 	reg  *registry.Registry
 	wire *wire.Decoder
 	m    *metrics
-	srv  *bus.Server
+	srv  *busserver.Server
 	nc   *nats.Conn
 	js   jetstream.JetStream
 	kv   jetstream.KeyValue
@@ -269,7 +270,7 @@ func (c *Coordinator) Run(ctx context.Context) error {
 			}
 			sc.Security = sec
 		}
-		srv, err := bus.StartServer(sc, c.log)
+		srv, err := busserver.StartServer(sc, c.log)
 		if err != nil {
 			return err
 		}

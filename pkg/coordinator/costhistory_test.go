@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/ringmesh/ringmesh/pkg/api"
-	"github.com/ringmesh/ringmesh/pkg/bus"
+	"github.com/ringmesh/ringmesh/pkg/bus/busserver"
 	"github.com/ringmesh/ringmesh/pkg/config"
 	"github.com/ringmesh/ringmesh/pkg/coordinator"
 	"github.com/ringmesh/ringmesh/pkg/cost"
@@ -76,7 +76,7 @@ func TestCostHistorySurvivesRestart(t *testing.T) {
 		tracker := cost.New(cost.Options{MaxGap: 2 * time.Hour})
 		rec := fleet.NewReconciler(reg, inv, tracker, testLog(t), clock.Now)
 		h := startCoordinator(t, coordinator.Config{Inventory: inv, Fleet: rec, ReconcileInterval: time.Hour, Cost: tracker,
-			Now: clock.Now, Embedded: bus.ServerConfig{Port: -1, StoreDir: store}})
+			Now: clock.Now, Embedded: busserver.ServerConfig{Port: -1, StoreDir: store}})
 		return h, tracker
 	}
 
@@ -184,7 +184,7 @@ func TestCostHistoryLargerThanMaxPayload(t *testing.T) {
 		}
 		rec := fleet.NewReconciler(reg, inv, tracker, testLog(t), clock.Now)
 		return startCoordinator(t, coordinator.Config{Inventory: inv, Fleet: rec, ReconcileInterval: time.Hour, Cost: tracker,
-			Now: clock.Now, Embedded: bus.ServerConfig{Port: -1, StoreDir: store}})
+			Now: clock.Now, Embedded: busserver.ServerConfig{Port: -1, StoreDir: store}})
 	}
 	tr1 := cost.New(cost.Options{})
 	if err := tr1.Restore(big); err != nil {

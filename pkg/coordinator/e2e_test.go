@@ -24,6 +24,7 @@ import (
 	"github.com/ringmesh/ringmesh/pkg/api"
 	"github.com/ringmesh/ringmesh/pkg/auth"
 	"github.com/ringmesh/ringmesh/pkg/bus"
+	"github.com/ringmesh/ringmesh/pkg/bus/busserver"
 	"github.com/ringmesh/ringmesh/pkg/coordinator"
 	"github.com/ringmesh/ringmesh/pkg/detect"
 	"github.com/ringmesh/ringmesh/pkg/events"
@@ -84,7 +85,7 @@ func launchCoordinator(t testing.TB, cfg coordinator.Config, wait time.Duration)
 		cfg.HTTPAddr = "127.0.0.1:0"
 	}
 	if len(cfg.NATSURLs) == 0 && cfg.Embedded.StoreDir == "" {
-		cfg.Embedded = bus.ServerConfig{Port: -1, StoreDir: t.TempDir()}
+		cfg.Embedded = busserver.ServerConfig{Port: -1, StoreDir: t.TempDir()}
 	}
 	// Authenticated and TLS by default, as in production: one issuer per
 	// test directory (shared by the voters of a cluster and by restarts).
@@ -392,7 +393,7 @@ func auditTransitions(t testing.TB, url, node string) []string {
 // A coordinator restarted on the same store directory restores the registry.
 func TestCoordinatorRestartRestoresRegistry(t *testing.T) {
 	store := t.TempDir()
-	h := startCoordinator(t, coordinator.Config{Embedded: bus.ServerConfig{Port: -1, StoreDir: store}})
+	h := startCoordinator(t, coordinator.Config{Embedded: busserver.ServerConfig{Port: -1, StoreDir: store}})
 	_, stopA := startAgent(t, []string{h.url}, fakeNode{id: "vast-1", provider: "vast", instance: "1", root: t.TempDir()}, "")
 	_, _ = startAgent(t, []string{h.url}, fakeNode{id: "hetzner-cpu1", provider: "hetzner", instance: "41", root: t.TempDir()}, "")
 	waitState(t, h.url, "vast-1", mesh.StateHealthy, 10*time.Second)
@@ -403,7 +404,7 @@ func TestCoordinatorRestartRestoresRegistry(t *testing.T) {
 	before := port.Snapshot()
 	h.stop()
 
-	h2 := startCoordinator(t, coordinator.Config{Embedded: bus.ServerConfig{Port: -1, StoreDir: store}})
+	h2 := startCoordinator(t, coordinator.Config{Embedded: busserver.ServerConfig{Port: -1, StoreDir: store}})
 	// Right after start, before any agent could have spoken to it:
 	rec, ok := h2.coord.Registry().Get("vast-1")
 	if !ok || rec.State != mesh.StateLeft || rec.Provider != "vast" || rec.InstanceID != "1" {

@@ -14,6 +14,7 @@ import (
 	"github.com/ringmesh/ringmesh/internal/testutil"
 	"github.com/ringmesh/ringmesh/pkg/api"
 	"github.com/ringmesh/ringmesh/pkg/bus"
+	"github.com/ringmesh/ringmesh/pkg/bus/busserver"
 	"github.com/ringmesh/ringmesh/pkg/coordinator"
 	"github.com/ringmesh/ringmesh/pkg/events"
 	"github.com/ringmesh/ringmesh/pkg/mesh"
@@ -26,7 +27,7 @@ import (
 // exactly once.
 func TestBusOutageLosesNothing(t *testing.T) {
 	sb := testutil.NewSecureBus(t)
-	srv, err := bus.StartServer(bus.ServerConfig{Name: "outage", Port: -1, StoreDir: t.TempDir(), Security: sb.Security(t)}, testLog(t))
+	srv, err := busserver.StartServer(busserver.ServerConfig{Name: "outage", Port: -1, StoreDir: t.TempDir(), Security: sb.Security(t)}, testLog(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +62,7 @@ func TestBusOutageLosesNothing(t *testing.T) {
 	})
 	time.Sleep(1500 * time.Millisecond) // the outage itself: long enough for publishes to fail and retry
 
-	srv, err = bus.StartServer(cfg, testLog(t))
+	srv, err = busserver.StartServer(cfg, testLog(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,12 +13,13 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/ringmesh/ringmesh/pkg/bus"
+	"github.com/ringmesh/ringmesh/pkg/bus/busserver"
 )
 
 // readiness: a running, connected coordinator is ready only while its
 // quorum probe succeeds; the probe runs at most once per quorumCacheFor.
 func TestReadinessNeedsQuorum(t *testing.T) {
-	srv, err := bus.StartServer(bus.ServerConfig{Name: "q", Port: -1, StoreDir: t.TempDir()}, zerolog.Nop())
+	srv, err := busserver.StartServer(busserver.ServerConfig{Name: "q", Port: -1, StoreDir: t.TempDir()}, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +68,7 @@ func TestReadinessNeedsQuorum(t *testing.T) {
 // The real probe on a standalone server: quorum while the streams answer,
 // none once the server is gone.
 func TestProbeQuorumStandalone(t *testing.T) {
-	srv, err := bus.StartServer(bus.ServerConfig{Name: "q", Port: -1, StoreDir: t.TempDir()}, zerolog.Nop())
+	srv, err := busserver.StartServer(busserver.ServerConfig{Name: "q", Port: -1, StoreDir: t.TempDir()}, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}

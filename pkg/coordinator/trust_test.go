@@ -23,6 +23,7 @@ import (
 	"github.com/ringmesh/ringmesh/internal/testutil"
 	"github.com/ringmesh/ringmesh/pkg/auth"
 	"github.com/ringmesh/ringmesh/pkg/bus"
+	"github.com/ringmesh/ringmesh/pkg/bus/busserver"
 	"github.com/ringmesh/ringmesh/pkg/config"
 	"github.com/ringmesh/ringmesh/pkg/coordinator"
 	"github.com/ringmesh/ringmesh/pkg/events"
@@ -157,7 +158,7 @@ func TestAttackFingerprintInjectionNotInSSHConfig(t *testing.T) {
 // meshctl status and rpo still answer, also after a restart.
 func TestAttackHugeHeartbeatRejectedStatusWorks(t *testing.T) {
 	store := t.TempDir()
-	h := startCoordinator(t, coordinator.Config{Embedded: bus.ServerConfig{Port: -1, StoreDir: store}})
+	h := startCoordinator(t, coordinator.Config{Embedded: busserver.ServerConfig{Port: -1, StoreDir: store}})
 	a := newAttacker(t, h.url, "vast-big") // a compromised node, on its own subjects
 	a.publish("vast-big", bus.KindHello, 1, hello("10.0.0.9", "root", ""))
 	var gpus []string
@@ -188,7 +189,7 @@ func TestAttackHugeHeartbeatRejectedStatusWorks(t *testing.T) {
 		}
 	}
 	h.stop()
-	h2 := startCoordinator(t, coordinator.Config{Embedded: bus.ServerConfig{Port: -1, StoreDir: store}})
+	h2 := startCoordinator(t, coordinator.Config{Embedded: busserver.ServerConfig{Port: -1, StoreDir: store}})
 	if out, err := run(t, h2.url, "", "status"); err != nil || !strings.Contains(out, "vast-big") {
 		t.Fatalf("meshctl status after restart: %v\n%s", err, out)
 	}

@@ -10,7 +10,6 @@ import (
 	"github.com/ringmesh/ringmesh/pkg/events"
 	"github.com/ringmesh/ringmesh/pkg/mesh"
 	"github.com/ringmesh/ringmesh/pkg/providers"
-	"github.com/ringmesh/ringmesh/pkg/providers/hetzner"
 	"github.com/ringmesh/ringmesh/pkg/registry"
 )
 
@@ -137,7 +136,7 @@ func Act(ctx context.Context, provs *providers.Registry, inv *config.Inventory, 
 		// The explicit override also reaches the provider: Hetzner refuses on
 		// its own to stop or terminate a server its labels mark a voter or
 		// with delete/rebuild protection, unless the context carries it.
-		ctx = hetzner.WithOverride(ctx, "operator override: "+req.Reason)
+		ctx = providers.WithOverride(ctx, "operator override: "+req.Reason)
 	}
 	if destructive {
 		if ok, why := SafeToTerminate(rec, req.Force); !ok {

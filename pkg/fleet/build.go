@@ -1,30 +1,22 @@
-// Package fleet is the coordinator's provider side: it builds the provider
-// registry from the inventory and credentials, reconciles every provider's
+// Package fleet is the coordinator's provider side: it wraps providers in
+// the resilience layer (pkg/fleet/clouds builds the registry of real cloud
+// adapters from the inventory and credentials), reconciles every provider's
 // instances with the nodes the registry knows, renders SSH config, and
 // carries out start/stop/terminate behind the gates (leader, voter
 // protection, retired providers, safe-to-terminate).
 package fleet
 
 import (
-	"fmt"
 	"net/http"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/ringmesh/ringmesh/pkg/config"
-	"github.com/ringmesh/ringmesh/pkg/mesh"
 	"github.com/ringmesh/ringmesh/pkg/providers"
-	"github.com/ringmesh/ringmesh/pkg/providers/hetzner"
-	"github.com/ringmesh/ringmesh/pkg/providers/lambda"
-	"github.com/ringmesh/ringmesh/pkg/providers/nebius"
-	"github.com/ringmesh/ringmesh/pkg/providers/runpod"
-	"github.com/ringmesh/ringmesh/pkg/providers/vast"
-	"github.com/ringmesh/ringmesh/pkg/providers/vultr"
 )
 
-// BuildOptions tune BuildProviders.
+// BuildOptions tune Wrap and clouds.BuildProviders.
 type BuildOptions struct {
 	// Policy is the retry/breaker policy of every provider (default providers.DefaultPolicy()).
 	Policy *providers.Policy
@@ -34,34 +26,6 @@ type BuildOptions struct {
 	Registerer prometheus.Registerer
 }
 
-// BuildProviders constructs every provider that the inventory does not
-// disable: credentials come from providers.ResolveCredential (environment,
-// then file); a missing one registers the provider as not configured (a
-// clear state, not a crash). Providers marked retired in the inventory are
-// wrapped so that every mutation is refused. Hetzner gets a voter guard
-// holding the voters' server IDs.
-func BuildProviders(inv *config.Inventory, log zerolog.Logger, opts BuildOptions) *providers.Registry {
-	reg := providers.NewRegistry()
-	hc := opts.HTTPClient
-	if hc == nil {
-		hc = &http.Client{Timeout: 30 * time.Second}
-	}
-	for _, name := range mesh.Providers {
-		set := settings(inv, name)
-		if set.Enabled != nil && !*set.Enabled {
-			continue
-		}
-		p, err := build(name, set, inv, hc, log)
-		if err != nil {
-			reg.RegisterUnconfigured(name, err)
-			log.Info().Str("provider", name).Err(err).Msg("provider not configured")
-			continue
-		}
-		reg.Register(Wrap(p, inv, log, opts))
-	}
-	return reg
-}
-
 // Wrap adds the resilience layer and, for a retired provider, the refusal of mutations.
 func Wrap(p providers.Provider, inv *config.Inventory, log zerolog.Logger, opts BuildOptions) providers.Provider {
 	pol := providers.DefaultPolicy()
@@ -69,7 +33,7 @@ func Wrap(p providers.Provider, inv *config.Inventory, log zerolog.Logger, opts 
 		pol = *opts.Policy
 	}
 	p = providers.Resilient(p, pol, log, opts.Registerer)
-	if set := settings(inv, p.Name()); set.Retired {
+	if set := ProviderSettings(inv, p.Name()); set.Retired {
 		why := "marked retired in config"
 		if set.Note != "" {
 			why += ": " + set.Note
@@ -79,69 +43,11 @@ func Wrap(p providers.Provider, inv *config.Inventory, log zerolog.Logger, opts 
 	return p
 }
 
-func settings(inv *config.Inventory, name string) config.ProviderSettings {
+// ProviderSettings returns the inventory's settings of provider name (zero
+// when inv is nil or does not mention it).
+func ProviderSettings(inv *config.Inventory, name string) config.ProviderSettings {
 	if inv == nil {
 		return config.ProviderSettings{}
 	}
 	return inv.Providers[name]
-}
-
-func build(name string, set config.ProviderSettings, inv *config.Inventory, hc *http.Client, log zerolog.Logger) (providers.Provider, error) {
-	l := log.With().Str("provider", name).Logger()
-	if name == mesh.ProviderNebius {
-		return nebius.New(nebius.Options{ProjectID: set.Project, Static: nebiusStatic(inv), Logger: &l})
-	}
-	key, err := providers.ResolveCredential(name, providers.CredentialSource{})
-	if err != nil {
-		return nil, err
-	}
-	switch name {
-	case mesh.ProviderVast:
-		return vast.New(vast.Options{BaseURL: set.BaseURL, APIKey: key, HTTPClient: hc, Log: l})
-	case mesh.ProviderRunPod:
-		return runpod.New(runpod.Options{BaseURL: set.BaseURL, APIKey: key, HTTPClient: hc, Log: l})
-	case mesh.ProviderLambda:
-		return lambda.New(lambda.Options{BaseURL: set.BaseURL, APIKey: key, HTTPClient: hc, Log: l})
-	case mesh.ProviderVultr:
-		return vultr.New(vultr.Options{BaseURL: set.BaseURL, APIKey: key, HTTPClient: hc, Logger: &l})
-	case mesh.ProviderHetzner:
-		return hetzner.New(hetzner.Options{Endpoint: set.BaseURL, Token: key, HTTPClient: hc, Guard: VoterGuard(inv), Logger: &l})
-	}
-	return nil, fmt.Errorf("%s: %w", name, providers.ErrUnknownName)
-}
-
-// VoterGuard protects every voter's Hetzner server (by hetzner_id and by name).
-func VoterGuard(inv *config.Inventory) *hetzner.VoterGuard {
-	var keys []string
-	if inv != nil {
-		for _, v := range inv.Voters {
-			keys = append(keys, v)
-			if h := inv.Hosts[v]; h != nil && h.HetznerID != "" {
-				keys = append(keys, h.HetznerID)
-			}
-		}
-	}
-	return hetzner.NewVoterGuard(keys...)
-}
-
-// nebiusStatic is the config inventory of Nebius hosts, used when the CLI is absent.
-func nebiusStatic(inv *config.Inventory) []nebius.StaticInstance {
-	if inv == nil {
-		return nil
-	}
-	var out []nebius.StaticInstance
-	for _, name := range inv.Names() {
-		h := inv.Hosts[name]
-		if h.Provider != mesh.ProviderNebius || h.NebiusID == "" {
-			continue
-		}
-		host, port, user := h.SSHEndpoint()
-		si := nebius.StaticInstance{ID: h.NebiusID, Name: name, PublicIP: host, SSHUser: user, SSHPort: port,
-			GPUModel: providers.NormalizeGPU(h.GPU), Region: h.Region, PerHour: h.PricePerHour, Preemptible: h.Ephemeral()}
-		if h.PricePerHour > 0 {
-			si.Currency = "USD"
-		}
-		out = append(out, si)
-	}
-	return out
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/ringmesh/ringmesh/pkg/bus"
+	"github.com/ringmesh/ringmesh/pkg/bus/busserver"
 )
 
 // Short lease for tests: margin 200 ms, renew every 333 ms.
@@ -41,7 +42,7 @@ const patience = 30 * time.Second
 // pkg/bus, mesh_leader at bucketTTL, and returns its client URL.
 func startBus(t *testing.T, bucketTTL time.Duration) string {
 	t.Helper()
-	s, err := bus.StartServer(bus.ServerConfig{Name: "leader-test", Port: -1, StoreDir: t.TempDir()}, zerolog.Nop())
+	s, err := busserver.StartServer(busserver.ServerConfig{Name: "leader-test", Port: -1, StoreDir: t.TempDir()}, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}

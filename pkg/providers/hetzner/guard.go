@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strings"
 	"sync"
+
+	"github.com/ringmesh/ringmesh/pkg/providers"
 )
 
 // ErrProtected is returned (wrapped in a *providers.Error of KindInvalid, Code
@@ -104,17 +106,13 @@ func IsVoterLabelled(labels map[string]string) bool {
 	return false
 }
 
-type overrideKey struct{}
-
 // WithOverride returns a context that lets Stop and Terminate act on a
-// protected voter. reason is required (an empty reason does not override) and
-// is logged with the action; the caller should also write it to the audit stream.
+// protected voter: providers.WithOverride (reason required, logged with the
+// action).
 func WithOverride(ctx context.Context, reason string) context.Context {
-	return context.WithValue(ctx, overrideKey{}, strings.TrimSpace(reason))
+	return providers.WithOverride(ctx, reason)
 }
 
-// OverrideReason returns the override reason carried by ctx, if any.
-func OverrideReason(ctx context.Context) (string, bool) {
-	r, ok := ctx.Value(overrideKey{}).(string)
-	return r, ok && r != ""
-}
+// OverrideReason returns the override reason carried by ctx, if any
+// (providers.OverrideReason).
+func OverrideReason(ctx context.Context) (string, bool) { return providers.OverrideReason(ctx) }

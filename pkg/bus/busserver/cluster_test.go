@@ -1,4 +1,4 @@
-package bus
+package busserver
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/ringmesh/ringmesh/pkg/bus"
 	"github.com/rs/zerolog"
 )
 
@@ -27,14 +28,14 @@ func TestClusterR3StreamsSurviveOneServer(t *testing.T) {
 	if err := c.WaitReady(ctx, 3); err != nil {
 		t.Fatal(err)
 	}
-	nc, err := Connect(ConnConfig{URLs: c.URLs(), Name: "t"}, log)
+	nc, err := bus.Connect(bus.ConnConfig{URLs: c.URLs(), Name: "t"}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer nc.Close()
 	js, _ := jetstream.New(nc)
 	start := time.Now()
-	if err := EnsureStreams(ctx, js, Topology{Replicas: 3}); err != nil {
+	if err := bus.EnsureStreams(ctx, js, bus.Topology{Replicas: 3}); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("R3 streams created in %s", time.Since(start))

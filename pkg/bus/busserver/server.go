@@ -1,7 +1,9 @@
-// Package bus wraps NATS for ringmesh: the embedded nats-server with
-// JetStream, client connections that reconnect forever, the streams and
-// buckets of docs/ARCHITECTURE.md §3, typed subject builders and the message envelope.
-package bus
+// Package busserver runs the embedded nats-server with JetStream (one
+// server or a loopback test cluster) for the coordinator, tests and chaos
+// runs. It is the only ringmesh package that imports nats-server: clients
+// (the agent, meshctl) use pkg/bus alone and so do not link the server
+// (internal/deptest checks this).
+package busserver
 
 import (
 	"errors"
@@ -13,6 +15,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/ringmesh/ringmesh/pkg/bus"
 	"github.com/rs/zerolog"
 )
 
@@ -47,7 +50,7 @@ type ServerConfig struct {
 	ReadyTimeout time.Duration
 	// Security turns on JWT authentication and TLS (nil = open server:
 	// only for tests that say why).
-	Security *Security
+	Security *bus.Security
 }
 
 // Server is a running embedded nats-server.
@@ -113,7 +116,7 @@ func (c ServerConfig) options() (*server.Options, error) {
 		}
 	}
 	if c.Security != nil {
-		if err := c.Security.apply(o, c.StoreDir); err != nil {
+		if err := applySecurity(c.Security, o, c.StoreDir); err != nil {
 			return nil, err
 		}
 	}

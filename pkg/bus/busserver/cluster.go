@@ -1,4 +1,4 @@
-package bus
+package busserver
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/ringmesh/ringmesh/pkg/bus"
 	"github.com/rs/zerolog"
 )
 
@@ -30,7 +31,7 @@ type Cluster struct {
 // ClusterOptions secure a test cluster.
 type ClusterOptions struct {
 	// Security is every server's (one operator, mTLS routes); nil = open.
-	Security *Security
+	Security *bus.Security
 	// Client are the nats.go options (credentials, CA) of the readiness probe.
 	Client []nats.Option
 }
