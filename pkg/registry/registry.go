@@ -633,12 +633,26 @@ func (r *Registry) transition(rec *Record, to mesh.NodeState, cause string, at t
 	return t, true
 }
 
+// gossipCorroboration is how long a node's heartbeats must have been
+// silent before a gossip suspicion makes it suspect: one and a half of its
+// heartbeat intervals (5 s when it never said), at most SuspectAfter. A
+// suspicion is a hint any key holder can spread; an overdue heartbeat is
+// the node's own silence.
+func (r *Registry) gossipCorroboration(rec *Record) time.Duration {
+	iv := time.Duration(rec.HeartbeatInterval * float64(time.Second))
+	if iv <= 0 {
+		iv = 5 * time.Second
+	}
+	return min(iv+iv/2, r.th.SuspectAfter)
+}
+
 // ApplyGossip folds a voter's memberlist observation of member into the
 // registry. g.Type is "join", "update", "alive", "suspect", "leave" or
 // "fail". Gossip moves a node ahead of its heartbeat timeouts: a joining,
-// healthy or degraded node becomes suspect as soon as the merged gossip view
-// is suspect or failed (seconds after a crash, instead of SuspectAfter),
-// and a suspect node becomes dead when gossip reports it failed. A node
+// healthy or degraded node becomes suspect once the merged gossip view is
+// suspect or failed and its heartbeat is overdue (gossipCorroboration:
+// 7.5 s at 5 s heartbeats, instead of SuspectAfter; here or in Tick), and
+// a suspect node becomes dead when gossip reports it failed. A node
 // gossip still sees alive is never made dead by gossip: without heartbeats
 // it becomes bus-partitioned (Tick), as before. The next heartbeat makes a
 // node healthy again whatever gossip said.
@@ -678,6 +692,12 @@ func (r *Registry) ApplyGossip(g events.Gossip, at time.Time) []Transition {
 	case "suspect", "failed":
 		switch rec.State {
 		case mesh.StateJoining, mesh.StateHealthy, mesh.StateDegraded:
+			// Gossip alone never overrules heartbeats that still arrive: any
+			// member holding the gossip key can spread a suspicion, so it
+			// counts once a heartbeat is overdue (Tick rechecks every second).
+			if silent < r.gossipCorroboration(rec) {
+				return out
+			}
 			what := "suspects it (a probe failed)"
 			if rec.Gossip.State == "failed" {
 				what = "reports failed"
@@ -739,6 +759,8 @@ func (r *Registry) Tick(now time.Time) []Transition {
 		case mesh.StateJoining, mesh.StateHealthy, mesh.StateDegraded:
 			if silent > r.th.SuspectAfter {
 				to, cause = mesh.StateSuspect, fmt.Sprintf("no heartbeat for %s (suspect after %s)", silent.Round(time.Second), r.th.SuspectAfter)
+			} else if (rec.Gossip.State == "suspect" || rec.Gossip.State == "failed") && silent >= r.gossipCorroboration(rec) {
+				to, cause = mesh.StateSuspect, fmt.Sprintf("gossip: %s %s; last heartbeat %s ago", rec.Gossip.Voter, map[string]string{"suspect": "suspects it (a probe failed)", "failed": "reports failed"}[rec.Gossip.State], silent.Round(time.Second))
 			}
 		case mesh.StateSuspect:
 			if silent > r.th.DeadAfter {

@@ -150,30 +150,47 @@ func TestGossipSuspicionBeforeHeartbeatTimeout(t *testing.T) {
 		state(t, r, n, mesh.StateHealthy)
 	}
 
-	// vast-1 crashes at t0+2s: one voter's suspicion 2 s later makes it
-	// suspect, 13 s before SuspectAfter would.
+	// vast-1 crashes at t0+2s: the voters' suspicion 2 s later counts once
+	// its next heartbeat is overdue (1.5 intervals = 7.5 s of silence), so
+	// it is suspect at t0+9s, 7 s before SuspectAfter would make it.
 	if trs := gossip("voter-a", "suspect", "vast-1", t0.Add(4*time.Second)); len(trs) != 0 {
 		t.Fatalf("voter-b still sees vast-1 alive, so the merged view is alive: %+v", trs)
 	}
-	trs := gossip("voter-b", "suspect", "vast-1", t0.Add(4*time.Second))
+	if trs := gossip("voter-b", "suspect", "vast-1", t0.Add(4*time.Second)); len(trs) != 0 {
+		t.Fatalf("a suspicion 3 s after the last heartbeat (not yet overdue) acted: %+v", trs)
+	}
+	var trs []Transition
+	for _, tr := range r.Tick(t0.Add(9 * time.Second)) {
+		if tr.Node == "vast-1" {
+			trs = append(trs, tr)
+		}
+	}
 	if len(trs) != 1 || trs[0].To != mesh.StateSuspect || !strings.Contains(trs[0].Cause, "gossip: voter-b suspects it") {
-		t.Fatalf("want suspect from gossip, got %+v", trs)
+		t.Fatalf("want suspect from gossip at 8 s of silence, got %+v", trs)
 	}
 	if rec, _ := r.Get("vast-1"); rec.Gossip.State != "suspect" {
 		t.Fatalf("merged gossip view %q, want suspect", rec.Gossip.State)
 	}
-	gossip("voter-a", "fail", "vast-1", t0.Add(9*time.Second))
-	trs = gossip("voter-b", "fail", "vast-1", t0.Add(9*time.Second))
+	gossip("voter-a", "fail", "vast-1", t0.Add(10*time.Second))
+	trs = gossip("voter-b", "fail", "vast-1", t0.Add(10*time.Second))
 	if len(trs) != 1 || trs[0].To != mesh.StateDead {
 		t.Fatalf("suspect and failed by gossip must be dead at once (not after DeadAfter): %+v", trs)
 	}
 
-	// vast-2: gossip suspects it, then a heartbeat arrives (the suspicion was
-	// false, e.g. UDP lost): healthy again; the suspicion expires (alive).
+	// vast-2: gossip suspects it (false, e.g. UDP lost, or forged by a
+	// member holding the gossip key) while its heartbeats keep coming: it
+	// never leaves healthy; the suspicion expires (alive).
 	gossip("voter-a", "suspect", "vast-2", t0.Add(4*time.Second))
 	gossip("voter-b", "suspect", "vast-2", t0.Add(4*time.Second))
-	state(t, r, "vast-2", mesh.StateSuspect)
-	f.send("vast-2", bus.KindHeartbeat, hb, t0.Add(6*time.Second))
+	for at := 6; at <= 30; at += 5 {
+		f.send("vast-2", bus.KindHeartbeat, hb, t0.Add(time.Duration(at)*time.Second))
+		gossip("voter-b", "suspect", "vast-2", t0.Add(time.Duration(at)*time.Second+500*time.Millisecond))
+		for _, tr := range r.Tick(t0.Add(time.Duration(at)*time.Second + 4*time.Second)) {
+			if tr.Node == "vast-2" {
+				t.Fatalf("gossip suspicion moved a node whose heartbeats flow: %+v", tr)
+			}
+		}
+	}
 	state(t, r, "vast-2", mesh.StateHealthy)
 	gossip("voter-a", "alive", "vast-2", t0.Add(30*time.Second))
 	if rec, _ := r.Get("vast-2"); rec.Gossip.State != "alive" {
