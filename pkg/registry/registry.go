@@ -710,7 +710,7 @@ func (r *Registry) ApplyGossip(g events.Gossip, at time.Time) []Transition {
 		if rec.Gossip.State != "failed" {
 			break
 		}
-		if rec.State == mesh.StateSuspect || rec.State == mesh.StateBusPartitioned {
+		if (rec.State == mesh.StateSuspect || rec.State == mesh.StateBusPartitioned) && silent >= r.gossipCorroboration(rec) {
 			if t, ok := r.transition(rec, mesh.StateDead, fmt.Sprintf("gossip: %s reports failed and no heartbeat for %s", g.Voter, silent.Round(time.Second)), at); ok {
 				out = append(out, t)
 			}
