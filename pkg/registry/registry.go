@@ -636,9 +636,10 @@ func (r *Registry) transition(rec *Record, to mesh.NodeState, cause string, at t
 // ApplyGossip folds a voter's memberlist observation of member into the
 // registry. g.Type is "join", "update", "alive", "suspect", "leave" or
 // "fail". Gossip moves a node ahead of its heartbeat timeouts: a joining,
-// healthy or degraded node becomes suspect as soon as the merged gossip view
-// is suspect or failed (seconds after a crash, instead of SuspectAfter),
-// and a suspect node becomes dead when gossip reports it failed. A node
+// healthy or degraded node becomes suspect when the merged gossip view is
+// suspect or failed and its heartbeat is overdue (1.5 intervals; here or
+// in Tick), seconds after a crash instead of SuspectAfter; a suspect node
+// becomes dead when gossip reports it failed. A node
 // gossip still sees alive is never made dead by gossip: without heartbeats
 // it becomes bus-partitioned (Tick), as before. The next heartbeat makes a
 // node healthy again whatever gossip said.
@@ -678,14 +679,12 @@ func (r *Registry) ApplyGossip(g events.Gossip, at time.Time) []Transition {
 	case "suspect", "failed":
 		switch rec.State {
 		case mesh.StateJoining, mesh.StateHealthy, mesh.StateDegraded:
-			what := "suspects it (a probe failed)"
-			if rec.Gossip.State == "failed" {
-				what = "reports failed"
+			if silent > overdue(rec) {
+				if t, ok := r.transition(rec, mesh.StateSuspect, gossipSuspectCause(rec, silent), at); ok {
+					out = append(out, t)
+				}
 			}
-			if t, ok := r.transition(rec, mesh.StateSuspect, fmt.Sprintf("gossip: %s %s; last heartbeat %s ago", g.Voter, what, silent.Round(time.Second)), at); ok {
-				out = append(out, t)
-			}
-			return out
+			return out // else Tick makes it suspect once its heartbeat is overdue
 		}
 		if rec.Gossip.State != "failed" {
 			break
@@ -703,6 +702,27 @@ func (r *Registry) ApplyGossip(g events.Gossip, at time.Time) []Transition {
 		}
 	}
 	return out
+}
+
+// overdue is how long a node may be silent before a gossip suspicion
+// counts: 1.5 of its heartbeat intervals (5 s when it never said), so a
+// node whose heartbeats flow is never made suspect by gossip alone (a
+// gossip partition), while a crashed one is suspect long before
+// SuspectAfter.
+func overdue(rec *Record) time.Duration {
+	iv := rec.HeartbeatInterval
+	if iv <= 0 {
+		iv = 5
+	}
+	return time.Duration(iv * 1.5 * float64(time.Second))
+}
+
+func gossipSuspectCause(rec *Record, silent time.Duration) string {
+	what := "suspects it (a probe failed)"
+	if rec.Gossip.State == "failed" {
+		what = "reports it failed"
+	}
+	return fmt.Sprintf("gossip: %s %s and no heartbeat for %s (overdue after %s)", rec.Gossip.Voter, what, silent.Round(100*time.Millisecond), overdue(rec))
 }
 
 func mergeGossip(by map[string]string) string {
@@ -739,8 +759,14 @@ func (r *Registry) Tick(now time.Time) []Transition {
 		case mesh.StateJoining, mesh.StateHealthy, mesh.StateDegraded:
 			if silent > r.th.SuspectAfter {
 				to, cause = mesh.StateSuspect, fmt.Sprintf("no heartbeat for %s (suspect after %s)", silent.Round(time.Second), r.th.SuspectAfter)
+			} else if (rec.Gossip.State == "suspect" || rec.Gossip.State == "failed") && silent > overdue(rec) {
+				to, cause = mesh.StateSuspect, gossipSuspectCause(rec, silent)
 			}
 		case mesh.StateSuspect:
+			if rec.Gossip.State == "failed" && silent > overdue(rec) && silent <= r.th.DeadAfter {
+				to, cause = mesh.StateDead, fmt.Sprintf("gossip reports it failed and no heartbeat for %s", silent.Round(100*time.Millisecond))
+				break
+			}
 			if silent > r.th.DeadAfter {
 				switch rec.Gossip.State {
 				case "alive":

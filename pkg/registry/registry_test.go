@@ -150,32 +150,48 @@ func TestGossipSuspicionBeforeHeartbeatTimeout(t *testing.T) {
 		state(t, r, n, mesh.StateHealthy)
 	}
 
-	// vast-1 crashes at t0+2s: one voter's suspicion 2 s later makes it
-	// suspect, 13 s before SuspectAfter would.
+	// vast-1 crashes at t0+2s (last heartbeat t0+1s). Gossip suspects it at
+	// t0+4s: not yet overdue (1.5 × 5 s), so nothing yet; once overdue
+	// (t0+9s, 6 s before SuspectAfter would), Tick makes it suspect.
 	if trs := gossip("voter-a", "suspect", "vast-1", t0.Add(4*time.Second)); len(trs) != 0 {
 		t.Fatalf("voter-b still sees vast-1 alive, so the merged view is alive: %+v", trs)
 	}
-	trs := gossip("voter-b", "suspect", "vast-1", t0.Add(4*time.Second))
-	if len(trs) != 1 || trs[0].To != mesh.StateSuspect || !strings.Contains(trs[0].Cause, "gossip: voter-b suspects it") {
-		t.Fatalf("want suspect from gossip, got %+v", trs)
+	if trs := gossip("voter-b", "suspect", "vast-1", t0.Add(4*time.Second)); len(trs) != 0 {
+		t.Fatalf("heartbeat not overdue yet: %+v", trs)
 	}
 	if rec, _ := r.Get("vast-1"); rec.Gossip.State != "suspect" {
 		t.Fatalf("merged gossip view %q, want suspect", rec.Gossip.State)
 	}
-	gossip("voter-a", "fail", "vast-1", t0.Add(9*time.Second))
-	trs = gossip("voter-b", "fail", "vast-1", t0.Add(9*time.Second))
+	if trs := r.Tick(t0.Add(8 * time.Second)); len(trs) != 0 {
+		t.Fatalf("7 s of silence is not overdue: %+v", trs)
+	}
+	trs := r.Tick(t0.Add(9 * time.Second))
+	if len(trs) != 1 || trs[0].Node != "vast-1" || trs[0].To != mesh.StateSuspect || !strings.Contains(trs[0].Cause, "gossip: voter-b suspects it") {
+		t.Fatalf("want vast-1 suspect from gossip, got %+v", trs)
+	}
+	gossip("voter-a", "fail", "vast-1", t0.Add(10*time.Second))
+	trs = gossip("voter-b", "fail", "vast-1", t0.Add(10*time.Second))
 	if len(trs) != 1 || trs[0].To != mesh.StateDead {
 		t.Fatalf("suspect and failed by gossip must be dead at once (not after DeadAfter): %+v", trs)
 	}
 
-	// vast-2: gossip suspects it, then a heartbeat arrives (the suspicion was
-	// false, e.g. UDP lost): healthy again; the suspicion expires (alive).
-	gossip("voter-a", "suspect", "vast-2", t0.Add(4*time.Second))
-	gossip("voter-b", "suspect", "vast-2", t0.Add(4*time.Second))
-	state(t, r, "vast-2", mesh.StateSuspect)
-	f.send("vast-2", bus.KindHeartbeat, hb, t0.Add(6*time.Second))
+	// vast-2: gossip reports it failed while its heartbeats flow (gossip
+	// partitioned, bus fine): never suspect; heartbeats keep it healthy.
+	for _, v := range []string{"voter-a", "voter-b"} {
+		if trs := gossip(v, "fail", "vast-2", t0.Add(4*time.Second)); len(trs) != 0 {
+			t.Fatalf("a heartbeating node made suspect by gossip: %+v", trs)
+		}
+	}
+	for s := 6; s <= 40; s += 5 {
+		f.send("vast-2", bus.KindHeartbeat, hb, t0.Add(time.Duration(s)*time.Second))
+		for _, tr := range r.Tick(t0.Add(time.Duration(s+4) * time.Second)) {
+			if tr.Node == "vast-2" {
+				t.Fatalf("vast-2 moved while heartbeating: %+v", tr)
+			}
+		}
+	}
 	state(t, r, "vast-2", mesh.StateHealthy)
-	gossip("voter-a", "alive", "vast-2", t0.Add(30*time.Second))
+	gossip("voter-a", "alive", "vast-2", t0.Add(41*time.Second))
 	if rec, _ := r.Get("vast-2"); rec.Gossip.State != "alive" {
 		t.Fatalf("merged gossip view %q after alive, want alive", rec.Gossip.State)
 	}
