@@ -28,6 +28,7 @@ import (
 	"github.com/ringmesh/ringmesh/pkg/bus"
 	"github.com/ringmesh/ringmesh/pkg/bus/busserver"
 	"github.com/ringmesh/ringmesh/pkg/cli"
+	"github.com/ringmesh/ringmesh/pkg/cli/gossipflags"
 	"github.com/ringmesh/ringmesh/pkg/config"
 	"github.com/ringmesh/ringmesh/pkg/coordinator"
 	"github.com/ringmesh/ringmesh/pkg/cost"
@@ -119,7 +120,7 @@ func run(ctx context.Context, args []string) error {
 		noAuth       = fs.Bool("insecure-no-auth", false, "run the bus without authentication or TLS (anyone who reaches the port can command every node; never outside a lab)")
 		reconcile    = fs.Duration("reconcile-interval", 30*time.Second, "how often every provider is listed and reconciled with the nodes")
 	)
-	gf := cli.AddGossipFlags(fs)
+	gf := gossipflags.Add(fs)
 	fs.Usage = usageEnv(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
