@@ -47,9 +47,10 @@ func rules() []rule {
 	// outbox) and modernc.org/sqlite: meshsync snapshots the node's SQLite
 	// databases with VACUUM INTO inside one read transaction
 	// (pkg/sync/snapshot.go), the only consistent copy of a database a
-	// trainer is writing. It must not link a cloud SDK, the embedded
+	// trainer is writing. It must not link a cloud SDK or any provider
+	// code (pkg/providers and below, fleet, cost), the embedded
 	// nats-server or any coordinator code.
-	agent := slices.Concat([]string{natsServer}, cloudSDKs, cloudAdapters, serverSide)
+	agent := slices.Concat([]string{natsServer, mod + "/pkg/providers", mod + "/pkg/fleet", mod + "/pkg/cost"}, cloudSDKs, serverSide)
 	return []rule{
 		{Main: "cmd/meshctl", Bad: meshctl, Why: "meshctl is a client: the API (pkg/api), the bus client, creds; nothing server-side"},
 		// The API client and its request/reply types are what meshctl (and
