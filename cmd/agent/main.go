@@ -16,6 +16,7 @@ import (
 	"github.com/ringmesh/ringmesh/pkg/agent"
 	"github.com/ringmesh/ringmesh/pkg/agentmetrics"
 	"github.com/ringmesh/ringmesh/pkg/cli"
+	"github.com/ringmesh/ringmesh/pkg/cli/gossipflags"
 	"github.com/ringmesh/ringmesh/pkg/config"
 	"github.com/ringmesh/ringmesh/pkg/logging"
 	"github.com/ringmesh/ringmesh/pkg/mesh"
@@ -54,7 +55,7 @@ func run(args []string) error {
 		bwMBps     = fs.Float64("sync-bandwidth-mbps", 0, "per-target bandwidth limit in MB/s (0 = unlimited)")
 		metricsAt  = fs.String("metrics-listen", agentmetrics.DefaultListen, "serve Prometheus GET /metrics (GPUs, disks, RPO, outbox) on host:port; loopback by default, empty = off")
 	)
-	gf := cli.AddGossipFlags(fs)
+	gf := gossipflags.Add(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

@@ -28,6 +28,7 @@ import (
 	"github.com/ringmesh/ringmesh/pkg/bus"
 	"github.com/ringmesh/ringmesh/pkg/bus/busserver"
 	"github.com/ringmesh/ringmesh/pkg/cli"
+	"github.com/ringmesh/ringmesh/pkg/cli/gossipflags"
 	"github.com/ringmesh/ringmesh/pkg/config"
 	"github.com/ringmesh/ringmesh/pkg/coordinator"
 	"github.com/ringmesh/ringmesh/pkg/cost"
@@ -120,7 +121,7 @@ func run(ctx context.Context, args []string) error {
 		fleetSize    = fs.Int("fleet-size", 1000, "nodes the events stream MESH_EVT is sized for (its byte cap grows with it; heartbeats are kept 60 per node, the rarer events up to 7 days)")
 		reconcile    = fs.Duration("reconcile-interval", 30*time.Second, "how often every provider is listed and reconciled with the nodes")
 	)
-	gf := cli.AddGossipFlags(fs)
+	gf := gossipflags.Add(fs)
 	fs.Usage = usageEnv(fs)
 	if err := fs.Parse(args); err != nil {
 		return err

@@ -47,27 +47,24 @@ func rules() []rule {
 	// outbox) and modernc.org/sqlite: meshsync snapshots the node's SQLite
 	// databases with VACUUM INTO inside one read transaction
 	// (pkg/sync/snapshot.go), the only consistent copy of a database a
-	// trainer is writing. It must not link a cloud SDK, the embedded
+	// trainer is writing. It must not link a cloud SDK or any provider
+	// code (pkg/providers and below, fleet, cost), the embedded
 	// nats-server or any coordinator code.
-	agent := slices.Concat([]string{natsServer}, cloudSDKs, cloudAdapters, serverSide)
+	agent := slices.Concat([]string{natsServer, mod + "/pkg/providers", mod + "/pkg/fleet", mod + "/pkg/cost"}, cloudSDKs, serverSide)
 	return []rule{
 		{Main: "cmd/meshctl", Bad: meshctl, Why: "meshctl is a client: the API (pkg/api), the bus client, creds; nothing server-side"},
+		// The API client and its request/reply types are what meshctl (and
+		// any other client) links: the same rule as meshctl.
+		{Main: "pkg/api", Bad: meshctl, Why: "pkg/api is the client side of the API"},
 		{Main: "cmd/agent", Bad: agent, Why: "the agent runs on every node: no cloud SDK, no embedded server, no coordinator code"},
 	}
 }
 
-// knownViolations are edges issue 10 (item 1, one contract package) still
-// has to remove: binary → forbidden package prefix, with the chain that
-// pulls it in today. The test fails when one of them disappears, so the
-// list only shrinks; a new edge is never added here.
-var knownViolations = map[string][]string{
-	"cmd/meshctl": {
-		// pkg/api uses gossip.MemberInfo.
-		memberlist,
-		// pkg/api and pkg/meshctl use meshsync.Choice.
-		"modernc.org/sqlite", bbolt,
-	},
-}
+// knownViolations are binary → forbidden-prefix edges that are still to
+// be removed (issue 10). It is empty: meshctl and the agent meet their rules.
+// The test fails when a listed edge disappears, so the list only shrinks; a
+// new edge is removed, never added here.
+var knownViolations = map[string][]string{}
 
 // pkgInfo is the part of `go list -json` output the rules read.
 type pkgInfo struct {
@@ -208,7 +205,6 @@ func TestCoordinatorSideDoesNotImportAgent(t *testing.T) {
 	}
 	// Known edges issue 10 still has to remove (the list only shrinks).
 	known := map[string]string{
-		mod + "/pkg/coordinator":  "sync.go builds agent.TargetSpec and calls agent.DefaultNotice",
 		mod + "/cmd/coordinator": "--dev starts in-process agents (devAgent)",
 	}
 	seen := map[string]bool{}
@@ -233,6 +229,49 @@ func TestCoordinatorSideDoesNotImportAgent(t *testing.T) {
 	for _, k := range sortedKeys(known) {
 		if !seen[k] {
 			t.Errorf("%s no longer imports pkg/agent: remove it from the known list so it cannot come back", k)
+		}
+	}
+}
+
+// TestAPIImportsNoServerPackage: pkg/api (client and wire types) imports
+// none of the server-side packages whose types it used to borrow; it gets
+// its types from the contract packages (pkg/events, pkg/mesh, pkg/wire,
+// pkg/gossip/gossipview, pkg/sync/route).
+func TestAPIImportsNoServerPackage(t *testing.T) {
+	bad := []string{
+		mod + "/pkg/registry", mod + "/pkg/fleet", mod + "/pkg/cost", mod + "/pkg/gossip",
+		mod + "/pkg/sync", mod + "/pkg/coordinator", mod + "/pkg/agent", mod + "/pkg/bus/busserver",
+	}
+	// Still imported (issue 10 item 1: a node view instead of
+	// registry.Record, fleet.SSHEntry and the cost totals in the contract);
+	// the list only shrinks.
+	known := map[string]string{
+		mod + "/pkg/registry": "api.go: NodesReply carries registry.Record",
+		mod + "/pkg/fleet":    "api.go: SSH entries are fleet.SSHEntry",
+		mod + "/pkg/cost":     "api.go: cost replies carry cost.Totals and cost.InstanceCost",
+	}
+	pkgs := goList(t, "./pkg/api")
+	if len(pkgs) != 1 {
+		t.Fatalf("go list ./pkg/api: %d packages", len(pkgs))
+	}
+	seen := map[string]bool{}
+	for _, imp := range pkgs[0].Imports {
+		for _, b := range bad {
+			// Exact package: pkg/gossip/gossipview and pkg/sync/route are
+			// the stdlib-only halves that pkg/api may use.
+			if imp != b {
+				continue
+			}
+			if _, ok := known[imp]; ok {
+				seen[imp] = true
+				continue
+			}
+			t.Errorf("pkg/api imports %s: move the type it needs into a contract package", imp)
+		}
+	}
+	for _, k := range sortedKeys(known) {
+		if !seen[k] {
+			t.Errorf("pkg/api no longer imports %s: remove it from the known list so it cannot come back", k)
 		}
 	}
 }

@@ -82,17 +82,9 @@ func ApplyDataClasses(sources []meshsync.Source, classes map[string][]string) ([
 	return out, nil
 }
 
-// TargetSpec is one sync target as the coordinator's router sends it in a
-// "sync_targets" command (args["targets"], JSON list).
-type TargetSpec struct {
-	Node        string   `json:"node"`
-	Host        string   `json:"host"`
-	Port        int      `json:"port"`
-	User        string   `json:"user"`
-	RemoteDir   string   `json:"remote_dir"`
-	Fingerprint string   `json:"host_key_fingerprint"`
-	Classes     []string `json:"classes,omitempty"`
-}
+// TargetSpec is one sync target of a "sync_targets" command
+// (events.TargetSpec, shared with the coordinator's router).
+type TargetSpec = events.TargetSpec
 
 // DefaultNotice returns the provider's typical termination notice: the one
 // table's mesh.PreemptNotice.

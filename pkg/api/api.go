@@ -16,11 +16,11 @@ import (
 	"github.com/ringmesh/ringmesh/pkg/cost"
 	"github.com/ringmesh/ringmesh/pkg/events"
 	"github.com/ringmesh/ringmesh/pkg/fleet"
-	"github.com/ringmesh/ringmesh/pkg/gossip"
+	"github.com/ringmesh/ringmesh/pkg/gossip/gossipview"
 	"github.com/ringmesh/ringmesh/pkg/mesh"
 	"github.com/ringmesh/ringmesh/pkg/paths"
 	"github.com/ringmesh/ringmesh/pkg/registry"
-	meshsync "github.com/ringmesh/ringmesh/pkg/sync"
+	"github.com/ringmesh/ringmesh/pkg/sync/route"
 )
 
 // Operation names (the <op> of mesh.v1.api.<op>).
@@ -257,8 +257,8 @@ const OpMembers = "members"
 
 // Members is the answer to OpMembers.
 type Members struct {
-	Voter   string              `json:"voter"`
-	Members []gossip.MemberInfo `json:"members"`
+	Voter   string                  `json:"voter"`
+	Members []gossipview.MemberInfo `json:"members"`
 }
 
 // Sync-related operations.
@@ -290,7 +290,7 @@ type Safe struct {
 
 // Routes answers OpRoutes.
 type Routes struct {
-	Plans map[string][]meshsync.Choice `json:"plans"`
+	Plans map[string][]route.Choice `json:"plans"`
 }
 
 // OpRevoke revokes every credential issued to a node, coordinator or

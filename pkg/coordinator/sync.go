@@ -18,7 +18,6 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/ringmesh/ringmesh/pkg/agent"
 	"github.com/ringmesh/ringmesh/pkg/api"
 	"github.com/ringmesh/ringmesh/pkg/bus"
 	"github.com/ringmesh/ringmesh/pkg/events"
@@ -140,7 +139,7 @@ func (c *Coordinator) RouteSync(ctx context.Context) map[string][]meshsync.Choic
 		}
 		choices := meshsync.Route(nodeInfo(src, false), infos, pol)
 		plans[src.Node] = choices
-		var specs []agent.TargetSpec
+		var specs []events.TargetSpec
 		for i := range choices {
 			ch := choices[i]
 			if !ch.Selected {
@@ -160,7 +159,7 @@ func (c *Coordinator) RouteSync(ctx context.Context) map[string][]meshsync.Choic
 			specs = append(specs, spec)
 		}
 		if specs == nil {
-			specs = []agent.TargetSpec{}
+			specs = []events.TargetSpec{}
 		}
 		set := map[string]bool{}
 		for _, s := range specs {
@@ -197,29 +196,29 @@ func (c *Coordinator) RouteSync(ctx context.Context) map[string][]meshsync.Choic
 
 // targetSpec builds the target of a selected node from trusted sources
 // only, or says why it cannot.
-func (c *Coordinator) targetSpec(tr registry.Record, entries map[string]fleet.SSHEntry) (agent.TargetSpec, string) {
+func (c *Coordinator) targetSpec(tr registry.Record, entries map[string]fleet.SSHEntry) (events.TargetSpec, string) {
 	if !tr.Configured || tr.Quarantined {
-		return agent.TargetSpec{}, "not a configured host"
+		return events.TargetSpec{}, "not a configured host"
 	}
 	e, ok := entries[tr.Node]
 	if !ok || strings.HasPrefix(e.Source, "agent:") {
-		return agent.TargetSpec{}, "no SSH endpoint from the inventory or the provider"
+		return events.TargetSpec{}, "no SSH endpoint from the inventory or the provider"
 	}
 	if !events.ValidHost(e.Host) || !events.Match("user", e.User) || e.Port < 1 || e.Port > 65535 {
-		return agent.TargetSpec{}, fmt.Sprintf("SSH endpoint %q port %d user %q fails its pattern", events.StripControl(e.Host), e.Port, events.StripControl(e.User))
+		return events.TargetSpec{}, fmt.Sprintf("SSH endpoint %q port %d user %q fails its pattern", events.StripControl(e.Host), e.Port, events.StripControl(e.User))
 	}
 	if !events.ValidFingerprint(tr.HostKey) {
-		return agent.TargetSpec{}, "no pinned host key"
+		return events.TargetSpec{}, "no pinned host key"
 	}
 	lay, ok := c.inventoryLayout(tr.Node)
 	if !ok {
-		return agent.TargetSpec{}, "no inventory layout"
+		return events.TargetSpec{}, "no inventory layout"
 	}
 	dir := remoteDir(lay.Data[paths.SyncIncoming])
 	if err := wire.CheckRemoteDir(dir, ""); err != nil {
-		return agent.TargetSpec{}, err.Error()
+		return events.TargetSpec{}, err.Error()
 	}
-	return agent.TargetSpec{Node: tr.Node, Host: e.Host, Port: e.Port, User: e.User, RemoteDir: dir, Fingerprint: tr.HostKey}, ""
+	return events.TargetSpec{Node: tr.Node, Host: e.Host, Port: e.Port, User: e.User, RemoteDir: dir, Fingerprint: tr.HostKey}, ""
 }
 
 // noTargetWhy summarizes, for the source's agent, why no candidate became
@@ -314,7 +313,7 @@ func (c *Coordinator) providerPreemptions(ctx context.Context, rep fleet.Report)
 			continue
 		}
 		id := fmt.Sprintf("%s-api-%s-%s", iv.Provider, iv.ID, iv.RawState)
-		if err := c.NotifyPreempt(ctx, iv.Node, iv.Provider+":api", id, agent.DefaultNotice(iv.Provider)); err != nil {
+		if err := c.NotifyPreempt(ctx, iv.Node, iv.Provider+":api", id, mesh.PreemptNotice(iv.Provider)); err != nil {
 			c.log.Warn().Err(err).Str("node", iv.Node).Msg("provider preemption notice")
 		}
 	}
@@ -478,7 +477,7 @@ func (c *Coordinator) vastWebhook(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	defer cancel()
-	if err := c.NotifyPreempt(ctx, node, "vast:webhook", "vastwh-"+ev.EventID, agent.DefaultNotice(mesh.ProviderVast)); err != nil {
+	if err := c.NotifyPreempt(ctx, node, "vast:webhook", "vastwh-"+ev.EventID, mesh.PreemptNotice(mesh.ProviderVast)); err != nil {
 		c.webhookIDs.forget(ev.EventID) // Vast retries: let the retry through
 		http.Error(w, "bus: "+err.Error(), http.StatusServiceUnavailable)
 		return

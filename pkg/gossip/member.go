@@ -17,6 +17,8 @@ import (
 	"github.com/hashicorp/memberlist"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
+
+	"github.com/ringmesh/ringmesh/pkg/gossip/gossipview"
 )
 
 // EventType is the kind of a membership [Event].
@@ -61,35 +63,19 @@ type Event struct {
 	Time time.Time `json:"time"`
 }
 
-// State is a member's liveness as seen by this member.
-type State string
+// State is a member's liveness as seen by this member (gossipview.State).
+type State = gossipview.State
 
-// Member states.
+// Member states (see gossipview.State).
 const (
-	// StateAlive: reachable as far as we know.
-	StateAlive State = "alive"
-	// StateSuspect: our own probe of it failed recently; not yet declared
-	// dead (a hint, see the package documentation).
-	StateSuspect State = "suspect"
-	// StateDead: declared failed by failure detection.
-	StateDead State = "dead"
-	// StateLeft: left gracefully.
-	StateLeft State = "left"
+	StateAlive   = gossipview.StateAlive
+	StateSuspect = gossipview.StateSuspect
+	StateDead    = gossipview.StateDead
+	StateLeft    = gossipview.StateLeft
 )
 
-// MemberInfo describes one member in this member's view.
-type MemberInfo struct {
-	// Name is the node ID.
-	Name string `json:"name"`
-	// Addr is the gossip address, "ip:port".
-	Addr string `json:"addr"`
-	// State is alive, suspect, dead or left.
-	State State `json:"state"`
-	// Meta is the decoded node metadata (zero if undecodable).
-	Meta Meta `json:"meta"`
-	// Since is when this member observed the current state (local clock).
-	Since time.Time `json:"since"`
-}
+// MemberInfo describes one member in this member's view (gossipview.MemberInfo).
+type MemberInfo = gossipview.MemberInfo
 
 // ErrClosed is returned by methods of a [Member] that has been shut down.
 var ErrClosed = errors.New("gossip: member is shut down")

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/hashicorp/memberlist"
 )
 
 func TestMetaRoundTrip(t *testing.T) {
@@ -84,5 +86,13 @@ func TestMetaTooLarge(t *testing.T) {
 	}
 	if !errors.Is(err, ErrMetaTooLarge) {
 		t.Error("error does not wrap ErrMetaTooLarge")
+	}
+}
+
+// gossipview repeats memberlist's metadata limit so that it does not link
+// memberlist; the two must agree.
+func TestMetaMaxSizeIsMemberlists(t *testing.T) {
+	if MetaMaxSize != memberlist.MetaMaxSize {
+		t.Fatalf("gossipview.MetaMaxSize = %d, memberlist.MetaMaxSize = %d", MetaMaxSize, memberlist.MetaMaxSize)
 	}
 }

@@ -18,7 +18,7 @@ import (
 	"github.com/ringmesh/ringmesh/pkg/bus"
 	"github.com/ringmesh/ringmesh/pkg/events"
 	"github.com/ringmesh/ringmesh/pkg/mesh"
-	meshsync "github.com/ringmesh/ringmesh/pkg/sync"
+	"github.com/ringmesh/ringmesh/pkg/sync/route"
 	"github.com/ringmesh/ringmesh/pkg/view"
 )
 
@@ -51,8 +51,8 @@ func syncTargetsCmd(o *Options) *cobra.Command {
 	}
 }
 
-func printTargets(w io.Writer, node string, plan []meshsync.Choice) error {
-	n := len(meshsync.Selected(plan))
+func printTargets(w io.Writer, node string, plan []route.Choice) error {
+	n := len(route.Selected(plan))
 	if n == 0 {
 		fmt.Fprintf(w, "%s has NO sync target: its data exists only on the node\n\n", node)
 	} else {

@@ -17,10 +17,12 @@ import (
 	"github.com/rs/zerolog"
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/ringmesh/ringmesh/pkg/sync/route"
 )
 
 // DefaultReplicationTarget is sync_routing.replication_target's default.
-const DefaultReplicationTarget = 2
+const DefaultReplicationTarget = route.DefaultReplicationTarget
 
 // Version identifies one state of a local file: what a rescan compares to
 // decide whether a file changed (and must be hashed again).

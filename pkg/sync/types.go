@@ -11,39 +11,25 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/ringmesh/ringmesh/pkg/sync/route"
 )
 
-// Class is the kind of data a Source holds. It decides the flush order and
-// which receivers accept it (sync_routing excluded_hosts receive_* flags).
-type Class string
+// Class is the kind of data a Source holds (route.Class: the router and
+// the API share it without linking this package).
+type Class = route.Class
 
-// Data classes.
+// Data classes (see route.Class).
 const (
-	// ClassManifest: small metadata files (game manifests, indexes).
-	ClassManifest Class = "manifest"
-	// ClassCheckpoint: training checkpoints.
-	ClassCheckpoint Class = "checkpoint"
-	// ClassModel: exported models.
-	ClassModel Class = "model"
-	// ClassNPZ: NPZ training-data exports.
-	ClassNPZ Class = "npz"
-	// ClassDB: SQLite databases (game databases). They are never copied live:
-	// each push sends a consistent snapshot made with VACUUM INTO.
-	ClassDB Class = "db"
+	ClassManifest   = route.ClassManifest
+	ClassCheckpoint = route.ClassCheckpoint
+	ClassModel      = route.ClassModel
+	ClassNPZ        = route.ClassNPZ
+	ClassDB         = route.ClassDB
 )
 
-// AllClasses lists every data class in flush order.
-var AllClasses = []Class{ClassManifest, ClassCheckpoint, ClassModel, ClassDB, ClassNPZ}
-
-// Valid reports whether c is one of the known classes.
-func (c Class) Valid() bool {
-	for _, k := range AllClasses {
-		if c == k {
-			return true
-		}
-	}
-	return false
-}
+// AllClasses lists every data class in flush order (route.AllClasses).
+var AllClasses = route.AllClasses
 
 // Source is one set of files an agent protects.
 type Source struct {

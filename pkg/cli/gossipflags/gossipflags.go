@@ -1,4 +1,8 @@
-package cli
+// Package gossipflags is the gossip part of the command lines of the agent
+// and the coordinator: the --gossip-* flags and the gossip.Config they
+// build. It is apart from pkg/cli so that meshctl, which uses pkg/cli but
+// is not a gossip member, does not link memberlist.
+package gossipflags
 
 import (
 	"errors"
@@ -9,12 +13,13 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/ringmesh/ringmesh/pkg/cli"
 	"github.com/ringmesh/ringmesh/pkg/config"
 	"github.com/ringmesh/ringmesh/pkg/gossip"
 )
 
-// GossipFlags are the gossip flags shared by agent and coordinator.
-type GossipFlags struct {
+// Flags are the gossip flags shared by agent and coordinator.
+type Flags struct {
 	Listen    *string
 	Advertise *string
 	KeyFile   *string
@@ -23,9 +28,9 @@ type GossipFlags struct {
 	Seeds     *string
 }
 
-// AddGossipFlags registers the gossip flags on fs.
-func AddGossipFlags(fs *flag.FlagSet) GossipFlags {
-	return GossipFlags{
+// Add registers the gossip flags on fs.
+func Add(fs *flag.FlagSet) Flags {
+	return Flags{
 		Listen:    fs.String("gossip-listen", "", "memberlist bind address host:port, e.g. 0.0.0.0:7946 (empty = no gossip)"),
 		Advertise: fs.String("gossip-advertise", "", "address other members use to reach this one host:port (required when listening on 0.0.0.0)"),
 		KeyFile:   fs.String("gossip-key-file", "", "file holding base64 AES keys (16/24/32 bytes), one per line, the first used to send; re-read every 10 s for rotation; or $RINGMESH_GOSSIP_KEY. Required outside --dev"),
@@ -37,7 +42,7 @@ func AddGossipFlags(fs *flag.FlagSet) GossipFlags {
 
 // Config builds a gossip.Config (nil when --gossip-listen is empty). The
 // key comes from --gossip-key-file or $RINGMESH_GOSSIP_KEY and is never printed.
-func (g GossipFlags) Config(inv *config.Inventory, dev bool) (*gossip.Config, error) {
+func (g Flags) Config(inv *config.Inventory, dev bool) (*gossip.Config, error) {
 	if *g.Listen == "" {
 		return nil, nil
 	}
@@ -95,7 +100,7 @@ func (g GossipFlags) Config(inv *config.Inventory, dev bool) (*gossip.Config, er
 	} else if !dev {
 		return nil, errors.New("gossip needs an encryption key outside --dev: --gossip-key-file or $RINGMESH_GOSSIP_KEY (make one with `head -c 32 /dev/urandom | base64`)")
 	}
-	cfg.Seeds = SplitList(*g.Seeds)
+	cfg.Seeds = cli.SplitList(*g.Seeds)
 	if len(cfg.Seeds) == 0 && !dev {
 		// Not in dev/demo: the inventory's voters are real machines elsewhere.
 		cfg.Seeds = VoterSeeds(inv)
