@@ -452,7 +452,9 @@ func rawPublish(ctx context.Context, nc *nats.Conn, payload []byte, n int) (floa
 	futs := make([]jetstream.PubAckFuture, 0, n)
 	t := time.Now()
 	for i := range n {
-		f, err := js.PublishAsync("bench.raw.n"+strconv.Itoa(i%1000), payload, jetstream.WithMsgID("raw-"+strconv.Itoa(i)))
+		// A starved machine acknowledges slowly: wait for room in the
+		// window (the default stall wait is 200 ms) instead of failing.
+		f, err := js.PublishAsync("bench.raw.n"+strconv.Itoa(i%1000), payload, jetstream.WithMsgID("raw-"+strconv.Itoa(i)), jetstream.WithStallWait(time.Minute))
 		if err != nil {
 			return 0, fmt.Errorf("anchor publish: %w", err)
 		}

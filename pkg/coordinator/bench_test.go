@@ -74,7 +74,7 @@ func BenchmarkHeartbeatIngest(b *testing.B) {
 	b.ResetTimer()
 	start := time.Now()
 	for i, p := range payloads {
-		if _, err := js.PublishAsync(subjects[i%agents], p, jetstream.WithMsgID(fmt.Sprintf("vast-%d:bench:%d", i%agents, i/agents+1))); err != nil {
+		if _, err := js.PublishAsync(subjects[i%agents], p, jetstream.WithMsgID(fmt.Sprintf("vast-%d:bench:%d", i%agents, i/agents+1)), jetstream.WithStallWait(time.Minute)); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -91,7 +91,7 @@ func BenchmarkHeartbeatIngest(b *testing.B) {
 	}
 	start = time.Now()
 	for i, p := range payloads {
-		if _, err := js.PublishAsync(fmt.Sprintf("bench.raw.%d", i%agents), p, jetstream.WithMsgID(fmt.Sprintf("raw-%d", i))); err != nil {
+		if _, err := js.PublishAsync(fmt.Sprintf("bench.raw.%d", i%agents), p, jetstream.WithMsgID(fmt.Sprintf("raw-%d", i)), jetstream.WithStallWait(time.Minute)); err != nil {
 			b.Fatal(err)
 		}
 	}
