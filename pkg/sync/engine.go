@@ -687,6 +687,7 @@ func (e *Engine) runJob(ctx context.Context, j *job, pr *progressTracker, hooks 
 		defer os.Remove(snap.Path)
 		e.cfg.Manifest.SetHash(ent.Path, snap.Source, snap.SHA256)
 		lf.Path, lf.Size, lf.ModTime, lf.SHA256 = snap.Path, snap.Size, time.Time{}, snap.SHA256
+		lf.Pages = snap.Pages
 		lf.SourceSize, lf.SourceModTime = snap.Source.Size, snap.Source.ModTime
 		lf.SourceWALSize, lf.SourceWALModTime = snap.Source.WALSize, snap.Source.WALModTime
 	}
