@@ -44,9 +44,10 @@ type EngineConfig struct {
 	// its own link); the flush sends one copy at a time.
 	MaxConcurrent int
 	// DBSnapshotInterval is the least time between two snapshots of one
-	// database in continuous sync (a database written all the time would
-	// otherwise be re-sent every cycle); 0 = every cycle. Flush and SyncNow
-	// ignore it.
+	// database in continuous sync (a database written all the time is
+	// otherwise snapshotted every cycle: a local copy and hash of the whole
+	// file, though over SFTP only its changed pages are sent); 0 = every
+	// cycle. Flush and SyncNow ignore it.
 	DBSnapshotInterval time.Duration
 	// RetryBackoff is the pause before a failed target is tried again in
 	// continuous sync; it doubles per consecutive failure up to MaxBackoff.
