@@ -158,7 +158,7 @@ func (a *Agent) setUpSync(l paths.Layout) (*syncState, error) {
 	}
 	tr := sc.Transport
 	if tr == nil {
-		tr = meshsync.NewSFTPTransport(meshsync.SFTPOptions{Logger: a.log})
+		tr = meshsync.NewSFTPTransport(meshsync.SFTPOptions{Logger: a.log, DBStateDir: filepath.Join(a.cfg.StateDir, "dbdelta")})
 	}
 	st := &syncState{manifest: m, started: time.Now()}
 	empty := []meshsync.Target{}

@@ -248,3 +248,103 @@ func BenchmarkFlushFirstByte(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkDBDelta100MB pushes a ~100 MB SQLite database over SFTP after
+// changing 1 % of its pages per cycle (rows rewritten in place, spread over
+// the file): bytes sent and push time per cycle with the page delta, and,
+// in the same run, a full copy of the same snapshot (the anchor).
+// RINGMESH_BENCH_DB_ROWS overrides the row count (1000-byte rows).
+func BenchmarkDBDelta100MB(b *testing.B) {
+	srv := newBenchServer(b)
+	rowsN := 100000
+	if v := os.Getenv("RINGMESH_BENCH_DB_ROWS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			b.Fatalf("RINGMESH_BENCH_DB_ROWS=%q", v)
+		}
+		rowsN = n
+	}
+	dir := b.TempDir()
+	src := filepath.Join(dir, "games.db")
+	db := createGameDB(b, src, rowsN)
+	tr := NewSFTPTransport(SFTPOptions{DBStateDir: filepath.Join(dir, "dbdelta")})
+	defer tr.Close()
+	ctx := context.Background()
+	snapshot := func() Snapshot {
+		s, err := SnapshotSQLite(ctx, src, filepath.Join(dir, "snaps"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		return s
+	}
+	push := func(s Snapshot, name string, pages bool) (Receipt, time.Duration) {
+		lf := LocalFile{Path: s.Path, RemoteName: name, Size: s.Size, SHA256: s.SHA256}
+		if pages {
+			lf.Pages = s.Pages
+		}
+		start := time.Now()
+		rc, err := tr.Push(ctx, lf, srv.target)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return rc, time.Since(start)
+	}
+	// Two full pushes fill <name> and its spare.
+	for i := 0; i < 2; i++ {
+		s := snapshot()
+		push(s, "vast-1/games/games.db", true)
+		os.Remove(s.Path)
+	}
+	var pages int
+	{
+		s := snapshot()
+		pages = s.Pages.Pages()
+		os.Remove(s.Path)
+	}
+	change := max(pages/100, 1)
+	buf := make([]byte, deltaRowBytes)
+	var deltaBytes, fullBytes, size int64
+	var deltaTime, fullTime, snapTime time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		tx, err := db.Begin()
+		if err != nil {
+			b.Fatal(err)
+		}
+		for k := 0; k < change; k++ {
+			id := 1 + (k*rowsN/change+i*7)%rowsN
+			buf[0], buf[1] = byte(i), byte(k)
+			if _, err := tx.Exec("UPDATE games SET payload = ? WHERE id = ?", buf, id); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := tx.Commit(); err != nil {
+			b.Fatal(err)
+		}
+		st := time.Now()
+		s := snapshot()
+		snapTime += time.Since(st)
+		rc, d := push(s, "vast-1/games/games.db", true)
+		if !rc.Delta {
+			b.Fatalf("cycle %d: not a delta: %+v", i, rc)
+		}
+		deltaBytes += rc.BytesSent
+		deltaTime += d
+		rf, fd := push(s, fmt.Sprintf("vast-1/full/games-%d.db", i), false)
+		fullBytes += rf.BytesSent
+		fullTime += fd
+		size = s.Size
+		os.Remove(s.Path)
+	}
+	b.StopTimer()
+	n := float64(b.N)
+	b.ReportMetric(float64(size)/1e6, "db-MB")
+	b.ReportMetric(float64(change)/float64(pages)*100, "pages-changed-%")
+	b.ReportMetric(float64(deltaBytes)/n/1e6, "delta-MB/cycle")
+	b.ReportMetric(float64(fullBytes)/n/1e6, "full-MB/cycle")
+	b.ReportMetric(float64(deltaBytes)/float64(fullBytes)*100, "delta/full-%")
+	b.ReportMetric(deltaTime.Seconds()/n, "delta-s/push")
+	b.ReportMetric(fullTime.Seconds()/n, "full-s/push")
+	b.ReportMetric(snapTime.Seconds()/n, "snapshot-s")
+	b.Logf("server %s: %d pages, %d changed per cycle", srv.kind, pages, change)
+}

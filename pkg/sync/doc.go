@@ -39,17 +39,55 @@
 // # Databases
 //
 // SQLite databases (class "db") are never copied live. Each push first makes
-// a consistent snapshot with VACUUM INTO through modernc.org/sqlite (pure
-// Go, one read transaction, writers keep going) into the state directory;
-// the snapshot is what is hashed, sent and verified, and it is deleted
-// afterwards. The receipt records the snapshot's SHA-256 and the live
-// database's size and mtime (and those of its -wal file, where commits land
-// in WAL mode) observed just before the snapshot. A database receipt is
-// valid while the live database still has that size and mtime (and -wal
-// size and mtime): VACUUM output is not byte-identical to the live file,
-// so versions, not hashes, are compared. A database written continuously is
-// snapshotted at most once per cycle (or per EngineConfig.DBSnapshotInterval).
-// The remote copy is a standalone database file without -wal/-shm.
+// a consistent snapshot with the SQLite online backup API through
+// modernc.org/sqlite (pure Go; all pages in one step, inside one read
+// transaction, writers keep going; VACUUM INTO only as a fallback) into the
+// state directory. The backup copies pages as they are, so page N of the
+// snapshot is page N of the database and unchanged pages are byte-identical
+// from one snapshot to the next. The snapshot is set to journal_mode=DELETE
+// (a standalone file), hashed whole (SHA-256) and per page (PageMap: page
+// size from the header, SHA-256 truncated to 128 bits per page) in one
+// read, sent, verified, and deleted afterwards. The receipt records the
+// snapshot's SHA-256 and the live database's size and mtime (and those of
+// its -wal file, where commits land in WAL mode) observed just before the
+// snapshot. A database receipt is valid while the live database still has
+// that size and mtime (and -wal size and mtime): versions, not hashes, are
+// compared. A database written continuously is snapshotted at most once per
+// cycle (or per EngineConfig.DBSnapshotInterval).
+//
+// Over SFTP a database is synced by its changed pages. A target holds two
+// files per database: <name>, always a complete version whose SHA-256 was
+// verified on the target, and the spare <name>.next, the version before.
+// The agent keeps, per database and target, the page hashes of the versions
+// both hold (SFTPOptions.DBStateDir; <state dir>/dbdelta in the agent, one
+// file per database and target, ending in its own SHA-256). A push writes
+// the pages in which the new snapshot differs from the spare's version into
+// the spare (SFTP writes at their offsets, several in flight, under the
+// target's bandwidth limit), truncates it to the new size, fsyncs it, and
+// verifies its whole SHA-256 against the snapshot's with the same remote
+// hash as any upload (sha256sum over exec for 8 MiB or more, else read
+// back). Then it swaps: hardlink <name> to <name>.prev
+// (hardlink@openssh.com), rename <name>.next over <name>
+// (posix-rename@openssh.com, atomic), rename <name>.prev to <name>.next. At
+// every moment <name> is a verified version; a crash between the steps
+// leaves at most an extra <name>.prev, which the next push removes. Since
+// the spare is two versions old, a cycle sends the pages changed over the
+// last two snapshots.
+//
+// Anything doubtful makes the push a full copy into a new spare inode
+// (the old one is removed first, never truncated: it might be linked
+// elsewhere), verified and swapped the same way, never a wrong file: no
+// state, a state file that does not check out, a spare of another size or
+// page size, a leftover <name>.prev, a spare that does not verify after the
+// delta, or a server without the hardlink and posix-rename extensions (then
+// every push is a full copy). The state is deleted before the swap and
+// written after it, so a crash during the swap also means a full copy. The
+// first two pushes of a database to a target are full copies (one for each
+// remote file). Receipt.Delta and Receipt.BytesSent tell what a push sent.
+// rsync sends its own delta of the whole snapshot to <name>.
+//
+// The remote copy <name> is a plain SQLite file without -wal/-shm: a restore
+// copies it (not <name>.next, which may be half-written) and opens it.
 //
 // # Upload protocol (SFTP) and partial files
 //

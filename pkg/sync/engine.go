@@ -44,9 +44,10 @@ type EngineConfig struct {
 	// its own link); the flush sends one copy at a time.
 	MaxConcurrent int
 	// DBSnapshotInterval is the least time between two snapshots of one
-	// database in continuous sync (a database written all the time would
-	// otherwise be re-sent every cycle); 0 = every cycle. Flush and SyncNow
-	// ignore it.
+	// database in continuous sync (a database written all the time is
+	// otherwise snapshotted every cycle: a local copy and hash of the whole
+	// file, though over SFTP only its changed pages are sent); 0 = every
+	// cycle. Flush and SyncNow ignore it.
 	DBSnapshotInterval time.Duration
 	// RetryBackoff is the pause before a failed target is tried again in
 	// continuous sync; it doubles per consecutive failure up to MaxBackoff.
@@ -687,6 +688,7 @@ func (e *Engine) runJob(ctx context.Context, j *job, pr *progressTracker, hooks 
 		defer os.Remove(snap.Path)
 		e.cfg.Manifest.SetHash(ent.Path, snap.Source, snap.SHA256)
 		lf.Path, lf.Size, lf.ModTime, lf.SHA256 = snap.Path, snap.Size, time.Time{}, snap.SHA256
+		lf.Pages = snap.Pages
 		lf.SourceSize, lf.SourceModTime = snap.Source.Size, snap.Source.ModTime
 		lf.SourceWALSize, lf.SourceWALModTime = snap.Source.WALSize, snap.Source.WALModTime
 	}

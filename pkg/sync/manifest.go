@@ -205,6 +205,9 @@ type Manifest struct {
 	replication int
 	entries     map[string]*FileEntry
 	scannedAt   time.Time
+	// walkStarted is when the walk of the last complete scan began: every
+	// entry's Version was seen at or after it.
+	walkStarted time.Time
 
 	hashes      atomic.Int64
 	hashedBytes atomic.Int64
@@ -436,6 +439,7 @@ func (m *Manifest) Scan(ctx context.Context, opts ScanOptions) (ScanStats, error
 	sources := slices.Clone(m.sources)
 	m.mu.Unlock()
 
+	walkStart := m.now()
 	seen := m.walk(ctx, sources, &stats)
 	if err := ctx.Err(); err != nil {
 		return stats, err
@@ -458,10 +462,7 @@ func (m *Manifest) Scan(ctx context.Context, opts ScanOptions) (ScanStats, error
 			stats.New++
 		case !e.Version.Equal(o.v):
 			if e.DirtySince.IsZero() {
-				e.DirtySince = o.v.Latest()
-				if e.DirtySince.After(now) || e.DirtySince.Before(e.Latest()) {
-					e.DirtySince = now
-				}
+				e.DirtySince = m.changedSinceLocked(e, o.v, now)
 			}
 			e.Version = o.v
 			e.SHA256, e.HashedAt = "", time.Time{}
@@ -504,6 +505,7 @@ func (m *Manifest) Scan(ctx context.Context, opts ScanOptions) (ScanStats, error
 	m.mu.Lock()
 	if err == nil && ctx.Err() == nil {
 		m.scannedAt = m.now()
+		m.walkStarted = walkStart
 	}
 	stats.Files = len(m.entries)
 	for _, e := range m.entries {
@@ -515,6 +517,33 @@ func (m *Manifest) Scan(ctx context.Context, opts ScanOptions) (ScanStats, error
 		return stats, err
 	}
 	return stats, ctx.Err()
+}
+
+// changedSinceLocked is the DirtySince of an entry that was in sync and is
+// now seen at version nv: a time no later than its first change not on the
+// targets (now - DirtySince is the RPO age). For a regular file that is the new mtime (the file is re-sent
+// whole, and its content is what it is now). A database's changes pile up
+// in place: its first change not on the targets came after the version
+// they hold, which was last seen unchanged at the last complete scan at
+// the earliest, so the later of the old version's mtime and that scan's
+// start bounds it: the RPO is never an underestimate, and at most one scan
+// interval too high.
+func (m *Manifest) changedSinceLocked(e *FileEntry, nv Version, now time.Time) time.Time {
+	if e.Class == ClassDB {
+		since := e.Latest()
+		if m.walkStarted.After(since) {
+			since = m.walkStarted
+		}
+		if since.After(now) {
+			since = now
+		}
+		return since
+	}
+	since := nv.Latest()
+	if since.After(now) || since.Before(e.Latest()) {
+		since = now
+	}
+	return since
 }
 
 // hashOne hashes p and stores the hash if the file did not change meanwhile.

@@ -252,8 +252,16 @@ func TestManifestRPO(t *testing.T) {
 		t.Fatal(err)
 	}
 	r = m.RPO(f.clock.Now())
-	if r.UnsyncedFiles != 2 || r.UnsyncedBytes != 9+10 || r.OldestUnsyncedAgeSeconds != 30 {
-		t.Fatalf("after change: %+v, want b.pt and g.db unsynced, oldest 30 s", r)
+	// b.pt counts from its new mtime (it is sent whole, as it is now). The
+	// database's first commit since it was in sync may be older than the
+	// -wal mtime (the last one): it counts from the last complete scan that
+	// saw it unchanged, 10 min ago.
+	if r.UnsyncedFiles != 2 || r.UnsyncedBytes != 9+10 || r.OldestUnsyncedAgeSeconds != 600 ||
+		r.OldestUnsynced != filepath.Join(f.dir, "games/g.db") {
+		t.Fatalf("after change: %+v, want b.pt and g.db unsynced, oldest g.db 600 s", r)
+	}
+	if b, _ := m.Entry(filepath.Join(f.dir, "ckpt/b.pt")); !b.DirtySince.Equal(f.clock.Now().Add(-30 * time.Second)) {
+		t.Fatalf("b.pt dirty since %s, want its mtime", b.DirtySince)
 	}
 	// A receipt for the old version does not count.
 	b, _ := m.Entry(filepath.Join(f.dir, "ckpt/b.pt"))

@@ -59,6 +59,11 @@ type SFTPOptions struct {
 	ExecHashMinSize int64
 	// OnThrottle, when set, sees every bandwidth limiter reservation.
 	OnThrottle ThrottleFunc
+	// DBStateDir is where the per-page hashes of the database versions each
+	// target holds are kept (one small file per database and target), so
+	// that a restart does not force a full copy; "" keeps them in memory
+	// only. The agent uses <state dir>/dbdelta.
+	DBStateDir string
 	// Logger; the zero value logs nothing.
 	Logger zerolog.Logger
 }
@@ -67,8 +72,11 @@ type SFTPOptions struct {
 // needed on either end. It caches one SSH connection per target and is safe
 // for concurrent use. See the package documentation for the upload protocol.
 type SFTPTransport struct {
-	opts SFTPOptions
-	lims limiters
+	opts  SFTPOptions
+	lims  limiters
+	delta deltaStore
+	// stepHook injects failures into database pushes (tests).
+	stepHook stepHook
 
 	mu     sync.Mutex
 	conns  map[string]*sftpConn
@@ -100,7 +108,7 @@ func NewSFTPTransport(opts SFTPOptions) *SFTPTransport {
 	if opts.ExecHashMinSize <= 0 {
 		opts.ExecHashMinSize = 8 << 20
 	}
-	return &SFTPTransport{opts: opts, conns: map[string]*sftpConn{}}
+	return &SFTPTransport{opts: opts, conns: map[string]*sftpConn{}, delta: deltaStore{dir: opts.DBStateDir}}
 }
 
 // Close drops every cached connection. Pushes in progress fail.
@@ -407,7 +415,11 @@ func (t *SFTPTransport) Push(ctx context.Context, file LocalFile, target Target)
 	}()
 
 	p := &sftpPush{t: t, c: c, ctx: ctx, file: file, target: target, remote: remote, partial: remote + PartialSuffix, op: &op}
-	rc, err = p.run()
+	if file.Pages != nil {
+		rc, err = p.runDB()
+	} else {
+		rc, err = p.run()
+	}
 	if err != nil && ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
 		err = fmt.Errorf("%w (%v)", ctx.Err(), err)
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -12,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	_ "modernc.org/sqlite" // pure Go SQLite driver ("sqlite"), for VACUUM INTO snapshots
+	"modernc.org/sqlite" // pure Go SQLite driver ("sqlite"): backup API and VACUUM INTO snapshots
 )
 
 // Snapshot is a consistent copy of a SQLite database made by SnapshotSQLite.
@@ -22,23 +23,44 @@ type Snapshot struct {
 	// SHA256 (hex) and Size (bytes) of the snapshot file.
 	SHA256 string
 	Size   int64
+	// Pages are the snapshot's per-page hashes (what a page-delta push
+	// compares with the version a target holds).
+	Pages *PageMap
 	// Source is the live database's version (main file and -wal) observed
 	// just before the snapshot was taken: everything committed up to then is
 	// in the snapshot.
 	Source Version
-	// Took is how long VACUUM INTO and hashing took.
+	// Method is how the copy was made: "backup" (the SQLite online backup
+	// API) or "vacuum" (VACUUM INTO, the fallback).
+	Method string
+	// Took is how long the copy and hashing took.
 	Took time.Duration
 }
 
+// sqliteBackuper is the part of modernc.org/sqlite's driver connection
+// SnapshotSQLite uses (reached through (*sql.Conn).Raw).
+type sqliteBackuper interface {
+	NewBackup(dstURI string) (*sqlite.Backup, error)
+}
+
 // SnapshotSQLite writes a transactionally consistent copy of the SQLite
-// database dbPath into a new file under tmpDir with VACUUM INTO (pure Go,
-// modernc.org/sqlite): the copy is made inside one read transaction, so
-// writers can keep committing (WAL or rollback journal mode) and the copy
-// never holds a half-written page. The live file is never read directly.
+// database dbPath into a new file under tmpDir, pure Go (modernc.org/sqlite):
+// with the online backup API (sqlite3_backup_step over all pages in one
+// step, inside one read transaction), which copies the pages as they are, so
+// page N of the copy is page N of the database and unchanged pages stay
+// byte-identical from one snapshot to the next (what makes page deltas
+// small). Only if the backup fails does it fall back to VACUUM INTO (which
+// rewrites and reorders pages). Writers keep committing meanwhile (WAL
+// mode; in rollback-journal mode they wait for the copy). The copy is set to
+// journal_mode=DELETE, a standalone file without -wal. The live file is
+// never read directly.
 func SnapshotSQLite(ctx context.Context, dbPath, tmpDir string) (Snapshot, error) {
 	start := time.Now()
 	if strings.ContainsAny(dbPath, "?#") {
 		return Snapshot{}, fmt.Errorf("snapshot %s: '?' and '#' are not supported in database paths", dbPath)
+	}
+	if strings.ContainsAny(tmpDir, "?#") {
+		return Snapshot{}, fmt.Errorf("snapshot %s: '?' and '#' are not supported in the snapshot directory %s", dbPath, tmpDir)
 	}
 	src, err := statVersion(dbPath, true)
 	if err != nil {
@@ -52,7 +74,7 @@ func SnapshotSQLite(ctx context.Context, dbPath, tmpDir string) (Snapshot, error
 		return Snapshot{}, fmt.Errorf("snapshot %s: %w", dbPath, err)
 	}
 	snapPath := tmp.Name()
-	_ = tmp.Close() // VACUUM INTO accepts an existing empty file
+	_ = tmp.Close() // both the backup and VACUUM INTO accept an existing empty file
 	ok := false
 	defer func() {
 		if !ok {
@@ -66,18 +88,79 @@ func SnapshotSQLite(ctx context.Context, dbPath, tmpDir string) (Snapshot, error
 	}
 	defer db.Close()
 	db.SetMaxOpenConns(1)
-	if _, err := db.ExecContext(ctx, "VACUUM INTO ?", snapPath); err != nil {
-		return Snapshot{}, fmt.Errorf("snapshot %s: VACUUM INTO: %w", dbPath, err)
+	method := "backup"
+	if berr := backupTo(ctx, db, snapPath); berr != nil {
+		if ctx.Err() != nil {
+			return Snapshot{}, fmt.Errorf("snapshot %s: backup: %w", dbPath, ctx.Err())
+		}
+		method = "vacuum"
+		if err := os.Truncate(snapPath, 0); err != nil {
+			return Snapshot{}, fmt.Errorf("snapshot %s: backup failed (%v); %w", dbPath, berr, err)
+		}
+		if _, err := db.ExecContext(ctx, "VACUUM INTO ?", snapPath); err != nil {
+			return Snapshot{}, fmt.Errorf("snapshot %s: backup failed (%v); VACUUM INTO: %w", dbPath, berr, err)
+		}
 	}
 	if err := db.Close(); err != nil {
 		return Snapshot{}, fmt.Errorf("snapshot %s: close: %w", dbPath, err)
 	}
-	sum, size, err := hashFile(ctx, snapPath)
+	if err := setJournalDelete(ctx, snapPath); err != nil {
+		return Snapshot{}, fmt.Errorf("snapshot %s: %w", dbPath, err)
+	}
+	pm, sum, err := hashPages(ctx, snapPath)
 	if err != nil {
 		return Snapshot{}, fmt.Errorf("snapshot %s: hash: %w", dbPath, err)
 	}
 	ok = true
-	return Snapshot{Path: snapPath, SHA256: sum, Size: size, Source: src, Took: time.Since(start)}, nil
+	return Snapshot{Path: snapPath, SHA256: sum, Size: pm.Size, Pages: pm, Source: src, Method: method, Took: time.Since(start)}, nil
+}
+
+// backupTo copies the database behind db into the file dst with the online
+// backup API, all pages in one step (one read transaction: a consistent
+// copy even while other connections commit).
+func backupTo(ctx context.Context, db *sql.DB, dst string) error {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	return conn.Raw(func(dc any) error {
+		bc, ok := dc.(sqliteBackuper)
+		if !ok {
+			return fmt.Errorf("driver connection %T has no backup API", dc)
+		}
+		b, err := bc.NewBackup(dst)
+		if err != nil {
+			return fmt.Errorf("start backup: %w", err)
+		}
+		more, err := b.Step(-1)
+		if err == nil && more {
+			err = errors.New("backup step stopped before the last page")
+		}
+		if ferr := b.Finish(); err == nil && ferr != nil {
+			err = fmt.Errorf("finish backup: %w", ferr)
+		}
+		return err
+	})
+}
+
+// setJournalDelete makes the snapshot a standalone rollback-journal
+// database (a copy of a WAL database says "WAL" in its header, and would
+// want -wal and -shm files next to it wherever it is opened).
+func setJournalDelete(ctx context.Context, p string) error {
+	db, err := sql.Open("sqlite", p)
+	if err != nil {
+		return fmt.Errorf("open snapshot: %w", err)
+	}
+	defer db.Close()
+	var mode string
+	if err := db.QueryRowContext(ctx, "PRAGMA journal_mode=DELETE").Scan(&mode); err != nil {
+		return fmt.Errorf("snapshot journal mode: %w", err)
+	}
+	if !strings.EqualFold(mode, "delete") {
+		return fmt.Errorf("snapshot journal mode is %q, want delete", mode)
+	}
+	return db.Close()
 }
 
 // hashFile returns the hex SHA-256 and size of a file, stopping on ctx.

@@ -157,6 +157,11 @@ type LocalFile struct {
 	SourceModTime    time.Time
 	SourceWALSize    int64
 	SourceWALModTime time.Time
+	// Pages, when set, are the per-page hashes of Path, a database snapshot
+	// (Snapshot.Pages): a transport that can (SFTP) then updates the
+	// target's copy by its changed pages (see the package documentation,
+	// "Databases"); SHA256 must be set with it. Others send the whole file.
+	Pages *PageMap
 	// Progress, when set, is called after each chunk with the total number
 	// of bytes of this file sent so far in this push (resumed bytes not
 	// counted). It must be fast and must not block.
@@ -182,6 +187,9 @@ type Receipt struct {
 	BytesSent int64 `json:"bytes_sent"`
 	// ResumedFrom is the offset in bytes the upload resumed at (0 = from scratch).
 	ResumedFrom int64 `json:"resumed_from,omitempty"`
+	// Delta: the copy was made by writing only the pages that changed
+	// since the version the target's spare held (databases, SFTP).
+	Delta bool `json:"delta,omitempty"`
 	// SourceSize and SourceModTime are the local file's size (bytes) and
 	// mtime the copy corresponds to. For databases they describe the live
 	// database file at snapshot time (SHA256 is the snapshot's), and

@@ -295,10 +295,7 @@ func (m *Manifest) Observe(paths []string) (int, error) {
 			m.entries[o.file] = e
 		case !e.Version.Equal(o.v):
 			if e.DirtySince.IsZero() {
-				e.DirtySince = o.v.Latest()
-				if e.DirtySince.After(now) || e.DirtySince.Before(e.Latest()) {
-					e.DirtySince = now
-				}
+				e.DirtySince = m.changedSinceLocked(e, o.v, now)
 			}
 			e.Version = o.v
 			e.SHA256, e.HashedAt = "", time.Time{}

@@ -33,7 +33,8 @@ const (
 	// ClassNPZ: NPZ training-data exports.
 	ClassNPZ Class = "npz"
 	// ClassDB: SQLite databases (game databases). They are never copied live:
-	// each push sends a consistent snapshot made with VACUUM INTO.
+	// each push sends a consistent snapshot made with the SQLite backup API
+	// (over SFTP only its pages that changed).
 	ClassDB Class = "db"
 )
 
