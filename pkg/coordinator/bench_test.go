@@ -32,7 +32,7 @@ func BenchmarkHeartbeatIngest(b *testing.B) {
 	// per-subject history (60 by default, which trims a lagging node's
 	// older heartbeats) is lifted above b.N/agents.
 	c, err := coordinator.New(coordinator.Config{Name: "bench", Embedded: busserver.ServerConfig{Port: -1, StoreDir: b.TempDir()},
-		Topology: bus.Topology{EventHistory: int64(b.N/agents + 100)},
+		Topology:   bus.Topology{EventHistory: int64(b.N/agents + 100)},
 		Thresholds: registry.Thresholds{SuspectAfter: time.Hour, DeadAfter: 2 * time.Hour}}, zerolog.Nop())
 	if err != nil {
 		b.Fatal(err)
