@@ -86,6 +86,8 @@ func Enroll(ctx context.Context, cfg Config, log zerolog.Logger) (string, error)
 			return "", fmt.Errorf("%w: %s", ErrRefused, rep.Error)
 		case err == nil:
 			l.Warn().Str("reason", rep.Error).Int("attempt", attempt).Msg("enrollment deferred; asking again")
+		case errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthRevoked) || errors.Is(err, nats.ErrAuthExpired):
+			return "", fmt.Errorf("bootstrap: the bus refuses the bootstrap credential %s (revoked, expired, or not issued by this cluster): %w", cfg.BootstrapCreds, err)
 		default:
 			l.Warn().Err(err).Int("attempt", attempt).Msg("no coordinator answered the enrollment request; asking again")
 		}

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/ringmesh/ringmesh/pkg/api"
+	"github.com/ringmesh/ringmesh/pkg/auth"
 	"github.com/ringmesh/ringmesh/pkg/bootstrap"
 	"github.com/ringmesh/ringmesh/pkg/bus"
 	"github.com/ringmesh/ringmesh/pkg/events"
@@ -85,6 +86,15 @@ func (c *Coordinator) apiTokenCreate(ctx context.Context, req []byte) (any, erro
 	}
 	if c.isVoter(r.Node) || strings.HasPrefix(r.Node, "coordinator-") || r.Node == "bootstrap" {
 		return nil, fmt.Errorf("bad request: %s is a voter or a reserved name; enrollment tokens are for nodes", r.Node)
+	}
+	users, err := c.cfg.Auth.Users()
+	if err != nil {
+		return nil, err
+	}
+	for _, u := range users {
+		if u.Name == r.Node && u.Role != auth.RoleNode && u.RevokedAt.IsZero() {
+			return nil, fmt.Errorf("bad request: %s holds %s credentials; a token cannot make it a node", r.Node, u.Role)
+		}
 	}
 	kv, err := c.stateKV(ctx)
 	if err != nil {

@@ -23,6 +23,7 @@ import (
 	"github.com/ringmesh/ringmesh/pkg/auth"
 	"github.com/ringmesh/ringmesh/pkg/bootstrap"
 	"github.com/ringmesh/ringmesh/pkg/bus"
+	"github.com/ringmesh/ringmesh/pkg/bus/busserver"
 	"github.com/ringmesh/ringmesh/pkg/coordinator"
 	"github.com/ringmesh/ringmesh/pkg/events"
 )
@@ -30,7 +31,7 @@ import (
 // offsetClock is the coordinator's clock, moved forward by tests (no sleeping).
 type offsetClock struct{ off atomic.Int64 }
 
-func (c *offsetClock) now() time.Time            { return time.Now().Add(time.Duration(c.off.Load())) }
+func (c *offsetClock) now() time.Time          { return time.Now().Add(time.Duration(c.off.Load())) }
 func (c *offsetClock) advance(d time.Duration) { c.off.Add(int64(d)) }
 
 type enrollRig struct {
@@ -226,7 +227,7 @@ func TestEnrollTokenExpiresAndRevokes(t *testing.T) {
 
 	// Bad requests are refused with a reason, before anything is stored.
 	for _, bad := range []api.TokenCreateRequest{{Node: "x y", InstanceID: "1"}, {Node: "n", InstanceID: "a b"}, {Node: "n", InstanceID: "1", Provider: "aws"},
-		{Node: "n", InstanceID: "1", TTLSeconds: 10}, {Node: "hetzner-cpu1", InstanceID: "1"}} {
+		{Node: "n", InstanceID: "1", TTLSeconds: 10}, {Node: "hetzner-cpu1", InstanceID: "1"}, {Node: "test-admin", InstanceID: "1"}} {
 		if err := r.admin.Call(ctx, api.OpTokenCreate, bad, nil); err == nil || !strings.Contains(err.Error(), "bad request") {
 			t.Errorf("create %+v: %v", bad, err)
 		}
@@ -322,4 +323,30 @@ func TestEnrollRepeatAndBadRequests(t *testing.T) {
 			t.Errorf("%.40s…: %+v", bad, rep)
 		}
 	}
+}
+
+// Tokens live in KV, not in the coordinator's memory: one created before a
+// restart is redeemed after it (as after a fail-over to another voter).
+func TestEnrollTokenSurvivesRestart(t *testing.T) {
+	store := filepath.Join(t.TempDir(), "nats")
+	clk := &offsetClock{}
+	start := func() *enrollRig {
+		h := startCoordinator(t, coordinator.Config{Now: clk.now, Embedded: busserver.ServerConfig{Port: -1, StoreDir: store}})
+		sb := testutil.Lookup(h.url)
+		nc, err := sb.Connect(t, []string{h.url}, auth.RoleAdmin, "test-admin")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(nc.Close)
+		return &enrollRig{t: t, h: h, sb: sb, clock: clk, admin: sb.Client(t, nc)}
+	}
+	r1 := start()
+	tok := r1.create(api.TokenCreateRequest{Node: "runpod-z9", InstanceID: "z9pod"})
+	r1.h.stop()
+	r2 := start()
+	if node, _, err := r2.enroll(tok.Token, "z9pod", ""); err != nil || node != "runpod-z9" {
+		t.Fatalf("after a restart: %q %v", node, err)
+	}
+	_, _, err := r2.enroll(tok.Token, "z9pod", "")
+	refusedWith(t, err, "already used")
 }
