@@ -350,3 +350,52 @@ func TestEnrollTokenSurvivesRestart(t *testing.T) {
 	_, _, err := r2.enroll(tok.Token, "z9pod", "")
 	refusedWith(t, err, "already used")
 }
+
+// switchLeadership is a leader lease the test hands out and takes back.
+type switchLeadership struct{ on atomic.Bool }
+
+func (s *switchLeadership) IsLeader() bool { return s.on.Load() }
+func (s *switchLeadership) Leader() (string, uint64, bool) {
+	if s.on.Load() {
+		return "hetzner-cpu1", 1, true
+	}
+	return "hetzner-cpu2", 2, true
+}
+
+// Only the leader redeems tokens: a follower hears the request and stays
+// silent (the node asks again), so two coordinators never both issue.
+func TestEnrollOnlyTheLeaderAnswers(t *testing.T) {
+	lead := &switchLeadership{}
+	lead.on.Store(true)
+	h := startCoordinator(t, coordinator.Config{Leadership: lead})
+	sb := testutil.Lookup(h.url)
+	nc, err := sb.Connect(t, []string{h.url}, auth.RoleAdmin, "test-admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	r := &enrollRig{t: t, h: h, sb: sb, clock: &offsetClock{}, admin: sb.Client(t, nc)}
+	tok := r.create(api.TokenCreateRequest{Node: "vast-5", InstanceID: "5"})
+
+	lead.on.Store(false)
+	bc, err := sb.Connect(t, []string{h.url}, auth.RoleBootstrap, auth.BootstrapName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bc.Close()
+	kp, _ := nkeys.CreateUser()
+	pub, _ := kp.PublicKey()
+	body, _ := json.Marshal(bootstrap.Request{Token: tok.Token, InstanceID: "5", PublicKey: pub})
+	if m, err := bc.Request(bus.EnrollSubject, body, time.Second); err == nil {
+		t.Fatalf("a follower answered: %s", m.Data)
+	}
+	lead.on.Store(true)
+	m, err := bc.Request(bus.EnrollSubject, body, 10*time.Second)
+	if err != nil {
+		t.Fatalf("the leader did not answer: %v", err)
+	}
+	var rep bootstrap.Reply
+	if err := json.Unmarshal(m.Data, &rep); err != nil || rep.Node != "vast-5" || rep.JWT == "" {
+		t.Fatalf("leader's reply %+v %v", rep, err)
+	}
+}
