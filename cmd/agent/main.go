@@ -9,12 +9,14 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/ringmesh/ringmesh/pkg/agent"
 	"github.com/ringmesh/ringmesh/pkg/agentmetrics"
+	"github.com/ringmesh/ringmesh/pkg/bootstrap"
 	"github.com/ringmesh/ringmesh/pkg/cli"
 	"github.com/ringmesh/ringmesh/pkg/cli/gossipflags"
 	"github.com/ringmesh/ringmesh/pkg/config"
@@ -54,6 +56,8 @@ func run(args []string) error {
 		notice     = fs.Duration("preempt-notice", 0, "time from SIGTERM to the node's end: the final flush deadline (default by provider: "+mesh.NoticeSummary()+")")
 		bwMBps     = fs.Float64("sync-bandwidth-mbps", 0, "per-target bandwidth limit in MB/s (0 = unlimited)")
 		metricsAt  = fs.String("metrics-listen", agentmetrics.DefaultListen, "serve Prometheus GET /metrics (GPUs, disks, RPO, outbox) on host:port; loopback by default, empty = off")
+		tokenFile  = fs.String("enroll-token-file", "", "one-time enrollment token file (made by meshctl token create), used when --creds does not exist yet; deleted after use (or $"+bootstrap.TokenEnv+"; never on the command line)")
+		bootCreds  = fs.String("bootstrap-creds", "", "with an enrollment token: the shared bootstrap credential (default bootstrap.creds next to --creds)")
 	)
 	gf := gossipflags.Add(fs)
 	if err := fs.Parse(args); err != nil {
@@ -69,14 +73,34 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	if *node == "" {
-		*node = cli.DefaultNodeID()
-	}
 	if *stateDir == "" {
 		*stateDir = "/var/lib/ringmesh-agent"
 		if *dev {
 			*stateDir = "ringmesh-agent"
 		}
+	}
+	// The token never comes from argv; read from the environment once and removed from it.
+	envToken := os.Getenv(bootstrap.TokenEnv)
+	_ = os.Unsetenv(bootstrap.TokenEnv)
+	if *tokenFile != "" || envToken != "" {
+		if *creds == "" {
+			*creds = filepath.Join(*stateDir, "node.creds")
+		}
+		ectx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		name, err := bootstrap.EnsureCreds(ectx, bootstrap.AgentOptions{TokenFile: *tokenFile, Token: envToken, BootstrapCreds: *bootCreds,
+			CAFile: *caFile, URLs: cli.SplitList(*natsURL), CredsOut: *creds, Node: *node, Provider: *provider, InstanceID: *instanceID}, log)
+		stop()
+		if err != nil {
+			return err
+		}
+		if *node == "" {
+			*node = name
+		} else if name != *node {
+			return fmt.Errorf("--node %s, but the credentials in %s are for %s", *node, *creds, name)
+		}
+	}
+	if *node == "" {
+		*node = cli.DefaultNodeID()
 	}
 	cfg := agent.Config{
 		NodeID: *node, Provider: *provider, InstanceID: *instanceID, Role: *role,

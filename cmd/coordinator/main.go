@@ -434,7 +434,7 @@ func openAuth(dir, dataDir string, dev, noAuth, external bool, name string, log 
 	for _, u := range []struct {
 		role auth.Role
 		name string
-	}{{auth.RoleAdmin, "admin"}, {auth.RoleViewer, "viewer"}} {
+	}{{auth.RoleAdmin, "admin"}, {auth.RoleViewer, "viewer"}, {auth.RoleBootstrap, auth.BootstrapName}} {
 		if err := iss.EnsureCreds(u.role, u.name, filepath.Join(credsDir, u.name+".creds")); err != nil {
 			return nil, err
 		}
@@ -446,7 +446,7 @@ func openAuth(dir, dataDir string, dev, noAuth, external bool, name string, log 
 	if err := os.WriteFile(filepath.Join(credsDir, "ca.pem"), ca, 0o600); err != nil {
 		return nil, err
 	}
-	log.Info().Str("creds", credsDir).Msg("dev: bus authentication on; operator credentials admin.creds and viewer.creds, CA ca.pem")
+	log.Info().Str("creds", credsDir).Msg("dev: bus authentication on; operator credentials admin.creds and viewer.creds, bootstrap.creds for enrollment tokens, CA ca.pem")
 	return iss, nil
 }
 

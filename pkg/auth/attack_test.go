@@ -37,7 +37,7 @@ func newRig(t *testing.T, urls []string, iss *auth.Issuer, dir string) *rig {
 	for _, u := range []struct {
 		role auth.Role
 		name string
-	}{{auth.RoleCoordinator, "hetzner-cpu1"}, {auth.RoleNode, "node-a"}, {auth.RoleNode, "node-b"}, {auth.RoleViewer, "alice"}, {auth.RoleAdmin, "root"}} {
+	}{{auth.RoleCoordinator, "hetzner-cpu1"}, {auth.RoleNode, "node-a"}, {auth.RoleNode, "node-b"}, {auth.RoleViewer, "alice"}, {auth.RoleAdmin, "root"}, {auth.RoleBootstrap, auth.BootstrapName}} {
 		p := filepath.Join(dir, "creds", u.name+".creds")
 		if err := iss.IssueFile(u.role, u.name, p); err != nil {
 			t.Fatal(err)
@@ -242,6 +242,14 @@ func attacks() []attack {
 		{"subscribe to other users' inboxes", func(ctx context.Context, nc *nats.Conn, js jetstream.JetStream) error {
 			return subscribe(nc, "_INBOX_root.>")
 		}},
+		{"subscribe to the enrollment subject (read booting nodes' tokens)", func(ctx context.Context, nc *nats.Conn, js jetstream.JetStream) error {
+			return subscribe(nc, bus.EnrollSubject)
+		}},
+		{"publish a hello as a fresh node", func(ctx context.Context, nc *nats.Conn, js jetstream.JetStream) error {
+			s, _ := bus.EventSubject("node-new", bus.KindHello)
+			_, err := js.Publish(ctx, s, []byte(`{"node":"node-new"}`))
+			return err
+		}},
 		{"publish node-b's heartbeat", func(ctx context.Context, nc *nats.Conn, js jetstream.JetStream) error {
 			_, err := js.Publish(ctx, evtB, []byte(`{"rpo":0}`))
 			return err
@@ -385,7 +393,62 @@ func TestAttackMatrix(t *testing.T) {
 		t.Fatalf("client URL %s is not TLS", srv.ClientURL())
 	}
 	r := newRig(t, []string{srv.ClientURL()}, iss, dir)
-	runMatrix(t, r, []string{"", "node-a", "alice"})
+	runMatrix(t, r, []string{"", "node-a", "alice", auth.BootstrapName})
+}
+
+// The bootstrap user (shared by every self-booting node) can send an
+// enrollment request and read its reply, and nothing else: no API call
+// (not even a read), no other inbox, no message larger than
+// auth.BootstrapMaxPayload. The matrix above covers events, streams, KV,
+// commands and advisories.
+func TestBootstrapUserOnlyEnrolls(t *testing.T) {
+	srv, iss, dir := startSecure(t)
+	r := newRig(t, []string{srv.ClientURL()}, iss, dir)
+	sub, err := r.coord.Subscribe(bus.EnrollSubject, func(m *nats.Msg) { _ = m.Respond([]byte(`{"node":"x"}`)) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	_ = r.coord.Flush()
+	nc, err := r.dial(auth.BootstrapName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if err := request(nc, bus.EnrollSubject, []byte(`{}`)); err != nil {
+		t.Fatalf("bootstrap user cannot enroll: %v", err)
+	}
+	for _, op := range []string{"status", "token_create", "revoke"} {
+		if err := request(nc, bus.APISubject(op), nil); err == nil {
+			t.Errorf("bootstrap user called mesh.v1.api.%s", op)
+		}
+	}
+	if err := subscribe(nc, bus.InboxPrefix("node-a")+".>"); err == nil {
+		t.Error("bootstrap user subscribed to node-a's inbox")
+	}
+	nc.Close()
+	big, err := r.dial(auth.BootstrapName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer big.Close()
+	// The server closes the connection on a message over the user's payload limit.
+	err = big.Publish(bus.EnrollSubject, make([]byte, auth.BootstrapMaxPayload+1))
+	if err == nil {
+		err = big.Flush()
+	}
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if big.IsConnected() {
+			return errors.New("still connected")
+		}
+		return nil
+	})
+	if le := big.LastError(); le != nil {
+		err = le
+	}
+	if err == nil || !strings.Contains(strings.ToLower(err.Error()), "payload") {
+		t.Errorf("bootstrap user published more than its payload limit: %v", err)
+	}
 }
 
 // The roles can do their own work: a node publishes its own events and

@@ -251,6 +251,7 @@ func (iss *Issuer) Issue(r Role, name string) ([]byte, error) {
 	uc.Name = name
 	uc.Tags.Add("role:" + string(r))
 	uc.Permissions = perms
+	limitRole(r, &uc.Limits)
 	uc.IssuerAccount = "" // signed by the account key itself
 	tok, err := uc.Encode(iss.account)
 	if err != nil {

@@ -24,15 +24,31 @@ const (
 	// RoleAdmin is an operator who may also act (start, stop, terminate,
 	// force), sync, and revoke credentials.
 	RoleAdmin Role = "admin"
+	// RoleBootstrap is the one credential shared by nodes that boot by
+	// themselves (a launched instance's startup script): it may only send
+	// an enrollment request (bus.EnrollSubject) and read the reply, so a
+	// node that holds it and a one-time token (docs/enrollment-token.md)
+	// can obtain its own node credentials, and nothing else.
+	RoleBootstrap Role = "bootstrap"
 )
+
+// BootstrapName is the name the shared bootstrap credential is issued
+// under (`meshctl creds issue --role bootstrap`); its inbox prefix is
+// bus.InboxPrefix(BootstrapName).
+const BootstrapName = "bootstrap"
+
+// BootstrapMaxPayload is the largest message a bootstrap user may publish,
+// bytes (the server closes a connection that sends more); an enrollment
+// request is a few hundred bytes.
+const BootstrapMaxPayload = 4096
 
 // ParseRole checks s names a role.
 func ParseRole(s string) (Role, error) {
 	switch r := Role(s); r {
-	case RoleNode, RoleCoordinator, RoleViewer, RoleAdmin:
+	case RoleNode, RoleCoordinator, RoleViewer, RoleAdmin, RoleBootstrap:
 		return r, nil
 	}
-	return "", fmt.Errorf("unknown role %q (want node, coordinator, viewer or admin)", s)
+	return "", fmt.Errorf("unknown role %q (want node, coordinator, viewer, admin or bootstrap)", s)
 }
 
 // ReadOps are the API operations a viewer may call; every other operation
@@ -41,8 +57,9 @@ func ParseRole(s string) (Role, error) {
 var ReadOps = []string{"status", "dead_letters", "instances", "ssh_config", "paths", "cost", "members", "safe_to_terminate", "routes", "audit", "offers", "events"}
 
 // AdminOps are the API operations only an admin may call: they change
-// something (act: start/stop/terminate, sync: push now, revoke).
-var AdminOps = []string{"act", "sync", "revoke"}
+// something (act: start/stop/terminate, sync: push now, revoke) or handle
+// secrets (enrollment tokens: create, list, revoke).
+var AdminOps = []string{"act", "sync", "revoke", "token_create", "token_list", "token_revoke"}
 
 // Permissions returns the bus permissions of a user with role r named
 // name. Everything not allowed is denied: no user but a coordinator can
@@ -79,8 +96,23 @@ func Permissions(r Role, name string) (jwt.Permissions, error) {
 			}
 		}
 		p.Sub.Allow.Add(inbox)
+	case RoleBootstrap:
+		// One request subject and its own inbox for the reply: no events,
+		// no JetStream, no API, no other inbox.
+		p.Pub.Allow.Add(bus.EnrollSubject)
+		p.Sub.Allow.Add(inbox)
 	default:
 		return jwt.Permissions{}, fmt.Errorf("unknown role %q", r)
 	}
 	return p, nil
+}
+
+// limitRole sets the connection limits of role r's JWT: a bootstrap user
+// may publish at most BootstrapMaxPayload bytes per message and hold two
+// subscriptions (its reply inbox); other roles keep the account's limits.
+func limitRole(r Role, l *jwt.Limits) {
+	if r == RoleBootstrap {
+		l.Payload = BootstrapMaxPayload
+		l.Subs = 2
+	}
 }

@@ -17,6 +17,10 @@ const (
 	AuditAll      = Prefix + ".audit.>"
 	DeadLetterAll = Prefix + ".dlq.>"
 	APIPrefix     = Prefix + ".api"
+	// EnrollSubject is where a booting node presents its one-time
+	// enrollment token (request/reply, no stream): the bootstrap user may
+	// publish here and nowhere else; only the leader coordinator answers.
+	EnrollSubject = Prefix + ".enroll"
 )
 
 // Event kinds published by agents on mesh.v1.evt.<node>.<kind>.

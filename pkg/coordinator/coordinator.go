@@ -358,6 +358,11 @@ func (c *Coordinator) Run(ctx context.Context) error {
 		return err
 	}
 	defer svc.Stop()
+	stopEnroll, err := c.startEnroll(ctx)
+	if err != nil {
+		return err
+	}
+	defer stopEnroll()
 
 	cons, err := c.consumer(ctx)
 	if err != nil {
@@ -443,6 +448,7 @@ func (c *Coordinator) setup(ctx context.Context) error {
 	c.reg.Restore(recs, now)
 	c.reg.Seed(c.cfg.Inventory, now)
 	c.restoreCost(wctx)
+	c.admitEnrolled(wctx)
 	c.flush(wctx)
 	c.log.Info().Int("restored", len(recs)).Msg("registry restored from KV " + bus.BucketNodes)
 	return nil

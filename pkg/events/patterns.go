@@ -32,6 +32,13 @@ var Patterns = map[string]string{
 	"path": `^[A-Za-z0-9._+@~/=,-]*$`,
 	// token: an identifier-like value (versions, sources, IDs, triggers).
 	"token": `^[A-Za-z0-9._:+/@=-]*$`,
+	// enroll_token: a one-time enrollment token (pkg/bootstrap): "rme_" and
+	// 43 base64url characters (256 random bits).
+	"enroll_token": `^rme_[A-Za-z0-9_-]{43}$`,
+	// instance_id: a provider instance ID (Vast contract ID, RunPod pod ID, …).
+	"instance_id": `^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$`,
+	// nkey_user: a public user nkey (base32, "U" prefix, 56 characters).
+	"nkey_user": `^U[A-Z2-7]{55}$`,
 	// hostport: "host:port" or "[v6]:port".
 	"hostport": `^[A-Za-z0-9._:\[\]-]*$`,
 	// text: free text shown to people: no C0/C1 control characters (no

@@ -113,7 +113,7 @@ func credsCmd(o *Options) *cobra.Command {
 	var role, name, out string
 	issue := &cobra.Command{
 		Use:   "issue",
-		Short: "Issue a user: --role node --name <node ID>, or coordinator, viewer, admin; writes a creds file (0600)",
+		Short: "Issue a user: --role node --name <node ID>, or coordinator, viewer, admin, bootstrap (--name bootstrap: the one credential self-booting nodes share); writes a creds file (0600)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			r, err := auth.ParseRole(role)
@@ -140,7 +140,7 @@ func credsCmd(o *Options) *cobra.Command {
 			return nil
 		},
 	}
-	issue.Flags().StringVar(&role, "role", "node", "node, coordinator, viewer or admin")
+	issue.Flags().StringVar(&role, "role", "node", "node, coordinator, viewer, admin or bootstrap")
 	issue.Flags().StringVar(&name, "name", "", "node ID, coordinator-<voter> or operator name")
 	issue.Flags().StringVar(&name, "node", "", "alias of --name")
 	issue.Flags().StringVar(&out, "out", "", "creds file to write (default <name>.creds)")
