@@ -31,6 +31,9 @@ func main() {
 }
 
 func run(args []string) error {
+	if len(args) > 0 && args[0] == "supervise" {
+		return runSupervise(args[1:])
+	}
 	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
 	var (
 		node       = fs.String("node", "", "this node's ID, the host key in distributed_hosts.yaml (default: the host name)")
@@ -54,6 +57,7 @@ func run(args []string) error {
 		notice     = fs.Duration("preempt-notice", 0, "time from SIGTERM to the node's end: the final flush deadline (default by provider: "+mesh.NoticeSummary()+")")
 		bwMBps     = fs.Float64("sync-bandwidth-mbps", 0, "per-target bandwidth limit in MB/s (0 = unlimited)")
 		metricsAt  = fs.String("metrics-listen", agentmetrics.DefaultListen, "serve Prometheus GET /metrics (GPUs, disks, RPO, outbox) on host:port; loopback by default, empty = off")
+		confFile   = fs.String("config", "", "file of name=value lines, one flag each (written by meshctl enroll); command line and environment win")
 	)
 	gf := gossipflags.Add(fs)
 	if err := fs.Parse(args); err != nil {
@@ -64,6 +68,11 @@ func run(args []string) error {
 	}
 	if err := cli.ApplyEnv(fs, "RINGMESH_AGENT"); err != nil {
 		return err
+	}
+	if *confFile != "" {
+		if err := cli.ApplyFile(fs, *confFile); err != nil {
+			return err
+		}
 	}
 	log, err := logging.Stderr(*logFormat, *logLevel)
 	if err != nil {

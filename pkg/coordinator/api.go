@@ -39,6 +39,8 @@ func (c *Coordinator) apiHandlers() map[string]apiHandler {
 		api.OpEvents:      c.apiEvents,
 		api.OpRevoke:      c.apiRevoke,
 		api.OpOffers:      c.apiOffers,
+		api.OpEnroll:      c.apiEnroll,
+		api.OpForget:      c.apiForget,
 	}
 }
 
@@ -55,7 +57,7 @@ func (c *Coordinator) startAPI() (micro.Service, error) {
 	for op, h := range c.apiHandlers() {
 		h := h
 		opts := []micro.EndpointOpt{micro.WithEndpointSubject(bus.APISubject(op))}
-		leaderOnly := op == api.OpAct || op == api.OpSync || op == api.OpRoutes || op == api.OpRevoke || (c.cfg.Elect && (op == api.OpInstances || op == api.OpSSHConfig || op == api.OpCost || op == api.OpOffers))
+		leaderOnly := op == api.OpAct || op == api.OpSync || op == api.OpRoutes || op == api.OpRevoke || op == api.OpEnroll || op == api.OpForget || (c.cfg.Elect && (op == api.OpInstances || op == api.OpSSHConfig || op == api.OpCost || op == api.OpOffers))
 		if leaderOnly {
 			// Every coordinator hears it; only the leader answers.
 			opts = append(opts, micro.WithEndpointQueueGroupDisabled())

@@ -14,6 +14,8 @@ import (
 	"github.com/ringmesh/ringmesh/pkg/auth"
 	"github.com/ringmesh/ringmesh/pkg/bus"
 	"github.com/ringmesh/ringmesh/pkg/cli"
+	"github.com/ringmesh/ringmesh/pkg/enroll"
+	"github.com/ringmesh/ringmesh/pkg/fleet"
 )
 
 // DefaultCredsPaths are where meshctl looks for operator credentials when
@@ -68,10 +70,12 @@ func fileExists(p string) bool {
 }
 
 func revokeCmd(o *Options) *cobra.Command {
-	return &cobra.Command{
+	var keepRunning bool
+	var prefix, knownHosts string
+	cmd := &cobra.Command{
 		Use:               "revoke NAME",
 		ValidArgsFunction: completeNodes(o),
-		Short:             "Revoke every credential of a node, coordinator or operator now (admin; the bus drops its connections at once)",
+		Short:             "Revoke every credential of a node, coordinator or operator now (admin; the bus drops its connections at once), then stop the node's agent over SSH",
 		Args:              cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var out api.Revoked
@@ -82,9 +86,16 @@ func revokeCmd(o *Options) *cobra.Command {
 				return o.printJSON(out)
 			}
 			fmt.Fprintf(o.out, "revoked %s: %d credential(s); its connections were dropped and it can no longer connect\n", out.Name, len(out.PublicKeys))
+			if !keepRunning {
+				o.stopAgentAfterRevoke(out.Name, prefix, knownHosts)
+			}
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&keepRunning, "keep-running", false, "do not stop the node's agent over SSH")
+	cmd.Flags().StringVar(&prefix, "prefix", enroll.DefaultPrefix, "install directory of the agent on the node (as given to meshctl enroll)")
+	cmd.Flags().StringVar(&knownHosts, "known-hosts", fleet.KnownHostsFile, "known_hosts file of pinned host keys")
+	return cmd
 }
 
 func credsCmd(o *Options) *cobra.Command {
