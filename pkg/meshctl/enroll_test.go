@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -120,7 +119,7 @@ func startEnrollRig(t *testing.T) *enrollRig {
 	r := &enrollRig{t: t, sshd: sshd, node: "runpod-enroll1", prefix: filepath.Join(sshd.Dir, "ringmesh"),
 		known: filepath.Join(t.TempDir(), "ringmesh_known_hosts")}
 	invPath := filepath.Join(t.TempDir(), "hosts.yaml")
-	inv := fmt.Sprintf("hosts:\n  %s:\n    provider: runpod\n    ssh_host: 127.0.0.1\n    ssh_port: %d\n    ssh_user: %s\n    ssh_key: %s\n",
+	inv := fmt.Sprintf("hosts:\n  %s:\n    provider: runpod\n    ssh_host: 127.0.0.1\n    ssh_port: %d\n    ssh_user: %s\n    ssh_key: %s\n    is_ephemeral: true\n",
 		r.node, sshd.Port, sshd.User, sshd.ClientKeyPath)
 	if err := os.WriteFile(invPath, []byte(inv), 0o600); err != nil {
 		t.Fatal(err)
@@ -221,9 +220,11 @@ func mode(t *testing.T, p string) os.FileMode {
 // coordinator: a changed host key stops enrollment before anything is
 // written; enroll (healthy under its own identity, files 0600); enroll
 // again (already current); a new version (upgraded, state directory
-// kept); the agent killed (the supervisor restarts it); forget refused
-// while live; revoke (the agent is stopped over SSH and the bus refuses
-// its credential); forget.
+// kept); the agent killed (the supervisor restarts it); SIGTERM to the
+// supervisor (a container stop: the agent announces the preemption,
+// flushes and is not restarted); enroll again (current but stopped:
+// started); forget refused while live; revoke (the agent is stopped over
+// SSH and the bus refuses its credential); forget.
 func TestEnrollLifecycleOverRealSSH(t *testing.T) {
 	bins := agentBinaries(t)
 	r := startEnrollRig(t)
@@ -337,13 +338,42 @@ func TestEnrollLifecycleOverRealSSH(t *testing.T) {
 		return nil
 	})
 
+	// A container stop as the supervisor sees it: SIGTERM. It reaches the
+	// agent, which announces the preemption and flushes (sync is on for
+	// an ephemeral node), says bye and is not restarted.
+	supPid, ok := supervise.LivePid(filepath.Join(r.prefix, "run", "supervise.pid"))
+	if !ok {
+		t.Fatal("no live supervisor")
+	}
+	if err := syscall.Kill(supPid, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 90*time.Second, func() error {
+		rec := r.record()
+		if rec.Preempt == nil || rec.Preempt.Source != "signal:SIGTERM" || rec.State != mesh.StatePreempted {
+			return fmt.Errorf("coordinator has %s, preempt %+v", rec.State, rec.Preempt)
+		}
+		if rec.LastSync == nil || rec.LastSync.Phase != "flush" {
+			return fmt.Errorf("no flush result yet: %+v", rec.LastSync)
+		}
+		if _, ok := supervise.LivePid(filepath.Join(r.prefix, "run", "supervise.pid")); ok {
+			return errors.New("supervisor still running")
+		}
+		return nil
+	})
+	// Enrolling again finds it current but stopped, and starts it.
+	out, err = r.enroll(bins[1])
+	if err != nil || !strings.Contains(out, r.node+": already current") || !strings.Contains(out, "was not running; started") {
+		t.Fatalf("enroll of a stopped current agent: err %v, output:\n%s", err, out)
+	}
+
 	// Forget refuses a live node.
 	if out, err := r.meshctl("forget", r.node); err == nil || !strings.Contains(err.Error(), "refusing to forget") {
 		t.Fatalf("forget of a live node: err %v, output:\n%s", err, out)
 	}
 
 	// Revoke: the agent is stopped over SSH and its credential refused.
-	supPid, ok := supervise.LivePid(filepath.Join(r.prefix, "run", "supervise.pid"))
+	supPid, ok = supervise.LivePid(filepath.Join(r.prefix, "run", "supervise.pid"))
 	if !ok {
 		t.Fatal("no live supervisor")
 	}
@@ -375,5 +405,4 @@ func TestEnrollLifecycleOverRealSSH(t *testing.T) {
 	if rec := r.record(); rec.Node != "" {
 		t.Fatalf("forgotten node still in the registry: %+v", rec.State)
 	}
-	_ = strconv.Itoa
 }
