@@ -502,8 +502,10 @@ func (cfg *Config) enroll(ctx context.Context, n Node, res *Result) (Outcome, er
 	if err != nil {
 		return "", err
 	}
-	if upgrade && pr.running {
-		if _, err := StopAgent(ctx, client, prefix, mode == ModeSystemd); err != nil {
+	if upgrade && pr.running && mode == ModeSupervisor {
+		// The supervisor runs the old binary: stop it (SIGINT, forwarded)
+		// and start a new one. Under systemd the restart is start's job.
+		if _, err := StopAgent(ctx, client, prefix); err != nil {
 			return "", fmt.Errorf("stop the old agent: %w", err)
 		}
 	}
@@ -651,14 +653,16 @@ func (cfg *Config) start(ctx context.Context, c *ssh.Client, l layout, mode stri
 		if !root {
 			sudo = "sudo -n "
 		}
-		verb := "enable --now"
-		if restart {
-			verb = "enable"
-		}
 		cmd := sudo + "install -m 0644 " + sq(l.etc()+"/"+UnitName) + " " + unitPath + " && " + sudo + "systemctl daemon-reload && " +
-			sudo + "systemctl " + verb + " ringmesh-agent"
+			sudo + "systemctl enable --quiet ringmesh-agent && "
 		if restart {
-			cmd += " && " + sudo + "systemctl restart ringmesh-agent"
+			// SIGINT, not systemctl restart (SIGTERM would read as a
+			// preemption): the agent flushes, says bye and exits, and
+			// Restart=always starts the new binary RestartSec later.
+			cmd += "if systemctl is-active --quiet ringmesh-agent; then " + sudo + "systemctl kill --signal=SIGINT --kill-whom=main ringmesh-agent; else " +
+				sudo + "systemctl start ringmesh-agent; fi"
+		} else {
+			cmd += sudo + "systemctl restart ringmesh-agent"
 		}
 		if _, err := run(ctx, c, cmd); err != nil {
 			return fmt.Errorf("start the systemd unit: %w", err)

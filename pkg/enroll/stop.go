@@ -14,15 +14,18 @@ import (
 )
 
 // stopScript stops the agent under prefix: the systemd unit when it is
-// installed, and the supervisor named by its pid file (SIGINT: the agent
-// flushes and says bye, it is no preemption), waiting up to 60 s before
-// SIGKILL. It prints what it stopped: "systemd", "supervisor", both, or
-// "none".
+// installed (SIGINT to the agent first, then stop and disable: systemctl
+// stop alone would send the unit's KillSignal, SIGTERM, which the agent
+// reads as a preemption), and the supervisor named by its pid file
+// (SIGINT, forwarded: the agent flushes and says bye), waiting up to 60 s
+// before SIGKILL. It prints what it stopped: "systemd", "supervisor",
+// both, or "none".
 func stopScript(prefix string) string {
 	l := layout{p: prefix}
 	return `S=""; [ "$(id -u)" = 0 ] || S="sudo -n"; stopped=""
 if [ -f ` + unitPath + ` ] && command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet ringmesh-agent 2>/dev/null; then
-  $S systemctl stop ringmesh-agent && stopped="systemd"
+  $S systemctl kill --signal=SIGINT --kill-whom=main ringmesh-agent
+  $S systemctl stop ringmesh-agent && $S systemctl disable --quiet ringmesh-agent && stopped="systemd"
 fi
 if pid=$(cat ` + sq(l.pidFile()) + ` 2>/dev/null) && kill -0 "$pid" 2>/dev/null; then
   kill -INT "$pid"; i=0
@@ -40,7 +43,7 @@ echo "${stopped:-none}"`
 // connected to and returns what was stopped ("systemd", "supervisor" or
 // "none"). The supervisor forwards the signal to the agent and exits when
 // it has; the state directory is kept.
-func StopAgent(ctx context.Context, c *ssh.Client, prefix string, _ bool) (string, error) {
+func StopAgent(ctx context.Context, c *ssh.Client, prefix string) (string, error) {
 	out, err := run(ctx, c, stopScript(prefix))
 	if err != nil {
 		return "", err
@@ -93,5 +96,5 @@ func (cfg *Config) Stop(ctx context.Context, e fleet.SSHEntry) (string, error) {
 		}
 		prefix = strings.TrimSuffix(home, "/") + prefix[1:]
 	}
-	return StopAgent(ctx, client, prefix, false)
+	return StopAgent(ctx, client, prefix)
 }

@@ -213,7 +213,7 @@ func (o *Options) runEnroll(cmd *cobra.Command, args []string, f enrollFlags) er
 		}
 	}
 	if failed > 0 {
-		return fmt.Errorf("%d of %d node(s) failed", failed, len(results))
+		return reportedError{fmt.Errorf("%d of %d node(s) failed", failed, len(results))}
 	}
 	return nil
 }
