@@ -7,9 +7,14 @@ package api
 // provider listing) can be enrolled; the issue is audited.
 const OpEnroll = "enroll"
 
-// EnrollRequest names the node to issue a credential for.
+// EnrollRequest names the node to issue a credential for. CurrentKey is
+// the public key of the credential the node holds already, if any: when
+// it is an unrevoked node credential of that node, nothing is issued and
+// the reply says so (Valid), so a re-enrollment keeps its credential and
+// a revoked one is replaced.
 type EnrollRequest struct {
-	Node string `json:"node"`
+	Node       string `json:"node"`
+	CurrentKey string `json:"current_key,omitempty"`
 }
 
 // Enrolled answers OpEnroll. Creds is the secret part: a .creds file (user
@@ -21,6 +26,9 @@ type Enrolled struct {
 	Creds     string `json:"creds"`
 	// CAPEM is the ringmesh CA certificate (PEM) the node pins.
 	CAPEM string `json:"ca_pem"`
+	// Valid is true when the request's CurrentKey is still good: Creds
+	// and CAPEM are then empty.
+	Valid bool `json:"valid,omitempty"`
 }
 
 // OpForget removes a departed node from the registry (admin only, leader):
@@ -38,8 +46,8 @@ type Forgotten struct {
 	Node string `json:"node"`
 	// State is the state the node was in when it was removed.
 	State string `json:"state"`
-	// Configured is true when the node is still in the inventory: it comes
-	// back (as unknown) when the coordinator restarts unless it is removed
-	// from distributed_hosts.yaml too.
+	// Configured is true when the node is still in the inventory: its
+	// record is then started afresh (state unknown, as after a restart)
+	// instead of dropped; remove it from distributed_hosts.yaml to drop it.
 	Configured bool `json:"configured"`
 }

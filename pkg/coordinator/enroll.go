@@ -35,6 +35,9 @@ func (c *Coordinator) apiEnroll(ctx context.Context, req []byte) (any, error) {
 	if !ok || rec.Quarantined {
 		return nil, fmt.Errorf("node %s is not known to the coordinator: add it to the inventory (distributed_hosts.yaml) or name its instance %s at its provider first", r.Node, r.Node)
 	}
+	if r.CurrentKey != "" && c.validNodeKey(r.Node, r.CurrentKey) {
+		return api.Enrolled{Node: r.Node, PublicKey: r.CurrentKey, Valid: true}, nil
+	}
 	creds, err := c.cfg.Auth.Issue(auth.RoleNode, r.Node)
 	if err != nil {
 		return nil, err
@@ -55,6 +58,20 @@ func (c *Coordinator) apiEnroll(ctx context.Context, req []byte) (any, error) {
 	c.audit(ctx, "enroll", "enroll:"+r.Node+":"+uc.Subject, events.Audit{Kind: "enroll", Node: r.Node,
 		Cause: "node credential issued for enrollment", Actor: actor(ctx, ""), Detail: map[string]string{"key": uc.Subject}})
 	return api.Enrolled{Node: r.Node, PublicKey: uc.Subject, Creds: string(creds), CAPEM: string(ca)}, nil
+}
+
+// validNodeKey reports whether key is an unrevoked node credential issued to node.
+func (c *Coordinator) validNodeKey(node, key string) bool {
+	users, err := c.cfg.Auth.Users()
+	if err != nil {
+		return false
+	}
+	for _, u := range users {
+		if u.PublicKey == key {
+			return u.Name == node && u.Role == auth.RoleNode && u.RevokedAt.IsZero()
+		}
+	}
+	return false
 }
 
 // revokedName reports whether name has credentials and all are revoked.
@@ -80,9 +97,10 @@ func (c *Coordinator) revokedName(name string) bool {
 }
 
 // apiForget removes a departed node from the registry and from KV
-// mesh_nodes (meshctl forget). A node with a live agent is refused unless
-// its credentials are revoked (then it can no longer speak); voters and
-// this coordinator are never forgotten. Audited.
+// mesh_nodes (meshctl forget); a node still in the inventory gets a fresh
+// record (state unknown) instead. A node with a live agent is refused
+// unless its credentials are revoked (then it can no longer speak);
+// voters and this coordinator are never forgotten. Audited.
 func (c *Coordinator) apiForget(ctx context.Context, req []byte) (any, error) {
 	var r api.ForgetRequest
 	if err := json.Unmarshal(req, &r); err != nil || r.Node == "" {
@@ -105,7 +123,11 @@ func (c *Coordinator) apiForget(ctx context.Context, req []byte) (any, error) {
 	if _, ok := c.reg.Remove(r.Node); !ok {
 		return nil, fmt.Errorf("node %s is not in the registry", r.Node)
 	}
-	if c.kv != nil {
+	if rec.Configured {
+		// Still in the inventory: start its record afresh, as a restart
+		// would (Seed adds only what is missing, and stores it).
+		c.reg.Seed(c.cfg.Inventory, c.cfg.Now())
+	} else if c.kv != nil {
 		if err := c.kv.Delete(ctx, r.Node); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
 			return nil, fmt.Errorf("removed from the registry, but not from KV: %w (it comes back on restart; try again)", err)
 		}

@@ -15,11 +15,15 @@ import (
 // operation (admin, leader; api.OpEnroll).
 type APICreds struct{ Client api.Client }
 
-// Issue asks the coordinator for a node credential.
-func (a APICreds) Issue(ctx context.Context, node string) ([]byte, []byte, error) {
+// Issue asks the coordinator for a node credential (none when current is
+// still valid).
+func (a APICreds) Issue(ctx context.Context, node, current string) ([]byte, []byte, error) {
 	var out api.Enrolled
-	if err := a.Client.Call(ctx, api.OpEnroll, api.EnrollRequest{Node: node}, &out); err != nil {
+	if err := a.Client.Call(ctx, api.OpEnroll, api.EnrollRequest{Node: node, CurrentKey: current}, &out); err != nil {
 		return nil, nil, err
+	}
+	if current != "" && out.Valid && out.PublicKey == current {
+		return nil, nil, nil
 	}
 	if out.Node != node || out.Creds == "" || out.CAPEM == "" {
 		return nil, nil, fmt.Errorf("the coordinator's enroll reply for %s is incomplete", node)

@@ -26,6 +26,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/jwt/v2"
+	"github.com/nats-io/nkeys"
 	"github.com/pkg/sftp"
 	"github.com/rs/zerolog"
 	"golang.org/x/crypto/ssh"
@@ -124,8 +126,10 @@ func (r Result) Line() string {
 // Credentials issues a node's own bus credential.
 type Credentials interface {
 	// Issue returns a .creds file for node (role node) and the CA
-	// certificate (PEM) its servers are signed with.
-	Issue(ctx context.Context, node string) (creds, caPEM []byte, err error)
+	// certificate (PEM) its servers are signed with. When current (the
+	// public key of the credential the node holds) is still a valid
+	// credential of node, it returns nil, nil, nil: nothing new is issued.
+	Issue(ctx context.Context, node, current string) (creds, caPEM []byte, err error)
 }
 
 // Waiter waits for the node's agent to speak under its own identity.
@@ -224,7 +228,9 @@ type probe struct {
 	systemctl, sudo     bool
 	version             string // remote agent's version, "" when none installed
 	running             bool
-	hasCreds            bool
+	// credsKey is the public key of the node's installed credential
+	// ("" when there is none or it cannot be read).
+	credsKey string
 }
 
 func (cfg *Config) probeScript(l layout) string {
@@ -238,7 +244,8 @@ func (cfg *Config) probeScript(l layout) string {
 		"(if [ -x " + b + " ]; then " + b + " --version 2>/dev/null | head -n 1 | grep . || echo unknown; else echo none; fi)",
 		"(if pid=$(cat " + sq(l.pidFile()) + " 2>/dev/null) && kill -0 \"$pid\" 2>/dev/null; then echo running; " +
 			"elif command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet ringmesh-agent 2>/dev/null; then echo running; else echo stopped; fi)",
-		"([ -s " + sq(l.creds()) + " ] && echo yes || echo no)",
+		// The creds file's second line is its user JWT (public; the seed is not read).
+		"echo \"creds:$(sed -n 2p " + sq(l.creds()) + " 2>/dev/null | head -c 4096 | tr -cd 'A-Za-z0-9._-')\"",
 	}, "; ")
 }
 
@@ -251,7 +258,7 @@ func parseProbe(out string) (probe, error) {
 		lines[i] = strings.TrimSpace(lines[i])
 	}
 	p := probe{os: lines[0], arch: lines[1], pid1: lines[2], uid: lines[3], systemctl: lines[4] == "yes", sudo: lines[5] == "yes",
-		running: lines[7] == "running", hasCreds: lines[8] == "yes"}
+		running: lines[7] == "running", credsKey: userKey(strings.TrimPrefix(lines[8], "creds:"))}
 	switch v := lines[6]; v {
 	case "none":
 	case "unknown":
@@ -262,6 +269,18 @@ func parseProbe(out string) (probe, error) {
 		}
 	}
 	return p, nil
+}
+
+// userKey returns the subject (a user public key) of a user JWT, or "".
+func userKey(tok string) string {
+	if tok == "" {
+		return ""
+	}
+	uc, err := jwt.DecodeUserClaims(tok)
+	if err != nil || !nkeys.IsValidPublicUserKey(uc.Subject) {
+		return ""
+	}
+	return uc.Subject
 }
 
 // versionOf reads the version from `ringmesh-agent --version` output
@@ -399,6 +418,19 @@ func (cfg *Config) enroll(ctx context.Context, n Node, res *Result) (Outcome, er
 		return "", err
 	}
 	res.PreviousVersion = pr.version
+	// A credential already on the node is kept while the coordinator says
+	// it is valid; a revoked one is replaced.
+	var newCreds, newCA []byte
+	credsValid := false
+	if pr.credsKey != "" {
+		if newCreds, newCA, err = cfg.Creds.Issue(ctx, e.Node, pr.credsKey); err != nil {
+			return "", fmt.Errorf("check the node's credential: %w", err)
+		}
+		credsValid = newCreds == nil
+		if !credsValid {
+			res.Notes = append(res.Notes, "its credential was revoked: a new one was issued")
+		}
+	}
 	current := func() (Outcome, error) {
 		if pr.running {
 			return Current, nil
@@ -418,7 +450,7 @@ func (cfg *Config) enroll(ctx context.Context, n Node, res *Result) (Outcome, er
 		}
 		return Current, nil
 	}
-	if version != "" && pr.version == version && pr.hasCreds {
+	if version != "" && pr.version == version && credsValid {
 		res.Version = version
 		return current()
 	}
@@ -458,24 +490,27 @@ func (cfg *Config) enroll(ctx context.Context, n Node, res *Result) (Outcome, er
 		version = v
 	}
 	res.Version = version
-	if pr.version == version && pr.hasCreds {
+	if pr.version == version && credsValid {
 		return current()
 	}
 	if err := sc.PosixRename(tmp, l.bin()); err != nil {
 		return "", fmt.Errorf("install the agent: rename %s to %s: %w", tmp, l.bin(), err)
 	}
 	installed = true
-	upgrade := pr.version != ""
-
-	if !pr.hasCreds {
-		creds, ca, err := cfg.Creds.Issue(ctx, e.Node)
-		if err != nil {
+	upgrade := pr.version != "" && pr.version != version
+	if !credsValid && newCreds == nil {
+		if newCreds, newCA, err = cfg.Creds.Issue(ctx, e.Node, ""); err != nil {
 			return "", fmt.Errorf("issue the node's credential: %w", err)
 		}
-		if err := putFile(sc, l.creds(), bytes.NewReader(creds), 0o600); err != nil {
+		if newCreds == nil {
+			return "", errors.New("issue the node's credential: the coordinator issued none")
+		}
+	}
+	if newCreds != nil {
+		if err := putFile(sc, l.creds(), bytes.NewReader(newCreds), 0o600); err != nil {
 			return "", err
 		}
-		if err := putFile(sc, l.ca(), bytes.NewReader(ca), 0o600); err != nil {
+		if err := putFile(sc, l.ca(), bytes.NewReader(newCA), 0o600); err != nil {
 			return "", err
 		}
 	}
@@ -502,14 +537,14 @@ func (cfg *Config) enroll(ctx context.Context, n Node, res *Result) (Outcome, er
 	if err != nil {
 		return "", err
 	}
-	if upgrade && pr.running && mode == ModeSupervisor {
+	if pr.running && mode == ModeSupervisor {
 		// The supervisor runs the old binary: stop it (SIGINT, forwarded)
 		// and start a new one. Under systemd the restart is start's job.
 		if _, err := StopAgent(ctx, client, prefix); err != nil {
 			return "", fmt.Errorf("stop the old agent: %w", err)
 		}
 	}
-	if err := cfg.start(ctx, client, l, mode, root, upgrade); err != nil {
+	if err := cfg.start(ctx, client, l, mode, root, pr.running); err != nil {
 		return "", err
 	}
 	if err := cfg.wait(ctx, e.Node, version, before, l); err != nil {
@@ -646,7 +681,8 @@ WantedBy=multi-user.target
 `
 }
 
-// start starts the agent in mode; restart is true for an upgrade.
+// start starts the agent in mode; restart is true when an agent runs
+// already (under systemd it is then signalled to restart).
 func (cfg *Config) start(ctx context.Context, c *ssh.Client, l layout, mode string, root, restart bool) error {
 	if mode == ModeSystemd {
 		sudo := ""

@@ -155,7 +155,7 @@ func (o *Options) runEnroll(cmd *cobra.Command, args []string, f enrollFlags) er
 	if cmd.Flags().Changed("metrics-listen") {
 		ecfg.MetricsListen = &f.metrics
 	}
-	if in, ok := cmd.InOrStdin().(*os.File); ok && isTerminal(in) {
+	if in, ok := cmd.InOrStdin().(*os.File); ok && isTTY(in) {
 		r := bufio.NewReader(in)
 		ecfg.Confirm = func(node, fp string) (bool, error) {
 			fmt.Fprintf(o.errOut, "%s offers host key %s, which is not pinned and was not reported by its provider or agent.\nCheck it (e.g. on the provider's console: ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub). Trust and pin it? [y/N] ", node, fp)

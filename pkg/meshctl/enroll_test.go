@@ -224,7 +224,9 @@ func mode(t *testing.T, p string) os.FileMode {
 // supervisor (a container stop: the agent announces the preemption,
 // flushes and is not restarted); enroll again (current but stopped:
 // started); forget refused while live; revoke (the agent is stopped over
-// SSH and the bus refuses its credential); forget.
+// SSH and the bus refuses its credential); forget (the configured node's
+// record starts afresh); enroll again (a new credential replaces the
+// revoked one).
 func TestEnrollLifecycleOverRealSSH(t *testing.T) {
 	bins := agentBinaries(t)
 	r := startEnrollRig(t)
@@ -397,12 +399,34 @@ func TestEnrollLifecycleOverRealSSH(t *testing.T) {
 		t.Fatalf("revoked credential refused with an unexpected error: %v", err)
 	}
 
-	// Forget: the revoked node leaves the registry.
+	// Forget: the revoked node's record goes; it is in the inventory, so
+	// it starts afresh (unknown, no boot), as after a restart.
 	out, err = r.meshctl("forget", r.node)
-	if err != nil || !strings.Contains(out, "forgot "+r.node) {
+	if err != nil || !strings.Contains(out, "forgot "+r.node) || !strings.Contains(out, "still in the inventory") {
 		t.Fatalf("forget: err %v, output:\n%s", err, out)
 	}
-	if rec := r.record(); rec.Node != "" {
-		t.Fatalf("forgotten node still in the registry: %+v", rec.State)
+	if rec := r.record(); rec.State != mesh.StateUnknown || rec.Boot != "" || rec.AgentVersion != "" {
+		t.Fatalf("forgotten node's record: state %s boot %q version %q", rec.State, rec.Boot, rec.AgentVersion)
+	}
+
+	// Enrolling the revoked node again replaces its credential.
+	out, err = r.enroll(bins[1])
+	if err != nil || !strings.Contains(out, r.node+": enrolled ("+testVersion2) || !strings.Contains(out, "credential was revoked") {
+		t.Fatalf("re-enroll after revoke: err %v, output:\n%s", err, out)
+	}
+	if rec := r.record(); rec.State != mesh.StateHealthy && rec.State != mesh.StateDegraded {
+		t.Fatalf("re-enrolled node is %s", rec.State)
+	}
+	if users, err = r.sb.Issuer.Users(); err != nil {
+		t.Fatal(err)
+	}
+	live := 0
+	for _, u := range users {
+		if u.Name == r.node && u.RevokedAt.IsZero() {
+			live++
+		}
+	}
+	if live != 1 {
+		t.Fatalf("%d unrevoked credentials of %s after re-enrolling, want 1", live, r.node)
 	}
 }
