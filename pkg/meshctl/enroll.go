@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ringmesh/ringmesh/pkg/api"
+	"github.com/ringmesh/ringmesh/pkg/bus"
 	"github.com/ringmesh/ringmesh/pkg/cli"
 	"github.com/ringmesh/ringmesh/pkg/enroll"
 	"github.com/ringmesh/ringmesh/pkg/events"
@@ -111,6 +113,15 @@ func (o *Options) runEnroll(cmd *cobra.Command, args []string, f enrollFlags) er
 	urls := cli.SplitList(f.nodeNATSURL)
 	if len(urls) == 0 {
 		urls = cli.SplitList(o.NATSURL)
+	}
+	for _, u := range urls {
+		// They go into the node's config file: no user info, nothing but scheme://host:port.
+		if !nodeURLRe.MatchString(u) {
+			return fmt.Errorf("--node-nats-url %q: want nats://host:port or tls://host:port, comma-separated", bus.RedactURL(u))
+		}
+	}
+	if cmd.Flags().Changed("metrics-listen") && f.metrics != "" && !events.Match("hostport", f.metrics) {
+		return fmt.Errorf("--metrics-listen %q: want host:port, or empty for off", events.StripControl(f.metrics))
 	}
 
 	c, closeFn, err := o.client()
@@ -217,6 +228,9 @@ func (o *Options) runEnroll(cmd *cobra.Command, args []string, f enrollFlags) er
 	}
 	return nil
 }
+
+// nodeURLRe is what a bus URL written into a node's config may look like.
+var nodeURLRe = regexp.MustCompile(`^(nats|tls)://[A-Za-z0-9._-]+(:[0-9]{1,5})?$|^(nats|tls)://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$`)
 
 // enrollTargets pairs each requested node (or, with all, each trusted
 // node without a live agent) with its SSH endpoint and registry facts;

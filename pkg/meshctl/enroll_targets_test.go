@@ -43,3 +43,16 @@ func TestEnrollTargetsAll(t *testing.T) {
 		t.Fatalf("named: %v %v", nodes, missing)
 	}
 }
+
+func TestNodeURLPattern(t *testing.T) {
+	for _, u := range []string{"tls://hetzner-cpu1:4222", "nats://127.0.0.1:4222", "tls://[2001:db8::1]:4222", "tls://voter.example.com"} {
+		if !nodeURLRe.MatchString(u) {
+			t.Errorf("%q refused", u)
+		}
+	}
+	for _, u := range []string{"tls://user:pw@h:4222", "tls://h:4222\ncreds=/tmp/x", "http://h:8077", "tls://h:4222/x", "h:4222"} {
+		if nodeURLRe.MatchString(u) {
+			t.Errorf("%q accepted", u)
+		}
+	}
+}
