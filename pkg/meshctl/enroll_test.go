@@ -231,6 +231,18 @@ func TestEnrollLifecycleOverRealSSH(t *testing.T) {
 	bins := agentBinaries(t)
 	r := startEnrollRig(t)
 
+	// Only a node the coordinator trusts gets a credential; a name without
+	// an endpoint is reported, not guessed.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	err := r.client.Call(ctx, api.OpEnroll, api.EnrollRequest{Node: "stranger-1"}, nil)
+	cancel()
+	if err == nil || !strings.Contains(err.Error(), "not known to the coordinator") {
+		t.Fatalf("enroll credential for an unknown node: %v", err)
+	}
+	if out, err := r.meshctl("enroll", "stranger-1", "--known-hosts", r.known); err == nil || !strings.Contains(out, "stranger-1: failed: no SSH endpoint known") {
+		t.Fatalf("enroll of an unknown node: err %v, output:\n%s", err, out)
+	}
+
 	// A pinned key that is not the server's: stop, write nothing.
 	other, err := sshtest.NewKeyPair()
 	if err != nil {
