@@ -82,12 +82,26 @@ func revokeCmd(o *Options) *cobra.Command {
 			if err := o.call(api.OpRevoke, api.RevokeRequest{Name: args[0]}, &out); err != nil {
 				return err
 			}
+			var stopped, stopErr string
+			if !keepRunning {
+				stopped, stopErr = o.stopAgentAfterRevoke(out.Name, prefix, knownHosts)
+			}
 			if o.JSON {
-				return o.printJSON(out)
+				return o.printJSON(struct {
+					api.Revoked
+					AgentStopped string `json:"agent_stopped,omitempty"`
+					StopError    string `json:"stop_error,omitempty"`
+				}{out, stopped, stopErr})
 			}
 			fmt.Fprintf(o.out, "revoked %s: %d credential(s); its connections were dropped and it can no longer connect\n", out.Name, len(out.PublicKeys))
-			if !keepRunning {
-				o.stopAgentAfterRevoke(out.Name, prefix, knownHosts)
+			switch {
+			case keepRunning:
+			case stopErr != "":
+				fmt.Fprintf(o.errOut, "could not stop %s's agent over SSH: %s (the revoke stands)\n", out.Name, stopErr)
+			case stopped == "":
+				fmt.Fprintf(o.out, "no SSH endpoint known for %s; no agent stopped\n", out.Name)
+			default:
+				fmt.Fprintf(o.out, "stopped %s's agent over SSH (%s)\n", out.Name, stopped)
 			}
 			return nil
 		},

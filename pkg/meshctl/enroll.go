@@ -269,12 +269,12 @@ func enrollTargets(args []string, all bool, entries []fleet.SSHEntry, recs []reg
 }
 
 // stopAgentAfterRevoke stops name's agent over SSH when an endpoint is
-// known; a failure is reported, never undoes the revoke.
-func (o *Options) stopAgentAfterRevoke(name, prefix, knownHosts string) {
+// known; it returns what was stopped ("" when no endpoint is known) or
+// why it could not. A failure never undoes the revoke.
+func (o *Options) stopAgentAfterRevoke(name, prefix, knownHosts string) (stopped, problem string) {
 	sc, err := o.sshConfig()
 	if err != nil {
-		fmt.Fprintf(o.errOut, "could not stop %s's agent: %v (the revoke stands)\n", name, err)
-		return
+		return "", err.Error()
 	}
 	var e *fleet.SSHEntry
 	for i := range sc.Entries {
@@ -283,16 +283,14 @@ func (o *Options) stopAgentAfterRevoke(name, prefix, knownHosts string) {
 		}
 	}
 	if e == nil {
-		fmt.Fprintf(o.out, "no SSH endpoint known for %s; no agent stopped\n", name)
-		return
+		return "", ""
 	}
 	cfg := &enroll.Config{Prefix: prefix, Pins: enroll.NewPins(expandHome(knownHosts))}
 	what, err := cfg.Stop(context.Background(), *e)
 	if err != nil {
-		fmt.Fprintf(o.errOut, "could not stop %s's agent over SSH: %v (the revoke stands)\n", name, err)
-		return
+		return "", err.Error()
 	}
-	fmt.Fprintf(o.out, "stopped %s's agent over SSH (%s)\n", name, what)
+	return what, ""
 }
 
 func forgetCmd(o *Options) *cobra.Command {
