@@ -228,6 +228,9 @@ func mode(t *testing.T, p string) os.FileMode {
 // record starts afresh); enroll again (a new credential replaces the
 // revoked one).
 func TestEnrollLifecycleOverRealSSH(t *testing.T) {
+	if sshtest.FindSSHD() == "" {
+		t.Skipf("sshd not installed (looked for %s and sshd on PATH); install openssh-server to run this test", sshtest.SSHDPath)
+	}
 	bins := agentBinaries(t)
 	r := startEnrollRig(t)
 
