@@ -13,6 +13,7 @@ import (
 	"github.com/ringmesh/ringmesh/pkg/api"
 	"github.com/ringmesh/ringmesh/pkg/auth"
 	"github.com/ringmesh/ringmesh/pkg/events"
+	"github.com/ringmesh/ringmesh/pkg/fleet"
 	"github.com/ringmesh/ringmesh/pkg/mesh"
 	"github.com/ringmesh/ringmesh/pkg/registry"
 )
@@ -33,7 +34,18 @@ func (c *Coordinator) apiEnroll(ctx context.Context, req []byte) (any, error) {
 	}
 	rec, ok := c.reg.Get(r.Node)
 	if !ok || rec.Quarantined {
-		return nil, fmt.Errorf("node %s is not known to the coordinator: add it to the inventory (distributed_hosts.yaml) or name its instance %s at its provider first", r.Node, r.Node)
+		// A box rented under its node ID: its provider's listing vouches
+		// for it (the same admission as for an agent that names itself so).
+		rep := c.report.Load()
+		var iv fleet.InstanceView
+		found := false
+		if rep != nil {
+			_, iv, found = fleet.NamedInstanceEntry(*rep, r.Node)
+		}
+		if !found {
+			return nil, fmt.Errorf("node %s is not known to the coordinator: add it to the inventory (distributed_hosts.yaml) or name its instance %s at its provider first (meshctl instances shows what the providers list)", r.Node, r.Node)
+		}
+		c.reg.Admit(r.Node, "provider:"+iv.Provider+"/"+iv.ID)
 	}
 	if r.CurrentKey != "" && c.validNodeKey(r.Node, r.CurrentKey) {
 		return api.Enrolled{Node: r.Node, PublicKey: r.CurrentKey, Valid: true}, nil

@@ -141,6 +141,17 @@ func (o *Options) runEnroll(cmd *cobra.Command, args []string, f enrollFlags) er
 		return err
 	}
 	nodes, missing := enrollTargets(args, f.all, sc.Entries, st.Nodes)
+	if len(missing) > 0 {
+		// Boxes rented under their node ID, not in the inventory yet: their
+		// provider's listing gives the endpoint.
+		var rep fleet.Report
+		ctx, cancel := o.ctx()
+		err := c.Call(ctx, api.OpInstances, api.InstancesRequest{}, &rep)
+		cancel()
+		if err == nil {
+			nodes, missing = addNamedInstances(nodes, missing, rep)
+		}
+	}
 
 	var bins enroll.Binaries
 	if f.agentBinary != "" {
@@ -190,7 +201,7 @@ func (o *Options) runEnroll(cmd *cobra.Command, args []string, f enrollFlags) er
 		}
 	}
 	for _, n := range missing {
-		report(enroll.Result{Node: n, Outcome: enroll.Failed, Error: "no SSH endpoint known (not in the inventory, no provider endpoint, no agent report): see meshctl ssh-config"})
+		report(enroll.Result{Node: n, Outcome: enroll.Failed, Error: "no SSH endpoint known (not in the inventory, no instance of that name at a provider, no agent report): see meshctl ssh-config and meshctl instances"})
 	}
 	if len(nodes) == 0 && len(missing) == 0 {
 		if !o.JSON {
@@ -227,6 +238,21 @@ func (o *Options) runEnroll(cmd *cobra.Command, args []string, f enrollFlags) er
 		return reportedError{fmt.Errorf("%d of %d node(s) failed", failed, len(results))}
 	}
 	return nil
+}
+
+// addNamedInstances moves each missing node that one live instance is
+// listed under (fleet.NamedInstanceEntry) into nodes.
+func addNamedInstances(nodes []enroll.Node, missing []string, rep fleet.Report) ([]enroll.Node, []string) {
+	var still []string
+	for _, n := range missing {
+		e, iv, ok := fleet.NamedInstanceEntry(rep, n)
+		if !ok {
+			still = append(still, n)
+			continue
+		}
+		nodes = append(nodes, enroll.Node{Entry: e, Provider: iv.Provider, InstanceID: iv.ID, Ephemeral: mesh.EphemeralByDefault(iv.Provider)})
+	}
+	return nodes, still
 }
 
 // nodeURLRe is what a bus URL written into a node's config may look like.
