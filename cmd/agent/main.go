@@ -33,6 +33,9 @@ func main() {
 }
 
 func run(args []string) error {
+	if len(args) > 0 && args[0] == "supervise" {
+		return runSupervise(args[1:])
+	}
 	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
 	var (
 		node       = fs.String("node", "", "this node's ID, the host key in distributed_hosts.yaml (default: the host name)")
@@ -58,6 +61,7 @@ func run(args []string) error {
 		metricsAt  = fs.String("metrics-listen", agentmetrics.DefaultListen, "serve Prometheus GET /metrics (GPUs, disks, RPO, outbox) on host:port; loopback by default, empty = off")
 		tokenFile  = fs.String("enroll-token-file", "", "one-time enrollment token file (made by meshctl token create), used when --creds does not exist yet; deleted after use (or $"+bootstrap.TokenEnv+"; never on the command line)")
 		bootCreds  = fs.String("bootstrap-creds", "", "with an enrollment token: the shared bootstrap credential (default bootstrap.creds next to --creds)")
+		confFile   = fs.String("config", "", "file of name=value lines, one flag each (written by meshctl enroll); command line and environment win")
 	)
 	gf := gossipflags.Add(fs)
 	if err := fs.Parse(args); err != nil {
@@ -68,6 +72,11 @@ func run(args []string) error {
 	}
 	if err := cli.ApplyEnv(fs, "RINGMESH_AGENT"); err != nil {
 		return err
+	}
+	if *confFile != "" {
+		if err := cli.ApplyFile(fs, *confFile); err != nil {
+			return err
+		}
 	}
 	log, err := logging.Stderr(*logFormat, *logLevel)
 	if err != nil {

@@ -57,9 +57,10 @@ func ParseRole(s string) (Role, error) {
 var ReadOps = []string{"status", "dead_letters", "instances", "ssh_config", "paths", "cost", "members", "safe_to_terminate", "routes", "audit", "offers", "events"}
 
 // AdminOps are the API operations only an admin may call: they change
-// something (act: start/stop/terminate, sync: push now, revoke) or handle
+// something (act: start/stop/terminate, sync: push now, revoke, enroll:
+// issue a node credential, forget: remove a departed node) or handle
 // secrets (enrollment tokens: create, list, revoke).
-var AdminOps = []string{"act", "sync", "revoke", "token_create", "token_list", "token_revoke"}
+var AdminOps = []string{"act", "sync", "revoke", "enroll", "forget", "token_create", "token_list", "token_revoke"}
 
 // Permissions returns the bus permissions of a user with role r named
 // name. Everything not allowed is denied: no user but a coordinator can

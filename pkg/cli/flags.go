@@ -65,3 +65,39 @@ func SplitList(s string) []string {
 	}
 	return out
 }
+
+// ApplyFile sets every flag of fs that was not given on the command line
+// from a configuration file of "name=value" lines (blank lines and lines
+// starting with # are skipped; the value is taken verbatim, no quoting, no
+// shell). An unknown flag, a line without '=' or a bad value is an error
+// naming file:line. meshctl enroll writes such a file for the agent
+// (--config). Call it after ApplyEnv: flags > environment > file.
+func ApplyFile(fs *flag.FlagSet, file string) error {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return fmt.Errorf("--config: %w", err)
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	for i, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		name, value, ok := strings.Cut(line, "=")
+		name = strings.TrimSpace(name)
+		if !ok || name == "" {
+			return fmt.Errorf("%s:%d: want name=value", file, i+1)
+		}
+		if fs.Lookup(name) == nil || name == "config" {
+			return fmt.Errorf("%s:%d: unknown flag %q", file, i+1, name)
+		}
+		if set[name] {
+			continue
+		}
+		if err := fs.Set(name, strings.TrimSpace(value)); err != nil {
+			return fmt.Errorf("%s:%d: %s: %w", file, i+1, name, err)
+		}
+	}
+	return nil
+}

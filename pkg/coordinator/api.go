@@ -42,6 +42,8 @@ func (c *Coordinator) apiHandlers() map[string]apiHandler {
 		api.OpTokenCreate: c.apiTokenCreate,
 		api.OpTokenList:   c.apiTokenList,
 		api.OpTokenRevoke: c.apiTokenRevoke,
+		api.OpEnroll:      c.apiEnroll,
+		api.OpForget:      c.apiForget,
 	}
 }
 
@@ -58,7 +60,7 @@ func (c *Coordinator) startAPI() (micro.Service, error) {
 	for op, h := range c.apiHandlers() {
 		h := h
 		opts := []micro.EndpointOpt{micro.WithEndpointSubject(bus.APISubject(op))}
-		leaderOnly := op == api.OpAct || op == api.OpSync || op == api.OpRoutes || op == api.OpRevoke || op == api.OpTokenCreate || op == api.OpTokenRevoke || (c.cfg.Elect && (op == api.OpInstances || op == api.OpSSHConfig || op == api.OpCost || op == api.OpOffers))
+		leaderOnly := op == api.OpAct || op == api.OpSync || op == api.OpRoutes || op == api.OpRevoke || op == api.OpEnroll || op == api.OpForget || op == api.OpTokenCreate || op == api.OpTokenRevoke || (c.cfg.Elect && (op == api.OpInstances || op == api.OpSSHConfig || op == api.OpCost || op == api.OpOffers))
 		if leaderOnly {
 			// Every coordinator hears it; only the leader answers.
 			opts = append(opts, micro.WithEndpointQueueGroupDisabled())

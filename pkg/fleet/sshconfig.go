@@ -33,6 +33,41 @@ var defaultKeys = map[string]string{
 	mesh.ProviderNebius: "~/.ssh/id_cluster",
 }
 
+// DefaultSSHKey is the SSH key used for a provider's nodes when the
+// inventory names none ("" = the user's usual keys).
+func DefaultSSHKey(provider string) string { return defaultKeys[provider] }
+
+// NamedInstanceEntry finds the one live (not stale) instance that its
+// provider lists under the name node and is linked to no other node, and
+// returns its SSH endpoint (proxy first, else direct; host and port from
+// the same endpoint, user root when the provider gives none): how a box
+// rented under its node ID, before any agent or inventory entry, is
+// reached for enrollment. ok is false when there is none, or several.
+func NamedInstanceEntry(rep Report, node string) (e SSHEntry, iv InstanceView, ok bool) {
+	n := 0
+	for _, cand := range rep.Instances {
+		if cand.Name != node || cand.Stale || (cand.Node != "" && cand.Node != node) {
+			continue
+		}
+		n++
+		iv = cand
+	}
+	if n != 1 {
+		return SSHEntry{}, InstanceView{}, false
+	}
+	ep, found := iv.Endpoint(providers.EndpointProxy)
+	if !found {
+		if ep, found = iv.Endpoint(providers.EndpointDirect); !found {
+			return SSHEntry{}, InstanceView{}, false
+		}
+	}
+	e = SSHEntry{Node: node, Host: ep.Host, Port: ep.Port, User: ep.User, IdentityFile: defaultKeys[iv.Provider], Source: "provider:" + string(ep.Kind)}
+	if e.User == "" {
+		e.User = "root"
+	}
+	return e, iv, true
+}
+
 // SSHEntries picks one endpoint per node. Rule: the provider's live
 // endpoint wins over the inventory (ports move after restarts): the live
 // endpoint with the inventory's host (its port may have changed), else the

@@ -14,6 +14,8 @@ import (
 	"github.com/ringmesh/ringmesh/pkg/auth"
 	"github.com/ringmesh/ringmesh/pkg/bus"
 	"github.com/ringmesh/ringmesh/pkg/cli"
+	"github.com/ringmesh/ringmesh/pkg/enroll"
+	"github.com/ringmesh/ringmesh/pkg/fleet"
 )
 
 // DefaultCredsPaths are where meshctl looks for operator credentials when
@@ -68,23 +70,46 @@ func fileExists(p string) bool {
 }
 
 func revokeCmd(o *Options) *cobra.Command {
-	return &cobra.Command{
+	var keepRunning bool
+	var prefix, knownHosts string
+	cmd := &cobra.Command{
 		Use:               "revoke NAME",
 		ValidArgsFunction: completeNodes(o),
-		Short:             "Revoke every credential of a node, coordinator or operator now (admin; the bus drops its connections at once)",
+		Short:             "Revoke every credential of a node, coordinator or operator now (admin; the bus drops its connections at once), then stop the node's agent over SSH",
 		Args:              cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var out api.Revoked
 			if err := o.call(api.OpRevoke, api.RevokeRequest{Name: args[0]}, &out); err != nil {
 				return err
 			}
+			var stopped, stopErr string
+			if !keepRunning {
+				stopped, stopErr = o.stopAgentAfterRevoke(out.Name, prefix, knownHosts)
+			}
 			if o.JSON {
-				return o.printJSON(out)
+				return o.printJSON(struct {
+					api.Revoked
+					AgentStopped string `json:"agent_stopped,omitempty"`
+					StopError    string `json:"stop_error,omitempty"`
+				}{out, stopped, stopErr})
 			}
 			fmt.Fprintf(o.out, "revoked %s: %d credential(s); its connections were dropped and it can no longer connect\n", out.Name, len(out.PublicKeys))
+			switch {
+			case keepRunning:
+			case stopErr != "":
+				fmt.Fprintf(o.errOut, "could not stop %s's agent over SSH: %s (the revoke stands)\n", out.Name, stopErr)
+			case stopped == "":
+				fmt.Fprintf(o.out, "no SSH endpoint known for %s; no agent stopped\n", out.Name)
+			default:
+				fmt.Fprintf(o.out, "stopped %s's agent over SSH (%s)\n", out.Name, stopped)
+			}
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&keepRunning, "keep-running", false, "do not stop the node's agent over SSH")
+	cmd.Flags().StringVar(&prefix, "prefix", enroll.DefaultPrefix, "install directory of the agent on the node (as given to meshctl enroll)")
+	cmd.Flags().StringVar(&knownHosts, "known-hosts", fleet.KnownHostsFile, "known_hosts file of pinned host keys")
+	return cmd
 }
 
 func credsCmd(o *Options) *cobra.Command {

@@ -29,9 +29,18 @@ func Main(args []string, out, errOut io.Writer) int {
 	} else {
 		jsonOut = wantsJSON(args) // the flags did not parse: look for --json ourselves
 	}
+	var rep reportedError
+	if jsonOut && errors.As(err, &rep) {
+		return 1 // the JSON output already says what failed
+	}
 	PrintError(out, errOut, err, jsonOut)
 	return 1
 }
+
+// reportedError is a failure the command's own JSON output already
+// describes (e.g. enroll's per-node results): with --json, Main exits 1
+// without printing a second JSON document.
+type reportedError struct{ error }
 
 // PrintError prints err as {"error": "..."} to out when jsonOut, else as
 // "meshctl: ..." to errOut.

@@ -333,6 +333,29 @@ func live(s mesh.NodeState) bool {
 	return false
 }
 
+// Live reports whether a node in state s counts as having a running
+// agent: joining, healthy, degraded, suspect or bus-partitioned.
+func Live(s mesh.NodeState) bool { return live(s) }
+
+// Remove drops node's record (meshctl forget): it returns the record
+// removed and false when there was none. An admission is forgotten too; a
+// later event of the node starts a new record as for an unknown node.
+func (r *Registry) Remove(node string) (Record, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rec, ok := r.nodes[node]
+	if !ok {
+		return Record{}, false
+	}
+	if rec.Quarantined {
+		r.quarantined--
+	}
+	delete(r.nodes, node)
+	delete(r.dirty, node)
+	delete(r.admitted, node)
+	return rec.clone(), true
+}
+
 // Get returns a copy of one record.
 func (r *Registry) Get(node string) (Record, bool) {
 	r.mu.RLock()
