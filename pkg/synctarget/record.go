@@ -15,8 +15,11 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/ringmesh/ringmesh/pkg/events"
-	meshsync "github.com/ringmesh/ringmesh/pkg/sync"
 )
+
+// ErrHostKeyMismatch: the target presented another host key than the one
+// confirmed or pinned; nothing is done.
+var ErrHostKeyMismatch = errors.New("ssh host key mismatch")
 
 // RecordsFile is the file in the issuer store (next to the CAs) holding one
 // Record per target set up.
@@ -27,8 +30,12 @@ const RecordsFile = "sync-targets.json"
 // inventory's admin login, and agents verify that fingerprint.
 type Record struct {
 	Node string `json:"node"`
-	// Addr is the "host:port" setup connected to.
-	Addr string `json:"addr"`
+	// Addr is the "host:port" setup connected to, AdminUser the login it
+	// used and AdminKey the key file ("" = ssh-agent): what `meshctl revoke`
+	// uses to reach the target again.
+	Addr      string `json:"addr"`
+	AdminUser string `json:"admin_user"`
+	AdminKey  string `json:"admin_key,omitempty"`
 	// Account is the sync login; RemoteDir the directory agents write to,
 	// inside the chroot ("/incoming"); ChrootDir the chroot on the target.
 	Account   string `json:"account"`
@@ -155,7 +162,7 @@ func (e *UnconfirmedHostKeyError) Error() string {
 var hostKeyAlgos = []string{ssh.KeyAlgoED25519, ssh.KeyAlgoECDSA256, ssh.KeyAlgoECDSA384, ssh.KeyAlgoECDSA521, ssh.KeyAlgoRSASHA512, ssh.KeyAlgoRSASHA256}
 
 // DialAdmin connects as the administrator, accepting the host key only when
-// its fingerprint is a.Fingerprint (meshsync.ErrHostKeyMismatch otherwise),
+// its fingerprint is a.Fingerprint (ErrHostKeyMismatch otherwise),
 // and returns the client and the host key (the pin to record).
 func DialAdmin(ctx context.Context, a Admin) (*ssh.Client, ssh.PublicKey, error) {
 	if !events.ValidHost(a.Host) || !events.Match("user", a.User) || a.User == "" || a.Port < 0 || a.Port > 65535 {
@@ -185,7 +192,7 @@ func DialAdmin(ctx context.Context, a Admin) (*ssh.Client, ssh.PublicKey, error)
 				return &UnconfirmedHostKeyError{Node: a.Node, Addr: a.Addr(), Key: key}
 			case got != a.Fingerprint:
 				return fmt.Errorf("%w: %s (%s) presented %s key %s, expected %s; refusing to connect (if the host was reinstalled, check its new key out of band and pass it with --fingerprint)",
-					meshsync.ErrHostKeyMismatch, a.Node, a.Addr(), key.Type(), got, a.Fingerprint)
+					ErrHostKeyMismatch, a.Node, a.Addr(), key.Type(), got, a.Fingerprint)
 			}
 			return nil
 		},

@@ -230,7 +230,7 @@ func TestSetupChrootedTarget(t *testing.T) {
 	}
 	bad := e.admin
 	bad.Fingerprint = "SHA256:" + strings.Repeat("A", 43)
-	if _, _, err := DialAdmin(ctx, bad); !errors.Is(err, meshsync.ErrHostKeyMismatch) {
+	if _, _, err := DialAdmin(ctx, bad); !errors.Is(err, ErrHostKeyMismatch) {
 		t.Fatalf("wrong fingerprint: %v", err)
 	}
 	e.admin.Fingerprint = e.o.Fingerprint()

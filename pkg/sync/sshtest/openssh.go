@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -159,6 +160,11 @@ LogLevel VERBOSE
 		cmd := exec.Command(sshd, "-f", cfgPath, "-D", "-e")
 		cmd.Stdout = stderr
 		cmd.Stderr = stderr
+		// Its own process group, so that the per-connection sshd processes
+		// (which hold the output pipe) are killed with it; and Wait returns
+		// even if one of them escaped.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		cmd.WaitDelay = 5 * time.Second
 		if err := cmd.Start(); err != nil {
 			tb.Fatalf("sshtest: start %s: %v", sshd, err)
 		}
@@ -172,6 +178,7 @@ LogLevel VERBOSE
 		}
 		o.Port, o.cmd, o.stderr, o.ConfigPath = port, cmd, stderr, cfgPath
 		tb.Cleanup(func() {
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 			_ = cmd.Process.Kill()
 			<-done
 			if tb.Failed() {
