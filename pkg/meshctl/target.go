@@ -148,7 +148,7 @@ issuer store: agents syncing to NODE log in as the account, in /incoming, and ve
 				return err
 			}
 			l.SSHD = strings.TrimSpace(l.SSHD)
-			rep, err := synctarget.Setup(ctx, synctarget.SSHRunner{Client: client, Sudo: user != "root"}, synctarget.Options{Layout: l, CA: ca, DryRun: dryRun})
+			rep, err := synctarget.Setup(ctx, synctarget.SSHRunner{Client: client, Sudo: user != "root"}, synctarget.Options{Layout: l, CA: ca, DryRun: dryRun, AllowVoter: allowVoter})
 			printChanges(o, rep, dryRun)
 			if err != nil {
 				return err

@@ -90,7 +90,14 @@ type Options struct {
 	// DryRun inspects the target and reports what would change without
 	// writing anything.
 	DryRun bool
+	// AllowVoter sets up a host that holds coordinator secrets anyway
+	// (VoterSecrets found on it); otherwise that is an error.
+	AllowVoter bool
 }
+
+// VoterSecrets are the files whose presence marks a host holding cloud API
+// keys or the issuer store (a voter): Setup refuses it unless AllowVoter.
+var VoterSecrets = []string{"/etc/ringmesh/coordinator.env", "/var/lib/ringmesh/auth", "/root/.config/ringmesh/credentials"}
 
 type setup struct {
 	ctx     context.Context
@@ -99,6 +106,8 @@ type setup struct {
 	dry     bool
 	rep     Report
 	sshdCfg bool // the sshd configuration changed: validate and reload
+
+	allowVoter bool
 }
 
 // Setup makes the target match the layout, idempotently: it creates what is
@@ -117,7 +126,7 @@ func Setup(ctx context.Context, run Runner, o Options) (Report, error) {
 	if o.CA == nil {
 		return Report{}, errors.New("sync target: no SSH CA key")
 	}
-	s := &setup{ctx: ctx, run: run, l: l, dry: o.DryRun, rep: Report{DryRun: o.DryRun}}
+	s := &setup{ctx: ctx, run: run, l: l, dry: o.DryRun, allowVoter: o.AllowVoter, rep: Report{DryRun: o.DryRun}}
 	steps := []func() error{
 		s.preflight,
 		s.account,
@@ -158,16 +167,26 @@ func (s *setup) sh(cmd string, stdin []byte) (string, error) {
 
 func (s *setup) preflight() error {
 	q := shellQuote
+	probe := ""
+	for _, f := range VoterSecrets {
+		probe += "[ -e " + q(f) + " ] && echo holds " + q(f) + "; "
+	}
 	out, err := s.sh("for c in useradd ssh-keygen install stat; do command -v $c >/dev/null 2>&1 || echo missing $c; done; "+
-		"[ -x "+q(s.l.SSHD)+" ] || echo missing "+q(s.l.SSHD)+"; id -u", nil)
+		"[ -x "+q(s.l.SSHD)+" ] || echo missing "+q(s.l.SSHD)+"; "+probe+"id -u", nil)
 	if err != nil {
 		return err
 	}
 	for _, ln := range strings.Split(strings.TrimSpace(out), "\n") {
+		if f, ok := strings.CutPrefix(ln, "holds "); ok {
+			if !s.allowVoter {
+				return fmt.Errorf("sync target: the host holds %s, so it is a voter with cloud API keys or the issuer store; a sync login there puts untrusted nodes one sshd bug away from them: use another persistent host, or pass --allow-voter", f)
+			}
+			continue
+		}
 		if strings.HasPrefix(ln, "missing ") {
 			return fmt.Errorf("sync target: %s not found on the target (install openssh-server and passwd)", strings.TrimPrefix(ln, "missing "))
 		}
-		if ln != "0" && ln != "" && !strings.HasPrefix(ln, "missing") {
+		if ln != "0" && ln != "" {
 			return fmt.Errorf("sync target: commands run as uid %s, not root (log in as root, or as a user with passwordless sudo)", ln)
 		}
 	}

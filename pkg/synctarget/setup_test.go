@@ -241,6 +241,19 @@ func TestSetupChrootedTarget(t *testing.T) {
 	defer client.Close()
 	run := SSHRunner{Client: client}
 
+	// A host holding a voter's secrets is refused unless AllowVoter.
+	secret := filepath.Join(t.TempDir(), "coordinator.env")
+	if err := os.WriteFile(secret, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	saved := VoterSecrets
+	VoterSecrets = []string{secret}
+	_, err = Setup(ctx, run, Options{Layout: e.l, CA: e.caPub, DryRun: true})
+	VoterSecrets = saved
+	if err == nil || !strings.Contains(err.Error(), "--allow-voter") || !strings.Contains(err.Error(), secret) {
+		t.Fatalf("host with voter secrets: %v", err)
+	}
+
 	dry, err := Setup(ctx, run, Options{Layout: e.l, CA: e.caPub, DryRun: true})
 	if err != nil {
 		t.Fatalf("dry run: %v", err)
