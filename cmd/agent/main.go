@@ -53,7 +53,7 @@ func run(args []string) error {
 		logFormat  = fs.String("log-format", "console", "log format: console or json")
 		showVer    = fs.Bool("version", false, "print the version and exit")
 		syncMode   = fs.String("sync", "auto", "data protection: on, off, or auto (on for ephemeral nodes)")
-		syncKey    = fs.String("sync-key", "~/.ssh/id_cluster", "SSH private key used to push data to the sync targets")
+		syncKey    = fs.String("sync-key", "~/.ssh/id_cluster", "shared SSH private key for sync targets not set up with meshctl target setup (those take the node's own key <state-dir>/sync_ed25519 with a certificate from the coordinator)")
 		knownHosts = fs.String("sync-known-hosts", "", "optional known_hosts file checked in addition to the fingerprint each target's agent reports")
 		syncEvery  = fs.Duration("sync-interval", 5*time.Second, "pause between continuous sync cycles")
 		notice     = fs.Duration("preempt-notice", 0, "time from SIGTERM to the node's end: the final flush deadline (default by provider: "+mesh.NoticeSummary()+")")

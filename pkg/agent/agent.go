@@ -36,6 +36,7 @@ import (
 	"github.com/ringmesh/ringmesh/pkg/outbox"
 	"github.com/ringmesh/ringmesh/pkg/paths"
 	meshsync "github.com/ringmesh/ringmesh/pkg/sync"
+	"golang.org/x/crypto/ssh"
 )
 
 // Config configures an agent. Values from flags and the inventory are
@@ -96,6 +97,8 @@ type Agent struct {
 	log  zerolog.Logger
 	boot string
 	seq  atomic.Uint64
+	// syncKey is the node's own sync key (set before the hello when sync is on).
+	syncKey ssh.Signer
 
 	box     *outbox.Outbox
 	boxp    atomic.Pointer[outbox.Outbox] // box, for readers outside Run
@@ -207,6 +210,16 @@ func (a *Agent) Run(ctx context.Context) error {
 
 	hello := a.identify(ctx)
 	hello.SyncEnabled = a.cfg.Sync != nil
+	if a.cfg.Sync != nil {
+		// The node's own sync key: the coordinator certifies it for the
+		// targets set up with `meshctl target setup` (docs/security.md).
+		k, err := meshsync.LoadOrCreateSyncKey(filepath.Join(a.cfg.StateDir, meshsync.SyncKeyFile))
+		if err != nil {
+			return fmt.Errorf("agent sync: %w", err)
+		}
+		a.syncKey = k
+		hello.SyncKey = meshsync.PublicKeyLine(k.PublicKey())
+	}
 	if a.cfg.Gossip != nil {
 		gc := *a.cfg.Gossip
 		gc.NodeName = a.cfg.NodeID

@@ -284,6 +284,8 @@ func checkTargets(specs []TargetSpec) error {
 			return fmt.Errorf("target %s: port %d", s.Node, s.Port)
 		case s.Fingerprint != "" && !events.ValidFingerprint(s.Fingerprint):
 			return fmt.Errorf("target %s: host key %q fails the fingerprint pattern", s.Node, events.StripControl(s.Fingerprint))
+		case len(s.Cert) > 4096:
+			return fmt.Errorf("target %s: certificate of %d bytes (at most 4096)", s.Node, len(s.Cert))
 		}
 		if err := wire.CheckRemoteDir(s.RemoteDir, ""); err != nil {
 			return fmt.Errorf("target %s: %w", s.Node, err)
@@ -306,6 +308,21 @@ func (a *Agent) setTargets(specs []TargetSpec, why string) {
 		t := meshsync.Target{NodeID: s.Node, Endpoint: meshsync.Endpoint{Host: s.Host, Port: s.Port, User: s.User},
 			KeyPath: a.cfg.Sync.KeyPath, RemoteDir: s.RemoteDir, BandwidthLimit: a.cfg.Sync.BandwidthLimit,
 			HostKey: meshsync.HostKeyConfig{Fingerprint: s.Fingerprint, KnownHostsFile: a.cfg.Sync.KnownHostsFile}}
+		if s.Cert != "" {
+			// A target set up with `meshctl target setup`: its sync account
+			// accepts only this node's own key with a ringmesh certificate.
+			if a.syncKey == nil {
+				a.log.Warn().Str("target", s.Node).Msg("sync target needs a certificate but the agent has no sync key; skipped")
+				continue
+			}
+			signer, cert, err := meshsync.CertSigner(s.Cert, a.syncKey, a.cfg.NodeID, s.User, time.Now())
+			if err != nil {
+				a.log.Warn().Err(err).Str("target", s.Node).Msg("sync certificate refused; target skipped")
+				continue
+			}
+			t.KeyPath, t.Signer = "", signer
+			a.log.Debug().Str("target", s.Node).Time("valid_before", time.Unix(int64(cert.ValidBefore), 0)).Msg("sync certificate")
+		}
 		for _, c := range s.Classes {
 			t.Classes = append(t.Classes, meshsync.Class(c))
 		}

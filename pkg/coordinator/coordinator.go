@@ -140,6 +140,8 @@ type Coordinator struct {
 	member      atomic.Pointer[gossip.Member]
 	routeMu     sync.Mutex             // one RouteSync at a time (route loop and the routes API)
 	sentTargets map[string]sentTargets // guarded by routeMu
+	// syncCerts caches each source node's sync certificate (guarded by routeMu).
+	syncCerts map[string]syncCert
 	// chosenTargets is the router's last choice: source → target → true.
 	chosenTargets atomic.Pointer[map[string]map[string]bool]
 	readyErr      atomic.Value // string
@@ -206,6 +208,7 @@ func New(cfg Config, log zerolog.Logger) (*Coordinator, error) {
 		started:     make(chan struct{}),
 		reconciled:  make(chan struct{}, 1),
 		sentTargets: map[string]sentTargets{},
+		syncCerts:   map[string]syncCert{},
 		hist:        history.New(0, 0),
 	}
 	// Its own record and the voters' (Seed adds them) are written by coordinators only.

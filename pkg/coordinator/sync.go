@@ -18,7 +18,10 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"golang.org/x/crypto/ssh"
+
 	"github.com/ringmesh/ringmesh/pkg/api"
+	"github.com/ringmesh/ringmesh/pkg/auth"
 	"github.com/ringmesh/ringmesh/pkg/bus"
 	"github.com/ringmesh/ringmesh/pkg/events"
 	"github.com/ringmesh/ringmesh/pkg/fleet"
@@ -26,6 +29,7 @@ import (
 	"github.com/ringmesh/ringmesh/pkg/paths"
 	"github.com/ringmesh/ringmesh/pkg/registry"
 	meshsync "github.com/ringmesh/ringmesh/pkg/sync"
+	"github.com/ringmesh/ringmesh/pkg/synctarget"
 	"github.com/ringmesh/ringmesh/pkg/wire"
 )
 
@@ -131,6 +135,10 @@ func (c *Coordinator) RouteSync(ctx context.Context) map[string][]meshsync.Choic
 		byNode[r.Node] = r
 	}
 	pol := c.routingPolicy()
+	setUp, setUpErr := c.syncTargetRecords()
+	if setUpErr != nil {
+		c.log.Warn().Err(setUpErr).Msg("sync target records unreadable: no target set up with meshctl target setup is used")
+	}
 	plans := map[string][]meshsync.Choice{}
 	chosen := map[string]map[string]bool{}
 	for _, src := range recs {
@@ -145,7 +153,7 @@ func (c *Coordinator) RouteSync(ctx context.Context) map[string][]meshsync.Choic
 			if !ch.Selected {
 				continue
 			}
-			spec, why := c.targetSpec(byNode[ch.NodeID], entries)
+			spec, why := c.targetSpec(src, byNode[ch.NodeID], entries, setUp, setUpErr)
 			if why != "" {
 				// Cannot be reached safely: say so in the plan, never silently.
 				c.log.Debug().Str("node", src.Node).Str("target", ch.NodeID).Str("reason", why).Msg("target skipped")
@@ -196,7 +204,12 @@ func (c *Coordinator) RouteSync(ctx context.Context) map[string][]meshsync.Choic
 
 // targetSpec builds the target of a selected node from trusted sources
 // only, or says why it cannot.
-func (c *Coordinator) targetSpec(tr registry.Record, entries map[string]fleet.SSHEntry) (events.TargetSpec, string) {
+//
+// A target set up with `meshctl target setup` (a Record in the issuer
+// store) is reached as its sync account, in the directory inside its
+// chroot, verified against the host key pinned at setup, with a short-lived
+// certificate for the source node's own sync key.
+func (c *Coordinator) targetSpec(src, tr registry.Record, entries map[string]fleet.SSHEntry, setUp map[string]synctarget.Record, setUpErr error) (events.TargetSpec, string) {
 	if !tr.Configured || tr.Quarantined {
 		return events.TargetSpec{}, "not a configured host"
 	}
@@ -206,6 +219,16 @@ func (c *Coordinator) targetSpec(tr registry.Record, entries map[string]fleet.SS
 	}
 	if !events.ValidHost(e.Host) || !events.Match("user", e.User) || e.Port < 1 || e.Port > 65535 {
 		return events.TargetSpec{}, fmt.Sprintf("SSH endpoint %q port %d user %q fails its pattern", events.StripControl(e.Host), e.Port, events.StripControl(e.User))
+	}
+	if setUpErr != nil {
+		return events.TargetSpec{}, "sync target records unreadable: " + setUpErr.Error()
+	}
+	if st, ok := setUp[tr.Node]; ok {
+		cert, why := c.syncCertFor(src, st.Account)
+		if why != "" {
+			return events.TargetSpec{}, why
+		}
+		return events.TargetSpec{Node: tr.Node, Host: e.Host, Port: e.Port, User: st.Account, RemoteDir: st.RemoteDir, Fingerprint: st.Fingerprint, Cert: cert}, ""
 	}
 	if !events.ValidFingerprint(tr.HostKey) {
 		return events.TargetSpec{}, "no pinned host key"
@@ -219,6 +242,51 @@ func (c *Coordinator) targetSpec(tr registry.Record, entries map[string]fleet.SS
 		return events.TargetSpec{}, err.Error()
 	}
 	return events.TargetSpec{Node: tr.Node, Host: e.Host, Port: e.Port, User: e.User, RemoteDir: dir, Fingerprint: tr.HostKey}, ""
+}
+
+// syncCert is a source node's cached sync certificate.
+type syncCert struct {
+	key, account, line string
+	validAfter         time.Time
+	validBefore        time.Time
+}
+
+// syncTargetRecords reads the targets set up with `meshctl target setup`
+// from the issuer store (none without one).
+func (c *Coordinator) syncTargetRecords() (map[string]synctarget.Record, error) {
+	if c.cfg.Auth == nil {
+		return nil, nil
+	}
+	return synctarget.LoadRecords(c.cfg.Auth.Dir())
+}
+
+// syncCertFor returns src's certificate for account, signing a new one when
+// there is none for its current key or less than half of its validity is
+// left; or why there can be none. Call with routeMu held.
+func (c *Coordinator) syncCertFor(src registry.Record, account string) (string, string) {
+	if c.cfg.Auth == nil {
+		return "", "no issuer store on this coordinator to sign sync certificates"
+	}
+	if src.SyncKey == "" {
+		return "", "the agent of " + src.Node + " reports no sync key (upgrade it)"
+	}
+	now := c.cfg.Now()
+	if cc, ok := c.syncCerts[src.Node]; ok && cc.key == src.SyncKey && cc.account == account && now.Before(cc.validAfter.Add(cc.validBefore.Sub(cc.validAfter)/2)) {
+		return cc.line, ""
+	}
+	key, _, _, _, err := ssh.ParseAuthorizedKey([]byte(src.SyncKey))
+	if err != nil {
+		return "", "the sync key of " + src.Node + " does not parse: " + err.Error()
+	}
+	cert, err := c.cfg.Auth.SignSyncCert(auth.SyncCertRequest{Node: src.Node, Key: key, Principal: account, Now: now})
+	if err != nil {
+		delete(c.syncCerts, src.Node)
+		return "", err.Error()
+	}
+	cc := syncCert{key: src.SyncKey, account: account, line: strings.TrimSpace(string(ssh.MarshalAuthorizedKey(cert))),
+		validAfter: now, validBefore: time.Unix(int64(cert.ValidBefore), 0)}
+	c.syncCerts[src.Node] = cc
+	return cc.line, ""
 }
 
 // noTargetWhy summarizes, for the source's agent, why no candidate became

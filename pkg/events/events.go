@@ -38,6 +38,11 @@ type Hello struct {
 	FilesystemIDs []string `json:"filesystem_ids,omitempty" jsonschema:"maxItems=16" pattern:"token" maxLength:"256"`
 	// GossipAddr is the node's memberlist address "host:port", empty if it does not gossip.
 	GossipAddr string `json:"gossip_addr,omitempty" jsonschema:"maxLength=300" pattern:"hostport"`
+	// SyncKey is the node's own sync public key ("ssh-ed25519 AAAA...",
+	// from <state-dir>/sync_ed25519), which the leader signs into a
+	// short-lived SSH certificate for the targets set up with `meshctl
+	// target setup`; empty when the agent does not sync.
+	SyncKey string `json:"sync_key,omitempty" pattern:"sshkey_opt"`
 	// SyncEnabled is true when the agent protects its data (continuous sync, final flush).
 	SyncEnabled bool `json:"sync_enabled,omitempty"`
 	// HeartbeatIntervalSeconds is the agent's heartbeat interval, seconds.

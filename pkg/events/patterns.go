@@ -24,6 +24,9 @@ var Patterns = map[string]string{
 	"fingerprint": `^SHA256:[A-Za-z0-9+/]{43}$`,
 	// fingerprint_opt: a fingerprint, or empty (unknown).
 	"fingerprint_opt": `^(SHA256:[A-Za-z0-9+/]{43})?$`,
+	// sshkey_opt: an ssh-ed25519 public key in authorized_keys form without
+	// comment (a node's own sync key), or empty.
+	"sshkey_opt": `^(ssh-ed25519 [A-Za-z0-9+/]{68})?$`,
 	// sha256: a hex SHA-256 digest.
 	"sha256": `^[0-9a-f]{64}$`,
 	// sha256_opt: a hex SHA-256 digest, or empty.

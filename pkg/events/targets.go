@@ -13,4 +13,9 @@ type TargetSpec struct {
 	RemoteDir   string   `json:"remote_dir"`
 	Fingerprint string   `json:"host_key_fingerprint"`
 	Classes     []string `json:"classes,omitempty"`
+	// Cert is a short-lived SSH user certificate of the ringmesh SSH CA for
+	// the receiving node's own sync key (authorized_keys form, KeyId = that
+	// node, principal = User) when the target was set up with `meshctl
+	// target setup`; empty for a target reached with the shared --sync-key.
+	Cert string `json:"cert,omitempty"`
 }

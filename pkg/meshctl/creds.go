@@ -82,6 +82,7 @@ func revokeCmd(o *Options) *cobra.Command {
 			if err := o.call(api.OpRevoke, api.RevokeRequest{Name: args[0]}, &out); err != nil {
 				return err
 			}
+			defer o.revokeSyncCredential(out.Name) // sync targets' KRL (target.go)
 			var stopped, stopErr string
 			if !keepRunning {
 				stopped, stopErr = o.stopAgentAfterRevoke(out.Name, prefix, knownHosts)

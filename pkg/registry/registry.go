@@ -128,6 +128,9 @@ type Record struct {
 	Preempt         *events.Preempt `json:"preempt,omitempty"`
 	LastSync        *events.Sync    `json:"last_sync,omitempty"`
 	Instance        *InstanceInfo   `json:"instance,omitempty"`
+	// SyncKey is the node's own sync public key from its last hello
+	// ("ssh-ed25519 AAAA..."): what the leader certifies for sync targets.
+	SyncKey string `json:"sync_key,omitempty"`
 }
 
 // clone copies r; maps are copied, other reference fields are replaced
@@ -537,6 +540,7 @@ func (r *Registry) ApplyMessage(m wire.Message, at time.Time) (Result, error) {
 		r.pinHostKey(rec, b.HostKeyFingerprint, r.protected[node])
 		rec.HeartbeatInterval = b.HeartbeatIntervalSeconds
 		rec.SyncEnabled = b.SyncEnabled
+		rec.SyncKey = b.SyncKey
 		rec.Preempt = nil
 		rec.LastSeen = at
 		tr(mesh.StateJoining, "hello from boot "+boot)

@@ -9,7 +9,9 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -39,9 +41,24 @@ type OpenSSH struct {
 	// KnownHostsPath is a known_hosts file holding HostKey for [Host]:Port.
 	KnownHostsPath string
 
+	// ConfigPath is the sshd_config it runs with (for sshd -t -f).
+	ConfigPath string
+
 	cmd    *exec.Cmd
 	stderr *lockedBuffer
 }
+
+// OpenSSHOptions adds to the configuration StartOpenSSHWith writes.
+type OpenSSHOptions struct {
+	// AllowUsers are logins allowed besides the user running the test.
+	AllowUsers []string
+	// Extra is appended at the end of sshd_config (e.g. an Include of a
+	// drop-in directory holding Match blocks).
+	Extra string
+}
+
+// Pid is the sshd process ID (SIGHUP makes it re-read its configuration).
+func (o *OpenSSH) Pid() int { return o.cmd.Process.Pid }
 
 // FindSSHD returns the path of the sshd binary, or "" when none is installed.
 func FindSSHD() string {
@@ -62,6 +79,12 @@ func FindSSHD() string {
 // not installed. When running as root it creates the privilege separation
 // directory /run/sshd if it is missing (sshd refuses to start without it).
 func StartOpenSSH(tb testing.TB) *OpenSSH {
+	tb.Helper()
+	return StartOpenSSHWith(tb, OpenSSHOptions{})
+}
+
+// StartOpenSSHWith is StartOpenSSH with additions to the configuration.
+func StartOpenSSHWith(tb testing.TB, opts OpenSSHOptions) *OpenSSH {
 	tb.Helper()
 	sshd := FindSSHD()
 	if sshd == "" {
@@ -129,7 +152,7 @@ PermitRootLogin prohibit-password
 AllowUsers %s
 Subsystem sftp internal-sftp
 LogLevel VERBOSE
-`, port, hostKeyPath, authKeys, filepath.Join(conf, "sshd.pid"), o.User)
+%s`, port, hostKeyPath, authKeys, filepath.Join(conf, "sshd.pid"), strings.Join(append([]string{o.User}, opts.AllowUsers...), " "), opts.Extra)
 		if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 			tb.Fatal(err)
 		}
@@ -137,6 +160,11 @@ LogLevel VERBOSE
 		cmd := exec.Command(sshd, "-f", cfgPath, "-D", "-e")
 		cmd.Stdout = stderr
 		cmd.Stderr = stderr
+		// Its own process group, so that the per-connection sshd processes
+		// (which hold the output pipe) are killed with it; and Wait returns
+		// even if one of them escaped.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		cmd.WaitDelay = 5 * time.Second
 		if err := cmd.Start(); err != nil {
 			tb.Fatalf("sshtest: start %s: %v", sshd, err)
 		}
@@ -148,8 +176,9 @@ LogLevel VERBOSE
 			lastErr = fmt.Errorf("%v; sshd output:\n%s", err, stderr.String())
 			continue
 		}
-		o.Port, o.cmd, o.stderr = port, cmd, stderr
+		o.Port, o.cmd, o.stderr, o.ConfigPath = port, cmd, stderr, cfgPath
 		tb.Cleanup(func() {
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 			_ = cmd.Process.Kill()
 			<-done
 			if tb.Failed() {

@@ -1,0 +1,137 @@
+package coordinator_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/ringmesh/ringmesh/internal/testutil"
+	"github.com/ringmesh/ringmesh/pkg/agent"
+	"github.com/ringmesh/ringmesh/pkg/config"
+	"github.com/ringmesh/ringmesh/pkg/coordinator"
+	"github.com/ringmesh/ringmesh/pkg/detect"
+	"github.com/ringmesh/ringmesh/pkg/paths"
+	"github.com/ringmesh/ringmesh/pkg/sync/sshtest"
+	"github.com/ringmesh/ringmesh/pkg/synctarget"
+)
+
+// A target set up with synctarget (meshctl target setup) on a real, root
+// sshd: the coordinator sends the source agent the sync account, /incoming
+// and the host key pinned at setup, with a certificate for the agent's own
+// key; the agent's data lands in the chroot, owned by the sync account. The
+// agent has no shared key at all.
+func TestSyncIntoSetUpTarget(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("ChrootDirectory works only when sshd runs as root, and setup creates an account: run as root (CI does)")
+	}
+	for _, c := range []string{"useradd", "userdel", "ssh-keygen"} {
+		if _, err := exec.LookPath(c); err != nil {
+			t.Skipf("%s not installed: %v", c, err)
+		}
+	}
+	var rnd [3]byte
+	_, _ = rand.Read(rnd[:])
+	acct := "rmsync" + hex.EncodeToString(rnd[:])
+	parent, err := os.MkdirTemp("/var/lib", "ringmesh-coord-synctarget-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = exec.Command("userdel", acct).Run()
+		_ = os.RemoveAll(parent)
+	})
+	conf := t.TempDir()
+	o := sshtest.StartOpenSSHWith(t, sshtest.OpenSSHOptions{AllowUsers: []string{acct}, Extra: "Include " + filepath.Join(conf, "sshd_config.d", "*.conf") + "\n"})
+	l := synctarget.Layout{Account: acct, ChrootDir: filepath.Join(parent, "chroot"), ConfDir: filepath.Join(conf, "ringmesh-sync"),
+		DropIn: filepath.Join(conf, "sshd_config.d", "ringmesh-sync.conf"), SSHDConfig: o.ConfigPath, SSHD: sshtest.FindSSHD(),
+		Reload: "kill -HUP " + strconv.Itoa(o.Pid())}.WithDefaults()
+
+	inv, err := config.Parse("sync.yaml", []byte(fmt.Sprintf("sync_routing: {max_disk_usage_percent: 100, min_free_disk_percent: 0.01, replication_target: 1}\n"+
+		"hosts:\n  hetzner-cpu2: {provider: hetzner, ssh_host: 127.0.0.1, ssh_port: %d, ssh_user: %s}\n  vast-77: {provider: vast, is_ephemeral: true}\n", o.Port, o.User)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := startCoordinator(t, coordinator.Config{Inventory: inv})
+	iss := testutil.Lookup(h.url).Issuer
+	ca, err := iss.EnsureSSHCA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	client, hostKey, err := synctarget.DialAdmin(ctx, synctarget.Admin{Node: "hetzner-cpu2", Host: o.Host, Port: o.Port, User: o.User,
+		Signers: []ssh.Signer{o.ClientKey.Signer}, Fingerprint: o.Fingerprint()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	if _, err := synctarget.Setup(ctx, synctarget.SSHRunner{Client: client}, synctarget.Options{Layout: l, CA: ca}); err != nil {
+		t.Fatalf("setup: %v\n%s", err, o.Log())
+	}
+	if err := synctarget.SaveRecord(iss.Dir(), synctarget.Record{Node: "hetzner-cpu2", Addr: "127.0.0.1:" + strconv.Itoa(o.Port), AdminUser: o.User,
+		Account: l.Account, RemoteDir: l.RemoteDir(), ChrootDir: l.ChrootDir, ConfDir: l.ConfDir,
+		HostKey: strings.TrimSpace(string(ssh.MarshalAuthorizedKey(hostKey))), Fingerprint: ssh.FingerprintSHA256(hostKey),
+		CAFingerprint: ssh.FingerprintSHA256(ca), SetupAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+
+	pub := filepath.Join(t.TempDir(), "ssh_host_ed25519_key.pub")
+	if err := os.WriteFile(pub, o.HostKey.AuthorizedKey, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dead := closedURL(t)
+	det := detect.Options{Env: func(string) string { return "" }, HetznerURL: dead, VultrURL: dead, NebiusURL: dead, Timeout: 100 * time.Millisecond}
+	tgt, err := agent.New(secureAgent(t, agent.Config{NodeID: "hetzner-cpu2", Provider: "hetzner", InstanceID: "41000002", NATSURLs: []string{h.url}, StateDir: t.TempDir(),
+		HeartbeatInterval: 200 * time.Millisecond, Detect: det, Paths: paths.Resolver{Root: t.TempDir(), Home: "/root"}, HostKeyPaths: []string{pub},
+		Host: inv.Hosts["hetzner-cpu2"]}), testLog(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runAgent(t, tgt, nil)
+	srcRoot := t.TempDir()
+	src, err := agent.New(secureAgent(t, agent.Config{NodeID: "vast-77", Provider: "vast", InstanceID: "77", NATSURLs: []string{h.url}, StateDir: t.TempDir(),
+		HeartbeatInterval: 200 * time.Millisecond, Detect: det, Paths: paths.Resolver{Root: srcRoot, Home: "/root"}, ByeTimeout: 2 * time.Second,
+		Sync: &agent.SyncConfig{Interval: 300 * time.Millisecond, ReplicationTarget: 1, Notice: 4 * time.Second}}), testLog(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runAgent(t, src, nil)
+	writeFile(t, filepath.Join(srcRoot, "root/ringrift/ai-service/checkpoints/ckpt-1.pt"), 300<<10)
+
+	remote := filepath.Join(l.IncomingDir(), "vast-77/checkpoints/ckpt-1.pt")
+	testutil.Eventually(t, 60*time.Second, func() error {
+		fi, err := os.Stat(remote)
+		if err != nil {
+			rec, _ := h.coord.Registry().Get("vast-77")
+			return fmt.Errorf("%v (sync key reported: %t)", err, rec.SyncKey != "")
+		}
+		if fi.Size() != 300<<10 {
+			return fmt.Errorf("size %d", fi.Size())
+		}
+		return nil
+	})
+	waitRPOZero(t, h, "vast-77", 30*time.Second)
+	fi, _ := os.Stat(remote)
+	u, err := user.Lookup(acct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); !ok || strconv.Itoa(int(st.Uid)) != u.Uid {
+		t.Fatalf("copy owned by uid %v, want the sync account %s (%s)", fi.Sys(), acct, u.Uid)
+	}
+	if !strings.Contains(o.Log(), "ID vast-77 (serial") {
+		t.Errorf("sshd did not log a certificate with key ID vast-77:\n%s", o.Log())
+	}
+}

@@ -1,0 +1,188 @@
+// Package synctarget prepares persistent hosts to receive sync data from
+// ringmesh nodes that cannot be trusted (docs/security.md, "Sync targets"):
+// `meshctl target setup NODE` connects as an administrator over SSH and
+// creates a dedicated unprivileged account (default "ringmesh-sync"), a
+// ChrootDirectory with one writable "incoming" directory, and an sshd
+// drop-in that lets that account do nothing but SFTP inside the chroot,
+// authenticated only by short-lived user certificates of ringmesh's SSH CA
+// (TrustedUserCAKeys) that are not listed in its RevokedKeys KRL. It pins
+// the target's host key at that moment; the Record it writes into the issuer
+// store is what the coordinator sends agents (account, directory inside the
+// chroot, host key) and what they verify.
+package synctarget
+
+import (
+	"fmt"
+	"path"
+	"strings"
+
+	"github.com/ringmesh/ringmesh/pkg/auth"
+	"github.com/ringmesh/ringmesh/pkg/events"
+)
+
+// Defaults of a Layout.
+const (
+	DefaultAccount  = "ringmesh-sync"
+	DefaultChroot   = "/srv/ringmesh-sync"
+	DefaultIncoming = "incoming"
+	DefaultConfDir  = "/etc/ssh/ringmesh-sync"
+	DefaultDropIn   = "/etc/ssh/sshd_config.d/ringmesh-sync.conf"
+	DefaultSSHD     = "/usr/sbin/sshd"
+)
+
+// DefaultReload reloads sshd after its configuration changed: the systemd
+// unit (ssh on Debian/Ubuntu, sshd elsewhere), else SIGHUP to the pid in
+// /run/sshd.pid. Existing sessions are not interrupted.
+const DefaultReload = `if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet ssh; then systemctl reload ssh; ` +
+	`elif command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet sshd; then systemctl reload sshd; ` +
+	`elif [ -s /run/sshd.pid ]; then kill -HUP "$(cat /run/sshd.pid)"; ` +
+	`else echo "cannot find a running sshd to reload" >&2; exit 1; fi`
+
+// Layout is where a target's sync account lives. The zero value of each
+// field means its default.
+type Layout struct {
+	// Account is the login agents use; never root. Default ringmesh-sync.
+	Account string
+	// ChrootDir is sshd's ChrootDirectory for the account: root-owned, mode
+	// 0755, and so must be every directory above it. Default /srv/ringmesh-sync.
+	ChrootDir string
+	// Incoming is the one directory inside the chroot the account may write
+	// (<ChrootDir>/<Incoming>, owned by the account, mode 0750); agents use
+	// "/<Incoming>" as their remote directory. Default "incoming".
+	Incoming string
+	// ConfDir holds user_ca.pub (TrustedUserCAKeys), revoked_ids (the
+	// revoked key IDs, "id: <node>" per line) and revoked.krl (RevokedKeys,
+	// made from revoked_ids by ssh-keygen -k). Default /etc/ssh/ringmesh-sync.
+	ConfDir string
+	// DropIn is the sshd configuration file written. Default
+	// /etc/ssh/sshd_config.d/ringmesh-sync.conf (included by Debian's and
+	// Ubuntu's sshd_config).
+	DropIn string
+	// SSHDConfig is the main sshd configuration validated with "sshd -t -f";
+	// "" = sshd's default.
+	SSHDConfig string
+	// SSHD is the sshd binary. Default /usr/sbin/sshd.
+	SSHD string
+	// Reload is the shell command run after the configuration changed.
+	// Default DefaultReload.
+	Reload string
+}
+
+// WithDefaults fills every empty field with its default.
+func (l Layout) WithDefaults() Layout {
+	def := func(s *string, d string) {
+		if *s == "" {
+			*s = d
+		}
+	}
+	def(&l.Account, DefaultAccount)
+	def(&l.ChrootDir, DefaultChroot)
+	def(&l.Incoming, DefaultIncoming)
+	def(&l.ConfDir, DefaultConfDir)
+	def(&l.DropIn, DefaultDropIn)
+	def(&l.SSHD, DefaultSSHD)
+	def(&l.Reload, DefaultReload)
+	return l
+}
+
+// Validate checks every value that reaches a shell or sshd_config: the
+// account is a non-root login name; every path is absolute, clean, matches
+// the events "path" pattern and is not "/"; Incoming is one path segment.
+func (l Layout) Validate() error {
+	if !auth.ValidSyncAccount(l.Account) {
+		return fmt.Errorf("sync target: account %q: want a login name of [A-Za-z0-9._-] that is not root", l.Account)
+	}
+	for _, p := range []struct{ name, v string }{{"chroot", l.ChrootDir}, {"conf dir", l.ConfDir}, {"drop-in", l.DropIn}, {"sshd", l.SSHD}} {
+		if err := checkAbs(p.v); err != nil {
+			return fmt.Errorf("sync target: %s: %w", p.name, err)
+		}
+	}
+	if l.SSHDConfig != "" {
+		if err := checkAbs(l.SSHDConfig); err != nil {
+			return fmt.Errorf("sync target: sshd config: %w", err)
+		}
+	}
+	if l.Incoming == "" || strings.Contains(l.Incoming, "/") || l.Incoming == "." || l.Incoming == ".." || !events.ValidPath(l.Incoming) {
+		return fmt.Errorf("sync target: incoming %q: want one directory name", l.Incoming)
+	}
+	if strings.HasPrefix(l.ConfDir+"/", l.ChrootDir+"/") || strings.HasPrefix(l.DropIn, l.ChrootDir+"/") {
+		return fmt.Errorf("sync target: the configuration (%s, %s) must not lie inside the chroot %s", l.ConfDir, l.DropIn, l.ChrootDir)
+	}
+	return nil
+}
+
+func checkAbs(p string) error {
+	if !events.ValidPath(p) || !path.IsAbs(p) || path.Clean(p) != p || p == "/" || strings.HasPrefix(p, "~") {
+		return fmt.Errorf("%q: want a clean absolute path of [A-Za-z0-9._+@/=,-] other than /", p)
+	}
+	return nil
+}
+
+// RemoteDir is the directory agents write to, as the account sees it
+// inside the chroot ("/incoming").
+func (l Layout) RemoteDir() string { return "/" + l.Incoming }
+
+// IncomingDir is the incoming directory on the target's file system.
+func (l Layout) IncomingDir() string { return path.Join(l.ChrootDir, l.Incoming) }
+
+// CAFile is the TrustedUserCAKeys file.
+func (l Layout) CAFile() string { return path.Join(l.ConfDir, "user_ca.pub") }
+
+// RevokedIDsFile lists the revoked certificate key IDs (ssh-keygen KRL spec).
+func (l Layout) RevokedIDsFile() string { return path.Join(l.ConfDir, "revoked_ids") }
+
+// KRLFile is the RevokedKeys file (an OpenSSH KRL).
+func (l Layout) KRLFile() string { return path.Join(l.ConfDir, "revoked.krl") }
+
+// RenderDropIn is the sshd drop-in for l: for the sync account only, no
+// password or keyboard-interactive login, no authorized_keys (only
+// certificates of the CA in CAFile whose principals name the account and
+// which RevokedKeys does not list), ForceCommand internal-sftp chrooted to
+// ChrootDir, and no TTY, forwarding of any kind, tunnels or user rc. It ends
+// with "Match all" so that nothing after it in sshd_config falls under the
+// Match block.
+func RenderDropIn(l Layout) string {
+	var b strings.Builder
+	b.WriteString("# Written by `meshctl target setup` (ringmesh); re-running it rewrites this file.\n")
+	b.WriteString("# The sync account may only use SFTP inside its chroot, with a ringmesh SSH certificate.\n")
+	fmt.Fprintf(&b, "Match User %s\n", l.Account)
+	for _, kv := range [][2]string{
+		{"ChrootDirectory", l.ChrootDir},
+		{"ForceCommand", "internal-sftp"},
+		{"AuthenticationMethods", "publickey"},
+		{"PubkeyAuthentication", "yes"},
+		{"PasswordAuthentication", "no"},
+		{"KbdInteractiveAuthentication", "no"},
+		{"AuthorizedKeysFile", "none"},
+		{"TrustedUserCAKeys", l.CAFile()},
+		{"RevokedKeys", l.KRLFile()},
+		{"DisableForwarding", "yes"},
+		{"AllowTcpForwarding", "no"},
+		{"AllowAgentForwarding", "no"},
+		{"AllowStreamLocalForwarding", "no"},
+		{"X11Forwarding", "no"},
+		{"PermitTTY", "no"},
+		{"PermitTunnel", "no"},
+		{"PermitUserRC", "no"},
+	} {
+		fmt.Fprintf(&b, "    %s %s\n", kv[0], kv[1])
+	}
+	b.WriteString("Match all\n")
+	return b.String()
+}
+
+// effective are the settings `sshd -T -C user=<account>` must show once the
+// drop-in is in force (lower-case keyword, value).
+func effective(l Layout) [][2]string {
+	return [][2]string{
+		{"chrootdirectory", l.ChrootDir},
+		{"forcecommand", "internal-sftp"},
+		{"trustedusercakeys", l.CAFile()},
+		{"revokedkeys", l.KRLFile()},
+		{"permittty", "no"},
+		{"allowtcpforwarding", "no"},
+		{"x11forwarding", "no"},
+		{"passwordauthentication", "no"},
+		{"authorizedkeysfile", "none"},
+	}
+}
