@@ -279,7 +279,9 @@ type wirePod struct {
 	DataCenterID  *string  `json:"dataCenterId"`
 	CreatedAt     *string  `json:"createdAt"`
 	Cloud         *string  `json:"cloud"`
-	GPU           *struct {
+	// Env is read for the ringmesh launch markers only (RINGMESH_REQUEST_ID, RINGMESH_NODE).
+	Env json.RawMessage `json:"env"`
+	GPU *struct {
 		ID    *string  `json:"id"`
 		Count *float64 `json:"count"`
 	} `json:"gpu"`
@@ -331,6 +333,7 @@ func parsePod(raw []byte) (providers.Instance, error) {
 	if c := str(w.Cloud); c != "" {
 		inst.Labels = map[string]string{"cloud": c}
 	}
+	inst.Labels = envLabels(w.Env, inst.Labels)
 	if w.Cost != nil {
 		if *w.Cost < 0 || math.IsNaN(*w.Cost) {
 			return providers.Instance{}, fmt.Errorf("field cost: %v is not a price", *w.Cost)
