@@ -38,11 +38,12 @@ func ParseRole(s string) (Role, error) {
 // ReadOps are the API operations a viewer may call; every other operation
 // (AdminOps) needs the admin role. Every operation the coordinator serves
 // is in exactly one of the two lists (a coordinator test checks).
-var ReadOps = []string{"status", "dead_letters", "instances", "ssh_config", "paths", "cost", "members", "safe_to_terminate", "routes", "audit", "offers", "events"}
+var ReadOps = []string{"status", "dead_letters", "instances", "ssh_config", "paths", "cost", "members", "safe_to_terminate", "routes", "audit", "offers", "events", "launch_status"}
 
 // AdminOps are the API operations only an admin may call: they change
-// something (act: start/stop/terminate, sync: push now, revoke).
-var AdminOps = []string{"act", "sync", "revoke"}
+// something (act: start/stop/terminate, sync: push now, revoke, launch:
+// rent a new instance).
+var AdminOps = []string{"act", "sync", "revoke", "launch"}
 
 // Permissions returns the bus permissions of a user with role r named
 // name. Everything not allowed is denied: no user but a coordinator can
