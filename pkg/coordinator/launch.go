@@ -118,6 +118,9 @@ func (c *Coordinator) launch(ctx context.Context, r api.LaunchRequest, who strin
 			return api.Launch{}, err
 		}
 		if prev != nil && prev.State == "done" && prev.Result != nil {
+			if prev.Instance != nil {
+				c.reg.Admit(prev.Node, "launch:"+prev.Provider+"/"+prev.Instance.ID)
+			}
 			res := *prev.Result
 			res.Stage, res.Message = "already created", "already created by request "+r.RequestID+": "+res.Message
 			return res, nil
@@ -252,6 +255,10 @@ func (c *Coordinator) launch(ctx context.Context, r api.LaunchRequest, who strin
 	if _, err := kv.Put(wctx, launchKey(r.RequestID), b); err != nil {
 		c.log.Error().Err(err).Str("request", r.RequestID).Msg("store launch result")
 	}
+	// The coordinator made this instance for this node: admit the node (by
+	// name, as enrolment does); launch_status flags a node that then reports
+	// another instance ID.
+	c.reg.Admit(node, "launch:"+offer.Provider+"/"+inst.ID)
 	if binder, ok := scripter.(InstanceBinder); ok {
 		if err := binder.BindInstance(ctx, node, offer.Provider, inst.ID); err != nil {
 			out.Message += "; binding the enrollment token to the instance failed: " + err.Error()

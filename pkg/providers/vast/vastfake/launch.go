@@ -111,3 +111,6 @@ func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request) {
 	id := s.Launch(in)
 	writeJSON(w, http.StatusOK, map[string]any{"success": true, "new_contract": id, "instance_api_key": "fake-instance-key"})
 }
+
+// All returns every instance, sorted by ID.
+func (s *Server) All() []Instance { return s.snapshot() }
