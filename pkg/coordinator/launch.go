@@ -280,7 +280,7 @@ func (c *Coordinator) refuseLaunch(ctx context.Context, r api.LaunchRequest, who
 			Detail: map[string]string{"provider": out.Offer.Provider, "op": providers.OpLaunch, "offer": out.Offer.ID,
 				"request_id": r.RequestID, "price": priceText(out.Offer.Price), "result": "refused: " + why}})
 	}
-	return fmt.Errorf("launch refused: %s", why)
+	return fmt.Errorf("launch refused (%s offer %s, %s, node %s): %s", out.Offer.Provider, out.Offer.ID, priceText(out.Offer.Price), out.Node, why)
 }
 
 func priceText(p providers.Price) string {

@@ -207,7 +207,7 @@ func TestMeshctlLaunchRefusedOverBudget(t *testing.T) {
 		t.Fatalf("launch over the vast cap was not refused:\n%s", out)
 	}
 	msg := err.Error()
-	for _, want := range []string{"launch refused: over budget", "vast USD: spent", "this 0.3500/h", "h left", "projected > cap 0.00"} {
+	for _, want := range []string{"launch refused (vast offer 7001, 0.3500 USD/h (vast:dph_total), node vast-rtx4090-1): over budget", "vast USD: spent", "this 0.3500/h", "h left", "projected > cap 0.00"} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("refusal lacks %q: %s", want, msg)
 		}
