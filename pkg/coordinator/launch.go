@@ -26,6 +26,9 @@ import (
 // layer does) before it creates anything.
 const launchClaimStale = 5 * time.Minute
 
+// errLaunchInFlight: another call (or coordinator) is applying the same launch request.
+var errLaunchInFlight = errors.New("launch in flight")
+
 // launchArgRe bounds the free-text fields of a launch (image, SSH key name).
 var launchArgRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,199}$`)
 
@@ -126,8 +129,8 @@ func (c *Coordinator) launch(ctx context.Context, r api.LaunchRequest, who strin
 			return res, nil
 		}
 		if prev != nil && prev.State == "claimed" && c.cfg.Now().Sub(prev.At) < launchClaimStale {
-			return api.Launch{}, fmt.Errorf("launch request %s is being applied by coordinator %s since %s; not applying it twice (retry after %s)",
-				r.RequestID, prev.By, prev.At.UTC().Format(time.RFC3339), launchClaimStale)
+			return api.Launch{}, fmt.Errorf("launch request %s is being applied by coordinator %s since %s; not applying it twice (retry after %s): %w",
+				r.RequestID, prev.By, prev.At.UTC().Format(time.RFC3339), launchClaimStale, errLaunchInFlight)
 		}
 		if prev != nil {
 			// An unknown outcome or a stale claim: the retry goes ahead, and

@@ -22,6 +22,11 @@ import (
 // startLaunchFleet is startFleet with a startup script configured and the
 // inventory's budget replaced by budget.
 func startLaunchFleet(t *testing.T, budget config.Budget) (*harness, *demo.Fakes) {
+	return startLaunchFleetWith(t, func(inv *config.Inventory) { inv.Budget = budget }, nil)
+}
+
+// startLaunchFleetWith lets the test change the inventory and the coordinator's config.
+func startLaunchFleetWith(t *testing.T, invMod func(*config.Inventory), cfgMod func(*coordinator.Config)) (*harness, *demo.Fakes) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -34,7 +39,7 @@ func startLaunchFleet(t *testing.T, budget config.Budget) (*harness, *demo.Fakes
 	if err != nil {
 		t.Fatal(err)
 	}
-	inv.Budget = budget
+	invMod(inv)
 	list, err := fakes.Providers(testLog(t))
 	if err != nil {
 		t.Fatal(err)
@@ -47,8 +52,12 @@ func startLaunchFleet(t *testing.T, budget config.Budget) (*harness, *demo.Fakes
 	}
 	tracker := cost.New(cost.Options{})
 	rec := fleet.NewReconciler(reg, inv, tracker, testLog(t), nil)
-	h := startCoordinator(t, coordinator.Config{Inventory: inv, Fleet: rec, ReconcileInterval: 300 * time.Millisecond, Cost: tracker,
-		Startup: coordinator.AgentScript{NATSURL: "tls://127.0.0.1:4222", CAPEM: []byte("-----BEGIN CERTIFICATE-----\nfake\n-----END CERTIFICATE-----\n")}})
+	cfg := coordinator.Config{Inventory: inv, Fleet: rec, ReconcileInterval: 300 * time.Millisecond, Cost: tracker,
+		Startup: coordinator.AgentScript{NATSURL: "tls://127.0.0.1:4222", CAPEM: []byte("-----BEGIN CERTIFICATE-----\nfake\n-----END CERTIFICATE-----\n")}}
+	if cfgMod != nil {
+		cfgMod(&cfg)
+	}
+	h := startCoordinator(t, cfg)
 	return h, fakes
 }
 

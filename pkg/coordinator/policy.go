@@ -39,6 +39,10 @@ func (c *Coordinator) policyLoop(ctx context.Context, pols config.Policies) {
 	tr := policy.NewIdleTracker(pol)
 	decided := map[string]idleDecision{}
 	budgetDone := map[string]time.Time{}
+	fleetDry := map[string]time.Time{}
+	if pols.FleetSize.On() {
+		c.log.Info().Str("mode", pols.FleetSize.Mode).Int("kinds", len(pols.FleetSize.Kinds)).Msg("fleet-size policy on")
+	}
 	t := time.NewTicker(c.cfg.PolicyInterval)
 	defer t.Stop()
 	for {
@@ -47,6 +51,9 @@ func (c *Coordinator) policyLoop(ctx context.Context, pols config.Policies) {
 		}
 		if pols.Budget.Mode != config.PolicyOff {
 			c.runBudgetPolicy(ctx, pols.Budget, budgetDone)
+		}
+		if pols.FleetSize.On() {
+			c.runFleetSizePolicy(ctx, pols.FleetSize, fleetDry)
 		}
 		select {
 		case <-ctx.Done():
