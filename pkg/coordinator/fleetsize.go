@@ -82,11 +82,12 @@ func (c *Coordinator) runFleetSizePolicy(ctx context.Context, pol config.FleetSi
 		// Launches count until their node is healthy or the boot grace ends.
 		var pending []fleetPending
 		for _, p := range st.Pending {
-			if !slices.Contains(healthy, p.Node) && now.Sub(p.At) < fleetBootGrace {
+			if !slices.Contains(healthy, p.Node) && c.fleetBooting(p, now) {
 				pending = append(pending, p)
 			}
 		}
 		have := len(healthy) + len(pending)
+		c.log.Debug().Str("kind", k.Name).Strs("healthy", healthy).Int("booting", len(pending)).Int("wanted", k.Count).Time("next_try", st.NextTry).Msg("fleet-size policy: counted")
 		if have >= k.Count {
 			if len(pending) != len(st.Pending) {
 				st.Pending = pending
@@ -123,15 +124,17 @@ func (c *Coordinator) runFleetSizePolicy(ctx context.Context, pol config.FleetSi
 			a.Detail["price"] = priceText(res.Offer.Price)
 		}
 		switch {
+		case errors.Is(lerr, errLaunchInFlight):
+			// Another coordinator (the previous leader) is applying this very
+			// request: wait for its outcome, try again next run, no penalty.
+			c.log.Debug().Err(lerr).Str("kind", k.Name).Msg("fleet-size policy: launch in flight elsewhere")
+			continue
 		case lerr != nil:
 			a.Detail["result"] = "refused: " + lerr.Error()
 			if !req.DryRun {
 				st.Failures++
 				backoff := pol.Backoff << min(st.Failures-1, 10)
 				st.NextTry, st.LastError = now.Add(min(backoff, fleetMaxBackoff)), lerr.Error()
-				if errors.Is(lerr, errLaunchInFlight) {
-					st.Failures-- // another coordinator is on it: wait, no penalty
-				}
 				_ = writeFleetState(ctx, kv, k.Name, st, rev)
 			}
 			c.log.Warn().Err(lerr).Str("kind", k.Name).Msg("fleet-size policy: not launched")
@@ -149,6 +152,36 @@ func (c *Coordinator) runFleetSizePolicy(ctx context.Context, pol config.FleetSi
 		}
 		c.audit(ctx, "policy", "policy:fleet_size:"+reqID+":"+now.Format("20060102T150405.000"), a)
 	}
+}
+
+// fleetBooting reports whether a launch of the policy still counts as a
+// node on its way: within the boot grace, its agent not heard from since
+// the launch or still joining, and neither it nor its instance seen lost
+// (preempted, dead, stopped, left, failed, terminated).
+func (c *Coordinator) fleetBooting(p fleetPending, now time.Time) bool {
+	if now.Sub(p.At) >= fleetBootGrace {
+		return false
+	}
+	if rec, ok := c.reg.Get(p.Node); ok && rec.LastSeen.After(p.At) {
+		switch rec.State {
+		case mesh.StateUnknown, mesh.StateJoining, mesh.StateHealthy, mesh.StateDegraded, mesh.StateSuspect:
+			// still on its way (or healthy: counted there)
+		default:
+			return false // it came and was lost: preempted, dead, stopped, left, ...
+		}
+	}
+	if rep := c.report.Load(); rep != nil {
+		for _, iv := range rep.Instances {
+			if iv.Name != p.Node || iv.Stale {
+				continue
+			}
+			switch iv.State {
+			case providers.StatePreempted, providers.StateStopped, providers.StateError, providers.StateTerminated:
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // launchAmong launches the cheapest offer among the providers (all when

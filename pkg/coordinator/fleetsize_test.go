@@ -1,7 +1,9 @@
 package coordinator_test
 
 import (
+	"context"
 	"fmt"
+	"sync/atomic"
 	"strconv"
 	"strings"
 	"testing"
@@ -96,5 +98,90 @@ func TestFleetSizeReplacesAPreemptedNodeOnce(t *testing.T) {
 	}
 	if c := strings.Count(out, `"result": "created vast instance`); c != 2 || !strings.Contains(out, `"policy": "fleet_size"`) {
 		t.Errorf("%d fleet_size launches audited, want 2:\n%s", c, out)
+	}
+}
+
+// flipLeader is a leader lease the test moves by hand: a holds it while
+// aLeads is true, b otherwise.
+type flipLeader struct {
+	aLeads *atomic.Bool
+	me     string // "a" or "b"
+}
+
+func (f flipLeader) IsLeader() bool { return f.aLeads.Load() == (f.me == "a") }
+
+func (f flipLeader) Leader() (string, uint64, bool) {
+	if f.aLeads.Load() {
+		return "coord-a", 1, true
+	}
+	return "coord-b", 2, true
+}
+
+// TestFleetSizeLeaderChangeMidLaunchCreatesOne: coordinator A starts the
+// policy's launch, the create is applied but its answer held; leadership
+// moves to B, whose policy repeats the same request ID (policy, generation):
+// it waits for A's outcome instead of creating, and the kind ends with one
+// instance.
+func TestFleetSizeLeaderChangeMidLaunchCreatesOne(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	fakes, err := demo.StartFakes(ctx, demo.Options{Delay: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(fakes.Close)
+	fakes.Vast.Inject(vastfake.Fault{Kind: vastfake.Timeout, Method: "PUT", Path: "/api/v0/asks/", AfterApply: true, Delay: 2 * time.Second})
+	var aLeads atomic.Bool
+	aLeads.Store(true)
+	mk := func(name string) (*config.Inventory, coordinator.Config) {
+		inv, err := config.Parse("demo.yaml", []byte(demo.DemoInventory))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fleetPolicyInventory(inv)
+		cfg := launchConfig(t, fakes, inv)
+		cfg.Name, cfg.PolicyInterval, cfg.Leadership = "coord-"+name, 100*time.Millisecond, flipLeader{aLeads: &aLeads, me: name}
+		return inv, cfg
+	}
+	_, cfgA := mk("a")
+	a := startCoordinator(t, cfgA)
+	_, cfgB := mk("b")
+	cfgB.NATSURLs = []string{a.url}
+	b := startCoordinator(t, cfgB)
+
+	// A's create reached the cloud; its answer is held. Leadership moves to B.
+	testutil.Eventually(t, 30*time.Second, func() error {
+		if n := fakes.Vast.Creates(); n != 1 {
+			return fmt.Errorf("creates = %d", n)
+		}
+		return nil
+	})
+	aLeads.Store(false)
+
+	// B (now the leader) ends with A's instance under the same request ID.
+	var st api.LaunchStatus
+	testutil.Eventually(t, 30*time.Second, func() error {
+		var err error
+		st, err = launchStatus(t, b, "policy-fleet-r4090-0")
+		if err != nil {
+			return err
+		}
+		if st.InstanceID == "" {
+			return &stageErr{st}
+		}
+		return nil
+	})
+	for range 6 {
+		select {
+		case <-b.coord.Reconciled():
+		case <-time.After(30 * time.Second):
+			t.Fatal("no reconcile")
+		}
+	}
+	if n := fakes.Vast.Creates(); n != 1 {
+		t.Fatalf("creates = %d across the leader change, want 1", n)
+	}
+	if id := vastByLabel(t, fakes, "r4090-0"); strconv.FormatInt(id, 10) != st.InstanceID {
+		t.Fatalf("launch record names instance %s, the fake holds %d", st.InstanceID, id)
 	}
 }

@@ -40,6 +40,18 @@ func startLaunchFleetWith(t *testing.T, invMod func(*config.Inventory), cfgMod f
 		t.Fatal(err)
 	}
 	invMod(inv)
+	cfg := launchConfig(t, fakes, inv)
+	if cfgMod != nil {
+		cfgMod(&cfg)
+	}
+	h := startCoordinator(t, cfg)
+	return h, fakes
+}
+
+// launchConfig is a coordinator config over the fakes: every cloud behind
+// the resilient layer, a reconciler, a cost tracker and a startup script.
+func launchConfig(t *testing.T, fakes *demo.Fakes, inv *config.Inventory) coordinator.Config {
+	t.Helper()
 	list, err := fakes.Providers(testLog(t))
 	if err != nil {
 		t.Fatal(err)
@@ -52,13 +64,8 @@ func startLaunchFleetWith(t *testing.T, invMod func(*config.Inventory), cfgMod f
 	}
 	tracker := cost.New(cost.Options{})
 	rec := fleet.NewReconciler(reg, inv, tracker, testLog(t), nil)
-	cfg := coordinator.Config{Inventory: inv, Fleet: rec, ReconcileInterval: 300 * time.Millisecond, Cost: tracker,
+	return coordinator.Config{Inventory: inv, Fleet: rec, ReconcileInterval: 300 * time.Millisecond, Cost: tracker,
 		Startup: coordinator.AgentScript{NATSURL: "tls://127.0.0.1:4222", CAPEM: []byte("-----BEGIN CERTIFICATE-----\nfake\n-----END CERTIFICATE-----\n")}}
-	if cfgMod != nil {
-		cfgMod(&cfg)
-	}
-	h := startCoordinator(t, cfg)
-	return h, fakes
 }
 
 func launchStatus(t *testing.T, h *harness, id string) (api.LaunchStatus, error) {
