@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"sort"
 	"strings"
 
 	"github.com/ringmesh/ringmesh/pkg/mesh"
@@ -228,4 +229,27 @@ func (r *resilient) canLaunch() bool {
 // Launch on a retired provider is refused without reaching the cloud.
 func (r *retired) Launch(context.Context, LaunchRequest) (Instance, error) {
 	return Instance{}, r.refuse(OpLaunch)
+}
+
+// ScriptWithEnv returns script with env exported at its top, for clouds
+// that have no container environment (Lambda user_data, Vultr and Hetzner
+// cloud-init): a "#!/bin/sh" line, one export per key (sorted, values
+// single-quoted), then the script (whose own "#!" line is then a comment).
+// Keys must be checked first (LaunchRequest.Validate).
+func ScriptWithEnv(env map[string]string, script string) string {
+	if len(env) == 0 {
+		return script
+	}
+	keys := make([]string, 0, len(env))
+	for k := range env {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	b.WriteString("#!/bin/sh\n")
+	for _, k := range keys {
+		fmt.Fprintf(&b, "export %s='%s'\n", k, strings.ReplaceAll(env[k], "'", `'\''`))
+	}
+	b.WriteString(script)
+	return b.String()
 }

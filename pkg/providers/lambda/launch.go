@@ -17,7 +17,8 @@ var _ providers.Launcher = (*Client)(nil)
 // "instance_type_name":offer id,"ssh_key_names":[key] (Lambda requires
 // exactly one),"name":node,"user_data":script,"tags":[{"key":
 // "ringmesh-request","value":id},{"key":"ringmesh-node","value":node}],
-// "quantity":1}. The answer {"data":{"instance_ids":[id]}} gives the ID;
+// "quantity":1}; Lambda has no instance environment, so req.Env is
+// exported at the top of user_data. The answer {"data":{"instance_ids":[id]}} gives the ID;
 // the instance is returned pending (booting). Lambda has no idempotency
 // key: the tags are what a retry looks for.
 func (c *Client) Launch(ctx context.Context, req providers.LaunchRequest) (providers.Instance, error) {
@@ -35,7 +36,7 @@ func (c *Client) Launch(ctx context.Context, req providers.LaunchRequest) (provi
 	}
 	body := map[string]any{
 		"region_name": req.Offer.Region, "instance_type_name": req.Offer.ID, "ssh_key_names": []string{req.SSHKeyName},
-		"name": req.Node, "user_data": req.StartupScript, "quantity": 1,
+		"name": req.Node, "user_data": providers.ScriptWithEnv(req.Env, req.StartupScript), "quantity": 1,
 		"tags": []map[string]string{{"key": providers.LabelRequestID, "value": req.RequestID}, {"key": providers.LabelNode, "value": req.Node}},
 	}
 	resp, err := c.api.Do(ctx, restapi.Request{Op: op, Method: http.MethodPost, Path: "/instance-operations/launch", Body: body})
