@@ -9,6 +9,7 @@
 //	Get        GET    /v2/pods/{id}             → Pod; 404 problem+json when gone
 //	Start/Stop POST   /v2/pods/{id}/action      {"action":"start"|"stop"} → 200 Pod; 409 if invalid for the status
 //	Terminate  DELETE /v2/pods/{id}             → 204; 404 = already gone = success
+//	Launch     POST   /v2/pods                  create a pod (launch.go)
 //
 // Authentication is "Authorization: Bearer <key>"; the key is never logged.
 // Errors are RFC 9457 application/problem+json ({"title","status","detail"}).

@@ -8,6 +8,7 @@
 //	Get        GET    /api/v0/instances/{id}/?owner=me   → {"instances": {…}} or {"instances": null}
 //	Start/Stop PUT    /api/v0/instances/{id}/  {"state":"running"|"stopped"}
 //	Terminate  DELETE /api/v0/instances/{id}/  (no_such_instance / 404 = already gone = success)
+//	Launch     PUT    /api/v0/asks/{offer id}/  rent an offer (launch.go)
 //
 // Authentication is "Authorization: Bearer <key>"; the key is never logged.
 // Vast answers 429 with a plain-text body ("API requests too frequent") and no
