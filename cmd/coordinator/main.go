@@ -120,6 +120,8 @@ func run(ctx context.Context, args []string) error {
 		noAuth       = fs.Bool("insecure-no-auth", false, "run the bus without authentication or TLS (anyone who reaches the port can command every node; never outside a lab)")
 		fleetSize    = fs.Int("fleet-size", 1000, "nodes the events stream MESH_EVT is sized for (its byte cap grows with it; heartbeats are kept 60 per node, the rarer events up to 7 days)")
 		reconcile    = fs.Duration("reconcile-interval", 30*time.Second, "how often every provider is listed and reconciled with the nodes")
+		launchNATS   = fs.String("launch-nats-url", "", "NATS URL(s) a node started by meshctl launch connects to (tls://voter:4222, comma-separated); empty = launches refused, except with --dev/--demo (the local listener)")
+		launchAgent  = fs.String("launch-agent-url", "", "http(s) URL a launched node downloads the agent binary from when its image has no ringmesh-agent")
 	)
 	gf := gossipflags.Add(fs)
 	fs.Usage = usageEnv(fs)
@@ -273,6 +275,26 @@ func run(ctx context.Context, args []string) error {
 		Inventory:         inv,
 		Thresholds:        registry.Thresholds{SuspectAfter: *suspectAfter, DeadAfter: *deadAfter},
 		VastWebhookSecret: webhookSecret,
+	}
+	if *launchNATS == "" && *dev {
+		scheme := "tls://"
+		if iss == nil {
+			scheme = "nats://"
+		}
+		*launchNATS = scheme + *natsListen
+	}
+	if *launchNATS != "" {
+		as := coordinator.AgentScript{NATSURL: *launchNATS, AgentURL: *launchAgent}
+		ca := *caFile
+		if iss != nil {
+			ca = iss.CAFile()
+		}
+		if ca != "" {
+			if as.CAPEM, err = os.ReadFile(ca); err != nil {
+				return fmt.Errorf("--launch-nats-url: the CA a launched node pins: %w", err)
+			}
+		}
+		cfg.Startup = as
 	}
 	coord, err := coordinator.New(cfg, log)
 	if err != nil {

@@ -90,3 +90,29 @@ func PlanBudgetStops(caps []BudgetCap, nodes []BudgetNode, hoursLeft float64) []
 	}
 	return out
 }
+
+// LaunchCheck is one cap checked for a launch: the projection to the end
+// of the UTC day with the new instance's price added to the burn.
+type LaunchCheck struct {
+	Cap       BudgetCap
+	Added     float64 // the new instance, per hour
+	HoursLeft float64
+	Projected float64 // Spent + (Burn + Added) × HoursLeft
+	Over      bool
+}
+
+// CheckLaunch projects every cap in scope of a new instance on provider at
+// perHour in currency (caps in another currency do not count it) and says
+// which would end the UTC day over. A cap already over refuses any launch
+// in its scope.
+func CheckLaunch(caps []BudgetCap, provider, currency string, perHour, hoursLeft float64) []LaunchCheck {
+	var out []LaunchCheck
+	for _, c := range caps {
+		if c.Currency != currency || (c.Scope != "all" && c.Scope != provider) {
+			continue
+		}
+		proj := c.Spent + (max(c.Burn, 0)+perHour)*max(hoursLeft, 0)
+		out = append(out, LaunchCheck{Cap: c, Added: perHour, HoursLeft: hoursLeft, Projected: proj, Over: proj > c.Cap || c.Spent > c.Cap})
+	}
+	return out
+}

@@ -49,3 +49,22 @@ func TestPlanBudgetStops(t *testing.T) {
 		t.Fatalf("no time left in the day: %+v", got)
 	}
 }
+
+func TestCheckLaunchProjectsTheNewPrice(t *testing.T) {
+	caps := []BudgetCap{
+		{Scope: "all", Currency: "USD", Cap: 100, Spent: 40, Burn: 2},
+		{Scope: "vast", Currency: "USD", Cap: 10, Spent: 4, Burn: 0.5},
+		{Scope: "runpod", Currency: "USD", Cap: 1, Spent: 5}, // over already, other scope
+		{Scope: "all", Currency: "EUR", Cap: 1, Spent: 5},    // other currency
+	}
+	got := CheckLaunch(caps, "vast", "USD", 0.5, 10)
+	if len(got) != 2 {
+		t.Fatalf("checked %d caps, want the two in scope and currency: %+v", len(got), got)
+	}
+	if got[0].Projected != 40+(2+0.5)*10 || got[0].Over {
+		t.Errorf("all USD = %+v, want 65 projected, not over", got[0])
+	}
+	if got[1].Projected != 4+(0.5+0.5)*10 || !got[1].Over {
+		t.Errorf("vast USD = %+v, want 14 projected, over 10", got[1])
+	}
+}

@@ -54,13 +54,13 @@ func ParseRole(s string) (Role, error) {
 // ReadOps are the API operations a viewer may call; every other operation
 // (AdminOps) needs the admin role. Every operation the coordinator serves
 // is in exactly one of the two lists (a coordinator test checks).
-var ReadOps = []string{"status", "dead_letters", "instances", "ssh_config", "paths", "cost", "members", "safe_to_terminate", "routes", "audit", "offers", "events"}
+var ReadOps = []string{"status", "dead_letters", "instances", "ssh_config", "paths", "cost", "members", "safe_to_terminate", "routes", "audit", "offers", "events", "launch_status"}
 
 // AdminOps are the API operations only an admin may call: they change
 // something (act: start/stop/terminate, sync: push now, revoke, enroll:
-// issue a node credential, forget: remove a departed node) or handle
-// secrets (enrollment tokens: create, list, revoke).
-var AdminOps = []string{"act", "sync", "revoke", "enroll", "forget", "token_create", "token_list", "token_revoke"}
+// issue a node credential, forget: remove a departed node, launch: rent a
+// new instance) or handle secrets (enrollment tokens: create, list, revoke).
+var AdminOps = []string{"act", "sync", "revoke", "enroll", "forget", "token_create", "token_list", "token_revoke", "launch"}
 
 // Permissions returns the bus permissions of a user with role r named
 // name. Everything not allowed is denied: no user but a coordinator can

@@ -20,9 +20,9 @@ import (
 //	    vast: {USD: 30}
 //	    hetzner: {EUR: 5}
 //
-// ringmesh shows spend against the caps (meshctl cost), and the budget
-// policy (policies.go) stops nodes to stay under them; launches are not yet
-// refused over them.
+// ringmesh shows spend against the caps (meshctl cost), the budget policy
+// (policies.go) stops nodes to stay under them, and a launch (meshctl
+// launch, the fleet-size policy) that would cross one is refused.
 type Budget struct {
 	Daily     map[string]float64            `yaml:"daily" json:"daily,omitempty"`
 	Providers map[string]map[string]float64 `yaml:"providers" json:"providers,omitempty"`

@@ -25,8 +25,9 @@ const (
 //	    max_gpu_util_percent: 5    # every GPU at or below this ...
 //	    window: 30m                # ... for this long, with no watched process running
 type Policies struct {
-	Idle   IdlePolicy   `json:"idle"`
-	Budget BudgetPolicy `json:"budget"`
+	Idle      IdlePolicy      `json:"idle"`
+	Budget    BudgetPolicy    `json:"budget"`
+	FleetSize FleetSizePolicy `json:"fleet_size"` // fleetsize.go
 }
 
 // BudgetPolicy stops nodes when today's projected spend (accrued plus the
@@ -40,7 +41,9 @@ type BudgetPolicy struct {
 }
 
 // Any reports whether some policy is not off.
-func (p Policies) Any() bool { return p.Idle.Mode != PolicyOff || p.Budget.Mode != PolicyOff }
+func (p Policies) Any() bool {
+	return p.Idle.Mode != PolicyOff || p.Budget.Mode != PolicyOff || p.FleetSize.On()
+}
 
 // IdlePolicy stops or terminates a node whose GPUs all stayed at or below
 // MaxGPUUtilPercent for Window while none of its watched processes (the
@@ -81,10 +84,14 @@ func (p *parser) policies(v *yaml.Node) {
 	}
 	var idleNode *yaml.Node
 	budget := BudgetPolicy{Mode: PolicyOff}
+	fleetSize := FleetSizePolicy{Mode: PolicyOff}
 	for _, kv := range p.pairs(v, "policies") {
 		switch kv.k.Value {
 		case "idle":
 			idleNode = kv.v
+			continue
+		case "fleet_size":
+			fleetSize = p.fleetSize(kv.v)
 			continue
 		case "budget":
 			var y struct {
@@ -104,7 +111,7 @@ func (p *parser) policies(v *yaml.Node) {
 			}
 			continue
 		}
-		p.errorf(kv.k, "policies."+kv.k.Value, "unknown policy (want idle or budget): a policy that is not read would not act")
+		p.errorf(kv.k, "policies."+kv.k.Value, "unknown policy (want idle, budget or fleet_size): a policy that is not read would not act")
 	}
 	var raw struct{ Idle yaml.Node }
 	if idleNode != nil {
@@ -156,5 +163,5 @@ func (p *parser) policies(v *yaml.Node) {
 			}
 		}
 	}
-	p.inv.Policies = Policies{Idle: idle, Budget: budget}
+	p.inv.Policies = Policies{Idle: idle, Budget: budget, FleetSize: fleetSize}
 }

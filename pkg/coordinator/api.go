@@ -24,26 +24,28 @@ type apiHandler func(ctx context.Context, req []byte) (any, error)
 
 func (c *Coordinator) apiHandlers() map[string]apiHandler {
 	return map[string]apiHandler{
-		api.OpStatus:      c.apiStatus,
-		api.OpDeadLetters: c.apiDeadLetters,
-		api.OpInstances:   c.apiInstances,
-		api.OpSSHConfig:   c.apiSSHConfig,
-		api.OpPaths:       c.apiPaths,
-		api.OpCost:        c.apiCost,
-		api.OpAct:         c.apiAct,
-		api.OpMembers:     c.apiMembers,
-		api.OpSync:        c.apiSync,
-		api.OpSafe:        c.apiSafe,
-		api.OpRoutes:      c.apiRoutes,
-		api.OpAudit:       c.apiAudit,
-		api.OpEvents:      c.apiEvents,
-		api.OpRevoke:      c.apiRevoke,
-		api.OpOffers:      c.apiOffers,
-		api.OpTokenCreate: c.apiTokenCreate,
-		api.OpTokenList:   c.apiTokenList,
-		api.OpTokenRevoke: c.apiTokenRevoke,
-		api.OpEnroll:      c.apiEnroll,
-		api.OpForget:      c.apiForget,
+		api.OpStatus:       c.apiStatus,
+		api.OpDeadLetters:  c.apiDeadLetters,
+		api.OpInstances:    c.apiInstances,
+		api.OpSSHConfig:    c.apiSSHConfig,
+		api.OpPaths:        c.apiPaths,
+		api.OpCost:         c.apiCost,
+		api.OpAct:          c.apiAct,
+		api.OpMembers:      c.apiMembers,
+		api.OpSync:         c.apiSync,
+		api.OpSafe:         c.apiSafe,
+		api.OpRoutes:       c.apiRoutes,
+		api.OpAudit:        c.apiAudit,
+		api.OpEvents:       c.apiEvents,
+		api.OpRevoke:       c.apiRevoke,
+		api.OpOffers:       c.apiOffers,
+		api.OpTokenCreate:  c.apiTokenCreate,
+		api.OpTokenList:    c.apiTokenList,
+		api.OpTokenRevoke:  c.apiTokenRevoke,
+		api.OpEnroll:       c.apiEnroll,
+		api.OpForget:       c.apiForget,
+		api.OpLaunch:       c.apiLaunch,
+		api.OpLaunchStatus: c.apiLaunchStatus,
 	}
 }
 
@@ -60,7 +62,7 @@ func (c *Coordinator) startAPI() (micro.Service, error) {
 	for op, h := range c.apiHandlers() {
 		h := h
 		opts := []micro.EndpointOpt{micro.WithEndpointSubject(bus.APISubject(op))}
-		leaderOnly := op == api.OpAct || op == api.OpSync || op == api.OpRoutes || op == api.OpRevoke || op == api.OpEnroll || op == api.OpForget || op == api.OpTokenCreate || op == api.OpTokenRevoke || (c.cfg.Elect && (op == api.OpInstances || op == api.OpSSHConfig || op == api.OpCost || op == api.OpOffers))
+		leaderOnly := op == api.OpAct || op == api.OpSync || op == api.OpRoutes || op == api.OpRevoke || op == api.OpEnroll || op == api.OpForget || op == api.OpTokenCreate || op == api.OpTokenRevoke || op == api.OpLaunch || op == api.OpLaunchStatus || (c.cfg.Elect && (op == api.OpInstances || op == api.OpSSHConfig || op == api.OpCost || op == api.OpOffers))
 		if leaderOnly {
 			// Every coordinator hears it; only the leader answers.
 			opts = append(opts, micro.WithEndpointQueueGroupDisabled())

@@ -76,6 +76,9 @@ type Config struct {
 	PolicyInterval time.Duration
 	// Cost tracks accrued cost (nil = none); it is persisted in KV mesh_state.
 	Cost *cost.Tracker
+	// Startup renders the startup script of a launched node (api.OpLaunch);
+	// nil = launches are refused (AgentScript is the default implementation).
+	Startup StartupScripter
 	// Leadership decides who may act; nil means this coordinator always acts
 	// (single-coordinator deployments) unless Elect is set.
 	Leadership Leadership

@@ -39,6 +39,10 @@ func (c *Coordinator) policyLoop(ctx context.Context, pols config.Policies) {
 	tr := policy.NewIdleTracker(pol)
 	decided := map[string]idleDecision{}
 	budgetDone := map[string]time.Time{}
+	fleetDry := map[string]time.Time{}
+	if pols.FleetSize.On() {
+		c.log.Info().Str("mode", pols.FleetSize.Mode).Int("kinds", len(pols.FleetSize.Kinds)).Msg("fleet-size policy on")
+	}
 	t := time.NewTicker(c.cfg.PolicyInterval)
 	defer t.Stop()
 	for {
@@ -47,6 +51,9 @@ func (c *Coordinator) policyLoop(ctx context.Context, pols config.Policies) {
 		}
 		if pols.Budget.Mode != config.PolicyOff {
 			c.runBudgetPolicy(ctx, pols.Budget, budgetDone)
+		}
+		if pols.FleetSize.On() {
+			c.runFleetSizePolicy(ctx, pols.FleetSize, fleetDry)
 		}
 		select {
 		case <-ctx.Done():
@@ -129,45 +136,12 @@ func (c *Coordinator) runBudgetPolicy(ctx context.Context, pol config.BudgetPoli
 	if !c.IsLeader() || c.cfg.Cost == nil {
 		return
 	}
-	b := c.costBudget()
-	if b == nil {
+	caps, nodes, hoursLeft, ok := c.budgetState()
+	if !ok {
 		return
 	}
 	now := c.cfg.Now().UTC()
 	day := now.Format(cost.DayFormat)
-	hoursLeft := now.Truncate(24 * time.Hour).Add(24 * time.Hour).Sub(now).Hours()
-	burnBy := map[string]map[string]float64{} // scope → currency → per hour
-	add := func(scope, cur string, v float64) {
-		if burnBy[scope] == nil {
-			burnBy[scope] = map[string]float64{}
-		}
-		burnBy[scope][cur] += v
-	}
-	var nodes []policy.BudgetNode
-	provs := c.cfg.Fleet.Providers()
-	for _, ic := range c.cfg.Cost.Current() {
-		if !ic.Billable || !ic.Price.Known() {
-			continue
-		}
-		add("all", ic.Price.Currency, ic.Price.PerHour)
-		add(ic.Provider, ic.Price.Currency, ic.Price.PerHour)
-		if ic.NodeID == "" || ic.State != providers.StateRunning || (c.cfg.Inventory != nil && c.cfg.Inventory.IsVoter(ic.NodeID)) {
-			continue
-		}
-		p, err := provs.Get(ic.Provider)
-		if err != nil || !p.Capabilities().CanStop || p.Capabilities().BillsWhileStopped {
-			continue
-		}
-		role := ""
-		if c.cfg.Inventory != nil && c.cfg.Inventory.Hosts[ic.NodeID] != nil {
-			role = c.cfg.Inventory.Hosts[ic.NodeID].Role
-		}
-		nodes = append(nodes, policy.BudgetNode{Node: ic.NodeID, Provider: ic.Provider, Role: role, PerHour: ic.Price.PerHour, Currency: ic.Price.Currency})
-	}
-	var caps []policy.BudgetCap
-	for _, l := range b.Lines {
-		caps = append(caps, policy.BudgetCap{Scope: l.Scope, Currency: l.Currency, Cap: l.Cap, Spent: l.Spent, Burn: burnBy[l.Scope][l.Currency]})
-	}
 	for _, s := range policy.PlanBudgetStops(caps, nodes, hoursLeft) {
 		if at, ok := done[s.Node]; ok && at.Format(cost.DayFormat) == day && (pol.Mode == config.PolicyDryRun || now.Sub(at) < idleRetry) {
 			continue
@@ -190,4 +164,53 @@ func (c *Coordinator) runBudgetPolicy(ctx context.Context, pol config.BudgetPoli
 		done[s.Node] = now
 		c.audit(ctx, "policy", "policy:budget:"+req.RequestID+":"+now.Format("20060102T150405"), a)
 	}
+}
+
+// budgetState returns today's caps with their spend and current burn, the
+// nodes the budget policy may stop, and the hours left in the UTC day; ok
+// is false when there is no budget or no cost tracker.
+func (c *Coordinator) budgetState() (caps []policy.BudgetCap, nodes []policy.BudgetNode, hoursLeft float64, ok bool) {
+	if c.cfg.Cost == nil {
+		return nil, nil, 0, false
+	}
+	b := c.costBudget()
+	if b == nil {
+		return nil, nil, 0, false
+	}
+	now := c.cfg.Now().UTC()
+	hoursLeft = now.Truncate(24 * time.Hour).Add(24 * time.Hour).Sub(now).Hours()
+	burnBy := map[string]map[string]float64{} // scope → currency → per hour
+	add := func(scope, cur string, v float64) {
+		if burnBy[scope] == nil {
+			burnBy[scope] = map[string]float64{}
+		}
+		burnBy[scope][cur] += v
+	}
+	var provs *providers.Registry
+	if c.cfg.Fleet != nil {
+		provs = c.cfg.Fleet.Providers()
+	}
+	for _, ic := range c.cfg.Cost.Current() {
+		if !ic.Billable || !ic.Price.Known() {
+			continue
+		}
+		add("all", ic.Price.Currency, ic.Price.PerHour)
+		add(ic.Provider, ic.Price.Currency, ic.Price.PerHour)
+		if provs == nil || ic.NodeID == "" || ic.State != providers.StateRunning || (c.cfg.Inventory != nil && c.cfg.Inventory.IsVoter(ic.NodeID)) {
+			continue
+		}
+		p, err := provs.Get(ic.Provider)
+		if err != nil || !p.Capabilities().CanStop || p.Capabilities().BillsWhileStopped {
+			continue
+		}
+		role := ""
+		if c.cfg.Inventory != nil && c.cfg.Inventory.Hosts[ic.NodeID] != nil {
+			role = c.cfg.Inventory.Hosts[ic.NodeID].Role
+		}
+		nodes = append(nodes, policy.BudgetNode{Node: ic.NodeID, Provider: ic.Provider, Role: role, PerHour: ic.Price.PerHour, Currency: ic.Price.Currency})
+	}
+	for _, l := range b.Lines {
+		caps = append(caps, policy.BudgetCap{Scope: l.Scope, Currency: l.Currency, Cap: l.Cap, Spent: l.Spent, Burn: burnBy[l.Scope][l.Currency]})
+	}
+	return caps, nodes, hoursLeft, true
 }

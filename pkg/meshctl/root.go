@@ -57,7 +57,7 @@ func NewRoot(out, errOut io.Writer) *cobra.Command {
 	root.PersistentFlags().BoolVar(&o.JSON, "json", false, "print JSON instead of a table")
 	root.AddCommand(statusCmd(o), eventsCmd(o), instancesCmd(o), actionCmd(o, "start"), actionCmd(o, "stop"), actionCmd(o, "terminate"),
 		sshConfigCmd(o), sshCmd(o), pathsCmd(o), costCmd(o), offersCmd(o), membersCmd(o), syncCmd(o), rpoCmd(o),
-		revokeCmd(o), credsCmd(o), tokenCmd(o), enrollCmd(o), forgetCmd(o), targetCmd(o))
+		revokeCmd(o), credsCmd(o), tokenCmd(o), enrollCmd(o), forgetCmd(o), targetCmd(o), launchCmd(o))
 	addVersion(root, o)
 	root.AddCommand(auditCmd(o))
 	return root

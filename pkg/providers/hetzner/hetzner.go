@@ -9,6 +9,7 @@
 //	Stop       POST /servers/{id}/actions/shutdown     (ACPI) then wait until status "off";
 //	           after ShutdownTimeout: POST …/poweroff  (hard) and wait for that action
 //	Terminate  DELETE /servers/{id}                    then wait for the delete action; 404 -> success
+//	Launch     POST /servers                           create a server (launch.go)
 //
 // Hetzner nodes are the cluster's CPU voters. Stop and Terminate refuse a
 // server in the configured VoterGuard unless the context carries

@@ -7,6 +7,7 @@
 //	List      GET  /instances                      → {"data":[Instance…]}
 //	Get       GET  /instances/{id}                 → {"data":Instance}; 404 global/object-does-not-exist
 //	Terminate POST /instance-operations/terminate  {"instance_ids":[id]} → {"data":{"terminated_instances":[…]}}
+//	Launch    POST /instance-operations/launch     create one instance (launch.go)
 //
 // Lambda has no stop/start: Start and Stop return an error wrapping
 // providers.ErrUnsupported without calling the API, and Capabilities says

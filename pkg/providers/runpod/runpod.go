@@ -9,6 +9,7 @@
 //	Get        GET    /v2/pods/{id}             → Pod; 404 problem+json when gone
 //	Start/Stop POST   /v2/pods/{id}/action      {"action":"start"|"stop"} → 200 Pod; 409 if invalid for the status
 //	Terminate  DELETE /v2/pods/{id}             → 204; 404 = already gone = success
+//	Launch     POST   /v2/pods                  create a pod (launch.go)
 //
 // Authentication is "Authorization: Bearer <key>"; the key is never logged.
 // Errors are RFC 9457 application/problem+json ({"title","status","detail"}).
@@ -279,7 +280,9 @@ type wirePod struct {
 	DataCenterID  *string  `json:"dataCenterId"`
 	CreatedAt     *string  `json:"createdAt"`
 	Cloud         *string  `json:"cloud"`
-	GPU           *struct {
+	// Env is read for the ringmesh launch markers only (RINGMESH_REQUEST_ID, RINGMESH_NODE).
+	Env json.RawMessage `json:"env"`
+	GPU *struct {
 		ID    *string  `json:"id"`
 		Count *float64 `json:"count"`
 	} `json:"gpu"`
@@ -331,6 +334,7 @@ func parsePod(raw []byte) (providers.Instance, error) {
 	if c := str(w.Cloud); c != "" {
 		inst.Labels = map[string]string{"cloud": c}
 	}
+	inst.Labels = envLabels(w.Env, inst.Labels)
 	if w.Cost != nil {
 		if *w.Cost < 0 || math.IsNaN(*w.Cost) {
 			return providers.Instance{}, fmt.Errorf("field cost: %v is not a price", *w.Cost)

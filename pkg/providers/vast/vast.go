@@ -8,6 +8,7 @@
 //	Get        GET    /api/v0/instances/{id}/?owner=me   → {"instances": {…}} or {"instances": null}
 //	Start/Stop PUT    /api/v0/instances/{id}/  {"state":"running"|"stopped"}
 //	Terminate  DELETE /api/v0/instances/{id}/  (no_such_instance / 404 = already gone = success)
+//	Launch     PUT    /api/v0/asks/{offer id}/  rent an offer (launch.go)
 //
 // Authentication is "Authorization: Bearer <key>"; the key is never logged.
 // Vast answers 429 with a plain-text body ("API requests too frequent") and no
@@ -420,6 +421,7 @@ type wireInstance struct {
 	Ports             json.RawMessage `json:"ports"`
 	DphTotal          *float64        `json:"dph_total"`
 	StartDate         *float64        `json:"start_date"`
+	ExtraEnv          json.RawMessage `json:"extra_env"` // [[name, value], ...]; only the ringmesh markers are read
 	// Costs is the "instance" sub-object: totalHour, diskHour (storage,
 	// billed also while stopped), discountedTotalPerHour.
 	Costs *struct {
@@ -457,6 +459,7 @@ func parseInstance(raw []byte) (providers.Instance, error) {
 		inst.PublicIP = ip
 	}
 	inst.State, inst.Interrupted = mapState(w)
+	inst.Labels = envLabels(w.ExtraEnv)
 	if w.NumGPUs != nil {
 		if *w.NumGPUs < 0 || *w.NumGPUs != math.Trunc(*w.NumGPUs) {
 			return providers.Instance{}, fmt.Errorf("field num_gpus: %v is not a GPU count", *w.NumGPUs)

@@ -8,6 +8,7 @@
 //	Start      POST   /v2/instances/{id}/start          skipped when already running (Vultr would reboot it)
 //	Stop       POST   /v2/instances/{id}/halt           skipped when already halted
 //	Terminate  DELETE /v2/instances/{id}                404 -> success
+//	Launch     POST /v2/instances                     create an instance (launch.go)
 //	prices     GET    /v2/plans                         hourly_cost, else monthly_cost/730 (USD/hour)
 //
 // Auth is "Authorization: Bearer <API key>", added by an http.RoundTripper; the

@@ -153,6 +153,7 @@ type Server struct {
 	actions map[int64]*action
 	nextID  int64
 	nextAct int64
+	creates int // create calls applied (launch.go)
 }
 
 // New starts a fake Hetzner Cloud API on a local port.
@@ -368,6 +369,8 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case len(parts) == 1 && parts[0] == "servers" && r.Method == http.MethodGet:
 		s.listServers(w, r)
+	case len(parts) == 1 && parts[0] == "servers" && r.Method == http.MethodPost:
+		s.createServer(w, r)
 	case len(parts) == 2 && parts[0] == "servers":
 		id, err := strconv.ParseInt(parts[1], 10, 64)
 		if err != nil {

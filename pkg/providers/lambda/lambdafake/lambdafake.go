@@ -7,6 +7,7 @@
 //	GET  /instances                         {"data":[…]} (instances not yet terminated)
 //	GET  /instances/{id}                    {"data":{…}} or 404 global/object-does-not-exist
 //	POST /instance-operations/terminate     {"instance_ids":[…]} → {"data":{"terminated_instances":[…]}}
+//	POST /instance-operations/launch        {"region_name","instance_type_name","ssh_key_names",…} → {"data":{"instance_ids":[…]}} (launch.go)
 //
 // with Bearer or Basic ("KEY:") authentication. Instances boot (booting →
 // active after BootDelay); terminate moves them to terminating and, after
@@ -127,10 +128,12 @@ type Server struct {
 	srv  *httptest.Server
 	opts Options
 
-	mu    sync.Mutex
-	insts map[string]*record
-	seq   int
-	types map[string]TypeOffer // GET /instance-types (offers.go)
+	mu       sync.Mutex
+	insts    map[string]*record
+	seq      int
+	types    map[string]TypeOffer // GET /instance-types (offers.go)
+	creates  int                  // launch calls applied (launch.go)
+	userData string               // user_data of the latest launch
 }
 
 // New starts a fake on a loopback port. Close it when done.
@@ -147,6 +150,7 @@ func New(opts Options) *Server {
 	mux.HandleFunc("GET /instance-types", s.handleTypes)
 	mux.HandleFunc("GET /instances/{id}", s.handleGet)
 	mux.HandleFunc("POST /instance-operations/terminate", s.handleTerminate)
+	mux.HandleFunc("POST /instance-operations/launch", s.handleLaunch)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusNotFound, "global/not-found", "no route "+r.Method+" "+r.URL.Path)
 	})

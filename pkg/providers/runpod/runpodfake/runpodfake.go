@@ -5,6 +5,7 @@
 // It serves
 //
 //	GET    /v2/pods                 {"pods":[…]}
+//	POST   /v2/pods                 create a pod (launch.go): 201 Pod
 //	GET    /v2/pods/{id}            Pod, or 404 problem+json
 //	POST   /v2/pods/{id}/action     {"action":"start|stop|restart|terminate"}; 409 when invalid for the status
 //	DELETE /v2/pods/{id}            204, or 404 when gone
@@ -147,10 +148,11 @@ type Server struct {
 	srv  *httptest.Server
 	opts Options
 
-	mu   sync.Mutex
-	pods map[string]*record
-	seq  int
-	gpus []GPUType // GraphQL gpuTypes (offers.go)
+	mu      sync.Mutex
+	pods    map[string]*record
+	seq     int
+	gpus    []GPUType // GraphQL gpuTypes (offers.go)
+	creates int       // create calls applied (launch.go)
 }
 
 // New starts a fake on a loopback port. Close it when done.
@@ -164,6 +166,7 @@ func New(opts Options) *Server {
 	s := &Server{Harness: fakeapi.NewHarness(opts.Now), opts: opts, pods: map[string]*record{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v2/pods", s.handleList)
+	mux.HandleFunc("POST /v2/pods", s.handleCreate)
 	mux.HandleFunc("POST /graphql", s.handleGraphQL)
 	mux.HandleFunc("GET /v2/pods/{id}", s.handleGet)
 	mux.HandleFunc("POST /v2/pods/{id}/action", s.handleAction)

@@ -9,6 +9,8 @@
 //	GET    /api/v0/instances/{id}/                   {"instances": {…}} or {"instances": null}
 //	PUT    /api/v0/instances/{id}/                   {"state":"running"|"stopped"} or {"label":"…"}
 //	DELETE /api/v0/instances/{id}/                   destroy; 404 no_such_instance when gone
+//	POST   /api/v0/bundles/                          offer search (offers.go)
+//	PUT    /api/v0/asks/{id}/                        rent an offer: {"success":true,"new_contract":N} (launch.go)
 //
 // with Bearer (or legacy ?api_key=) authentication. Instances move through
 // states over time: a new instance goes null → loading → running, stop takes
@@ -113,6 +115,11 @@ type Instance struct {
 	// Costs is the "instance" sub-object (totalHour, diskHour,
 	// discountedTotalPerHour); nil omits it.
 	Costs *Costs `json:"instance,omitempty"`
+	// ExtraEnv is the container environment as Vast lists it: pairs
+	// [name, value], "-e K=V" options of the create body as [K, V].
+	ExtraEnv [][2]string `json:"extra_env,omitempty"`
+	// Onstart is the script run at container start (create body "onstart").
+	Onstart string `json:"onstart,omitempty"`
 
 	// DirectSSHPort is the host port mapped to 22/tcp while running (0: none).
 	// Not serialised: it becomes ports["22/tcp"].
@@ -142,10 +149,11 @@ type Server struct {
 	srv  *httptest.Server
 	opts Options
 
-	mu     sync.Mutex
-	insts  map[int64]*record
-	nextID int64
-	asks   []Offer // offers served by POST /api/v0/bundles/ (offers.go)
+	mu      sync.Mutex
+	insts   map[int64]*record
+	nextID  int64
+	asks    []Offer // offers served by POST /api/v0/bundles/ (offers.go)
+	creates int     // create calls applied (launch.go)
 }
 
 // New starts a fake on a loopback port. Close it when done.
@@ -167,6 +175,7 @@ func New(opts Options) *Server {
 	mux.HandleFunc("PUT /api/v0/instances/{id}/{$}", s.handlePut)
 	mux.HandleFunc("DELETE /api/v0/instances/{id}/{$}", s.handleDelete)
 	mux.HandleFunc("POST /api/v0/bundles/{$}", s.handleBundles)
+	mux.HandleFunc("PUT /api/v0/asks/{id}/{$}", s.handleCreate)
 	s.srv = httptest.NewServer(s.Wrap(render, s.auth(mux)))
 	return s
 }

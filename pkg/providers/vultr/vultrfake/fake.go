@@ -173,6 +173,7 @@ type Server struct {
 	mu        sync.Mutex
 	instances map[string]*instance
 	seq       int
+	creates   int // create calls applied (launch.go)
 }
 
 // New starts a fake Vultr API on a local port.
@@ -378,6 +379,8 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case len(parts) == 2 && parts[0] == "v2" && parts[1] == "instances" && r.Method == http.MethodGet:
 		s.listInstances(w, r)
+	case len(parts) == 2 && parts[0] == "v2" && parts[1] == "instances" && r.Method == http.MethodPost:
+		s.createInstance(w, r)
 	case len(parts) == 2 && parts[0] == "v2" && parts[1] == "plans" && r.Method == http.MethodGet:
 		s.listPlans(w, r)
 	case len(parts) == 3 && parts[0] == "v2" && parts[1] == "instances":
