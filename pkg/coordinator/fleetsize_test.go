@@ -3,9 +3,9 @@ package coordinator_test
 import (
 	"context"
 	"fmt"
-	"sync/atomic"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 

@@ -182,18 +182,18 @@ type Config struct {
 // layout is where things live on the node under prefix p.
 type layout struct{ p string }
 
-func (l layout) bin() string        { return l.p + "/bin/ringmesh-agent" }
-func (l layout) etc() string        { return l.p + "/etc" }
-func (l layout) conf() string       { return l.p + "/etc/agent.conf" }
-func (l layout) creds() string      { return l.p + "/etc/node.creds" }
-func (l layout) ca() string         { return l.p + "/etc/ca.pem" }
-func (l layout) gossipKey() string  { return l.p + "/etc/gossip.key" }
-func (l layout) state() string      { return l.p + "/var" }
-func (l layout) run() string        { return l.p + "/run" }
-func (l layout) pidFile() string    { return l.p + "/run/supervise.pid" }
-func (l layout) agentPid() string   { return l.p + "/run/agent.pid" }
-func (l layout) logDir() string     { return l.p + "/log" }
-func (l layout) logFile() string    { return l.p + "/log/agent.log" }
+func (l layout) bin() string         { return l.p + "/bin/ringmesh-agent" }
+func (l layout) etc() string         { return l.p + "/etc" }
+func (l layout) conf() string        { return l.p + "/etc/agent.conf" }
+func (l layout) creds() string       { return l.p + "/etc/node.creds" }
+func (l layout) ca() string          { return l.p + "/etc/ca.pem" }
+func (l layout) gossipKey() string   { return l.p + "/etc/gossip.key" }
+func (l layout) state() string       { return l.p + "/var" }
+func (l layout) run() string         { return l.p + "/run" }
+func (l layout) pidFile() string     { return l.p + "/run/supervise.pid" }
+func (l layout) agentPid() string    { return l.p + "/run/agent.pid" }
+func (l layout) logDir() string      { return l.p + "/log" }
+func (l layout) logFile() string     { return l.p + "/log/agent.log" }
 func (l layout) startScript() string { return l.p + "/start-agent.sh" }
 
 // superviseCmd is the shell command that starts the supervisor detached.

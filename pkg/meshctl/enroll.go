@@ -344,4 +344,3 @@ func forgetCmd(o *Options) *cobra.Command {
 		},
 	}
 }
-
