@@ -135,3 +135,15 @@ func TestWindowOf(t *testing.T) {
 		t.Fatal("a call between requests was attributed")
 	}
 }
+
+// busiestSubject finds the subject nearest the per-subject limit, so a run
+// that outgrew it fails as inconclusive instead of reporting loss.
+func TestBusiestSubject(t *testing.T) {
+	stored := []storedMsg{{Subject: "a"}, {Subject: "b"}, {Subject: "b"}, {Subject: "c"}}
+	if subj, n := busiestSubject(stored); subj != "b" || n != 2 {
+		t.Fatalf("busiestSubject = %q, %d; want b, 2", subj, n)
+	}
+	if subj, n := busiestSubject(nil); subj != "" || n != 0 {
+		t.Fatalf("busiestSubject(nil) = %q, %d", subj, n)
+	}
+}

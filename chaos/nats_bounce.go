@@ -27,8 +27,9 @@ func natsBounce() Scenario {
 }
 
 const (
-	bounceAgents = 50
-	bounceTTL    = 3 * time.Second
+	bounceAgents  = 50
+	bounceTTL     = 3 * time.Second
+	bounceHistory = 100_000 // MESH_EVT messages kept per subject in this scenario
 )
 
 func runNATSBounce(ctx context.Context, env Env) (res Result, err error) {
@@ -63,7 +64,12 @@ func runNATSBounce(ctx context.Context, env Env) (res Result, err error) {
 		return res, err
 	}
 
-	topo := bus.Topology{Replicas: 3, LeaderTTL: bounceTTL}
+	// The tally below counts every event ever published, so MESH_EVT must
+	// keep them all: the production per-subject history (60) trims a
+	// node's oldest syncs once a slow, loaded run makes it publish more,
+	// and those would read as lost. bounceHistory is far above what a run
+	// publishes; storedPerSubject checks it was.
+	topo := bus.Topology{Replicas: 3, LeaderTTL: bounceTTL, EventHistory: bounceHistory, EventMaxBytes: 256 << 20}
 	var cfgs []coordinator.Config
 	for i := 0; i < 3; i++ {
 		cfg, err := sec.coordinator(coordinator.Config{
@@ -219,6 +225,9 @@ func runNATSBounce(ctx context.Context, env Env) (res Result, err error) {
 		stored = append(stored, msgs...)
 	}
 	phase("stream read")
+	if subj, n := busiestSubject(stored); int64(n) >= bounceHistory {
+		ck.failf("%s holds %d messages, the per-subject limit: the stream may have trimmed events, raise bounceHistory", subj, n)
+	}
 	t := tally(published, stored)
 	t.figures(&res)
 	t.check(&ck)

@@ -108,6 +108,20 @@ func deadLetters(ctx context.Context, js jetstream.JetStream) (uint64, error) {
 	return info.State.Msgs, nil
 }
 
+// busiestSubject returns the subject with the most messages in stored and
+// how many it has.
+func busiestSubject(stored []storedMsg) (string, int) {
+	count := map[string]int{}
+	var top string
+	for _, m := range stored {
+		count[m.Subject]++
+		if count[m.Subject] > count[top] {
+			top = m.Subject
+		}
+	}
+	return top, count[top]
+}
+
 // eventTally compares the IDs agents published with what MESH_EVT holds.
 type eventTally struct {
 	Published  int // distinct IDs the agents queued
