@@ -78,6 +78,8 @@ type Config struct {
 	Cost *cost.Tracker
 	// Startup renders the startup script of a launched node (api.OpLaunch);
 	// nil = launches are refused (AgentScript is the default implementation).
+	// An AgentScript without Tokens gets this coordinator's one-time launch
+	// tokens when Auth is set, so a launched node enrolls by itself.
 	Startup StartupScripter
 	// Leadership decides who may act; nil means this coordinator always acts
 	// (single-coordinator deployments) unless Elect is set.
@@ -213,6 +215,10 @@ func New(cfg Config, log zerolog.Logger) (*Coordinator, error) {
 		sentTargets: map[string]sentTargets{},
 		syncCerts:   map[string]syncCert{},
 		hist:        history.New(0, 0),
+	}
+	if as, ok := cfg.Startup.(AgentScript); ok && as.Tokens == nil && cfg.Auth != nil {
+		as.Tokens = launchTokens{c}
+		c.cfg.Startup = as
 	}
 	// Its own record and the voters' (Seed adds them) are written by coordinators only.
 	c.reg.Protect(cfg.Name)

@@ -139,6 +139,7 @@ type fakeNode struct {
 	id, provider, instance string
 	root                   string // fixture filesystem root
 	smi                    string // nvidia-smi output fixture under pkg/health/testdata/nvidia-smi ("" = no GPU)
+	creds                  string // node credentials file ("" = issued for the test)
 }
 
 func startAgent(t testing.TB, urls []string, n fakeNode, stateDir string) (*agent.Agent, func()) {
@@ -162,6 +163,7 @@ func startAgent(t testing.TB, urls []string, n fakeNode, stateDir string) (*agen
 		Paths:      paths.Resolver{Root: n.root, Home: "/root"},
 		ByeTimeout: 2 * time.Second,
 		HealthExec: smi,
+		CredsFile:  n.creds,
 	}), testLog(t).With().Str("agent", n.id).Logger())
 	if err != nil {
 		t.Fatal(err)
@@ -192,7 +194,9 @@ func startAgent(t testing.TB, urls []string, n fakeNode, stateDir string) (*agen
 // secureAgent gives cfg the node credentials and CA of its server's issuer, if it has one.
 func secureAgent(t testing.TB, cfg agent.Config) agent.Config {
 	if sb := testutil.Lookup(cfg.NATSURLs[0]); sb != nil {
-		cfg.CredsFile = sb.Creds(t, auth.RoleNode, cfg.NodeID)
+		if cfg.CredsFile == "" {
+			cfg.CredsFile = sb.Creds(t, auth.RoleNode, cfg.NodeID)
+		}
 		cfg.CAFile = sb.CAFile()
 	}
 	return cfg

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -96,26 +98,118 @@ func (c *Coordinator) apiTokenCreate(ctx context.Context, req []byte) (any, erro
 			return nil, fmt.Errorf("bad request: %s holds %s credentials; a token cannot make it a node", r.Node, u.Role)
 		}
 	}
-	kv, err := c.stateKV(ctx)
+	tok, rec, err := c.issueToken(ctx, r.Node, r.InstanceID, r.Provider, ttl, actor(ctx, ""))
 	if err != nil {
 		return nil, err
+	}
+	return api.TokenCreated{Token: tok, Info: rec.view(c.cfg.Now())}, nil
+}
+
+// issueToken makes and stores one token for node. instanceID "" is a
+// launch token: unbound until the create call answers (bindToken), and
+// refused with "ask again" until then.
+func (c *Coordinator) issueToken(ctx context.Context, node, instanceID, provider string, ttl time.Duration, by string) (string, tokenRecord, error) {
+	kv, err := c.stateKV(ctx)
+	if err != nil {
+		return "", tokenRecord{}, err
 	}
 	c.pruneTokens(ctx, kv)
 	tok, err := bootstrap.NewToken()
 	if err != nil {
-		return nil, err
+		return "", tokenRecord{}, err
 	}
 	now := c.cfg.Now().UTC()
 	h := bootstrap.HashToken(tok)
-	rec := tokenRecord{Hash: h, EnrollToken: api.EnrollToken{ID: h[:12], Node: r.Node, InstanceID: r.InstanceID, Provider: r.Provider,
-		CreatedAt: now, ExpiresAt: now.Add(ttl), CreatedBy: actor(ctx, "")}}
+	rec := tokenRecord{Hash: h, EnrollToken: api.EnrollToken{ID: h[:12], Node: node, InstanceID: instanceID, Provider: provider,
+		CreatedAt: now, ExpiresAt: now.Add(ttl), CreatedBy: by}}
 	b, _ := json.Marshal(rec)
 	if _, err := kv.Create(ctx, enrollKeyPrefix+h, b); err != nil {
-		return nil, fmt.Errorf("store the token: %w", err)
+		return "", tokenRecord{}, fmt.Errorf("store the token: %w", err)
 	}
-	c.audit(ctx, "enroll", "token:create:"+rec.ID, events.Audit{Kind: "enroll", Node: r.Node, Cause: "enrollment token created", Actor: actor(ctx, ""),
-		Detail: map[string]string{"token": rec.ID, "instance_id": r.InstanceID, "provider": r.Provider, "expires": rec.ExpiresAt.Format(time.RFC3339)}})
-	return api.TokenCreated{Token: tok, Info: rec.view(now)}, nil
+	inst := instanceID
+	if inst == "" {
+		inst = "(bound when the launch's create call answers)"
+	}
+	c.audit(ctx, "enroll", "token:create:"+rec.ID, events.Audit{Kind: "enroll", Node: node, Cause: "enrollment token created", Actor: by,
+		Detail: map[string]string{"token": rec.ID, "instance_id": inst, "provider": provider, "expires": rec.ExpiresAt.Format(time.RFC3339)}})
+	return tok, rec, nil
+}
+
+// launchTokenTTL is how long a launched node has to boot and present its
+// token: image pulls on Vast and RunPod take tens of minutes at worst.
+const launchTokenTTL = 2 * time.Hour
+
+// launchTokens is the TokenSource the coordinator gives an AgentScript
+// without one when it has an issuer store: each launch gets a fresh
+// one-time token for its node and provider, bound to the instance ID by
+// bindToken once the create call returns it.
+type launchTokens struct{ c *Coordinator }
+
+// Token issues an unbound launch token for node on provider.
+func (l launchTokens) Token(ctx context.Context, node, provider string) (string, error) {
+	tok, _, err := l.c.issueToken(ctx, node, "", provider, launchTokenTTL, "launch via coordinator:"+l.c.cfg.Name)
+	return tok, err
+}
+
+// BootstrapCreds returns the shared bootstrap credential launched nodes
+// connect with (auth dir file launch-bootstrap.creds, issued once). When
+// an operator revoked it (meshctl revoke bootstrap), a new one is issued:
+// the revocation of the old key stands.
+func (l launchTokens) BootstrapCreds(context.Context) ([]byte, error) {
+	iss := l.c.cfg.Auth
+	path := filepath.Join(iss.Dir(), "launch-bootstrap.creds")
+	err := iss.EnsureCreds(auth.RoleBootstrap, auth.BootstrapName, path)
+	if errors.Is(err, auth.ErrRevoked) {
+		l.c.log.Info().Str("creds", path).Msg("the launch bootstrap credential was revoked; issuing a new one")
+		if rerr := os.Remove(path); rerr != nil {
+			return nil, fmt.Errorf("bootstrap credential: %w", rerr)
+		}
+		err = iss.EnsureCreds(auth.RoleBootstrap, auth.BootstrapName, path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("bootstrap credential: %w", err)
+	}
+	return os.ReadFile(path)
+}
+
+// bindToken binds the launch token with hash h (bootstrap.HashToken) to
+// instanceID. A token already bound to that instance is left as it is;
+// one bound to another instance, used or revoked is an error.
+func (c *Coordinator) bindToken(ctx context.Context, h, instanceID string) error {
+	if err := events.Check("instance_id", "instance_id", instanceID); err != nil {
+		return fmt.Errorf("bind enrollment token: %w", err)
+	}
+	kv, err := c.stateKV(ctx)
+	if err != nil {
+		return err
+	}
+	for attempt := 0; attempt < 3; attempt++ {
+		e, err := kv.Get(ctx, enrollKeyPrefix+h)
+		if err != nil {
+			return fmt.Errorf("bind enrollment token %s: %w", h[:12], err)
+		}
+		var rec tokenRecord
+		if err := json.Unmarshal(e.Value(), &rec); err != nil {
+			return fmt.Errorf("bind enrollment token %s: unreadable record: %w", h[:12], err)
+		}
+		switch {
+		case rec.InstanceID == instanceID:
+			return nil
+		case rec.InstanceID != "":
+			return fmt.Errorf("enrollment token %s is bound to instance %s already", rec.ID, rec.InstanceID)
+		case !rec.RevokedAt.IsZero() || !rec.UsedAt.IsZero():
+			return fmt.Errorf("enrollment token %s was revoked or used before it was bound", rec.ID)
+		}
+		rec.InstanceID = instanceID
+		b, _ := json.Marshal(rec)
+		if _, err := kv.Update(ctx, e.Key(), b, e.Revision()); err != nil {
+			continue // changed meanwhile: look again
+		}
+		c.audit(ctx, "enroll", "token:bind:"+rec.ID, events.Audit{Kind: "enroll", Node: rec.Node, Cause: "enrollment token bound to the launched instance",
+			Actor: "coordinator:" + c.cfg.Name, Detail: map[string]string{"token": rec.ID, "instance_id": instanceID, "provider": rec.Provider}})
+		return nil
+	}
+	return fmt.Errorf("enrollment token %s kept changing while it was bound", h[:12])
 }
 
 // tokens reads every token record.
@@ -334,6 +428,10 @@ func (c *Coordinator) redeem(ctx context.Context, data []byte) bootstrap.Reply {
 			return refuse(rec.Node, "already used")
 		case rec.UsedAt.IsZero() && now.After(rec.ExpiresAt):
 			return refuse(rec.Node, "expired")
+		case rec.InstanceID == "":
+			// A launch token whose create call has not answered yet: the
+			// instance booted first. Not a refusal to record, and not used up.
+			return bootstrap.Reply{Error: "token not yet bound to its instance (the launch is still being recorded); ask again shortly", Retry: true}
 		case rec.InstanceID != req.InstanceID:
 			return refuse(rec.Node, "instance ID does not match the token's")
 		case rec.Provider != "" && req.Provider != rec.Provider:

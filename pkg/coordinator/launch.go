@@ -14,6 +14,7 @@ import (
 
 	"github.com/ringmesh/ringmesh/internal/policy"
 	"github.com/ringmesh/ringmesh/pkg/api"
+	"github.com/ringmesh/ringmesh/pkg/bootstrap"
 	"github.com/ringmesh/ringmesh/pkg/bus"
 	"github.com/ringmesh/ringmesh/pkg/events"
 	"github.com/ringmesh/ringmesh/pkg/mesh"
@@ -43,6 +44,10 @@ type launchRecord struct {
 	Result    *api.Launch         `json:"result,omitempty"`
 	Error     string              `json:"error,omitempty"`
 	CreatedAt time.Time           `json:"created_at"`
+	// TokenHashes are the SHA-256 (hex) of the enrollment tokens the
+	// startup scripts of this request's create calls carried, so a retry
+	// that finds the instance binds the token it really has.
+	TokenHashes []string `json:"token_hashes,omitempty"`
 }
 
 func launchKey(id string) string { return "launch_" + id }
@@ -111,6 +116,7 @@ func (c *Coordinator) launch(ctx context.Context, r api.LaunchRequest, who strin
 	}
 	var kv jetstream.KeyValue
 	var claimRev uint64
+	var prevTokens []string // token hashes of earlier create calls of this request
 	if !r.DryRun {
 		var err error
 		if kv, err = c.js.KeyValue(ctx, bus.BucketState); err != nil {
@@ -136,6 +142,7 @@ func (c *Coordinator) launch(ctx context.Context, r api.LaunchRequest, who strin
 			// An unknown outcome or a stale claim: the retry goes ahead, and
 			// the resilient layer looks for the request ID at the cloud first.
 			claimRev = rev
+			prevTokens = prev.TokenHashes
 			if r.Node == "" {
 				r.Node = prev.Node
 			}
@@ -214,7 +221,14 @@ func (c *Coordinator) launch(ctx context.Context, r api.LaunchRequest, who strin
 
 	// Claim the request ID (create, or take over an unknown/stale one by revision).
 	now := c.cfg.Now()
-	claim, _ := json.Marshal(launchRecord{State: "claimed", By: c.cfg.Name, At: now, Node: node, Provider: offer.Provider, CreatedAt: now})
+	var tokenHashes []string
+	if prevTokens != nil {
+		tokenHashes = append(tokenHashes, prevTokens...)
+	}
+	if tok := env[EnvEnrollToken]; tok != "" {
+		tokenHashes = append(tokenHashes, bootstrap.HashToken(tok))
+	}
+	claim, _ := json.Marshal(launchRecord{State: "claimed", By: c.cfg.Name, At: now, Node: node, Provider: offer.Provider, CreatedAt: now, TokenHashes: tokenHashes})
 	if claimRev == 0 {
 		_, err = kv.Create(ctx, launchKey(r.RequestID), claim)
 	} else {
@@ -233,7 +247,7 @@ func (c *Coordinator) launch(ctx context.Context, r api.LaunchRequest, who strin
 	a := events.Audit{Kind: "provider_call", Node: node, Cause: r.Reason, Actor: strings.TrimSpace(who + " via coordinator:" + c.cfg.Name),
 		Detail: map[string]string{"provider": offer.Provider, "op": providers.OpLaunch, "offer": offer.ID, "region": offer.Region,
 			"request_id": r.RequestID, "price": priceText(offer.Price)}}
-	rec := launchRecord{By: c.cfg.Name, At: c.cfg.Now(), Node: node, Provider: offer.Provider, CreatedAt: now}
+	rec := launchRecord{By: c.cfg.Name, At: c.cfg.Now(), Node: node, Provider: offer.Provider, CreatedAt: now, TokenHashes: tokenHashes}
 	wctx := context.WithoutCancel(ctx)
 	if lerr != nil {
 		a.Detail["result"] = "error: " + lerr.Error()
@@ -262,9 +276,12 @@ func (c *Coordinator) launch(ctx context.Context, r api.LaunchRequest, who strin
 	// name, as enrolment does); launch_status flags a node that then reports
 	// another instance ID.
 	c.reg.Admit(node, "launch:"+offer.Provider+"/"+inst.ID)
-	if binder, ok := scripter.(InstanceBinder); ok {
-		if err := binder.BindInstance(ctx, node, offer.Provider, inst.ID); err != nil {
-			out.Message += "; binding the enrollment token to the instance failed: " + err.Error()
+	// Bind the token(s) to the instance the cloud answered: a retry that
+	// found an instance made by an earlier call binds that call's token.
+	for _, h := range tokenHashes {
+		if err := c.bindToken(wctx, h, inst.ID); err != nil {
+			c.log.Warn().Err(err).Str("node", node).Str("instance", inst.ID).Msg("binding a launch enrollment token")
+			out.Message += "; binding an enrollment token to the instance failed: " + err.Error()
 		}
 	}
 	c.log.Info().Str("node", node).Str("provider", offer.Provider).Str("instance", inst.ID).Str("request", r.RequestID).Msg("launched")

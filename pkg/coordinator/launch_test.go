@@ -2,13 +2,22 @@ package coordinator_test
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/ringmesh/ringmesh/internal/testutil"
 	"github.com/ringmesh/ringmesh/pkg/api"
+	"github.com/ringmesh/ringmesh/pkg/auth"
+	"github.com/ringmesh/ringmesh/pkg/bootstrap"
 	"github.com/ringmesh/ringmesh/pkg/config"
 	"github.com/ringmesh/ringmesh/pkg/coordinator"
 	"github.com/ringmesh/ringmesh/pkg/cost"
@@ -84,9 +93,11 @@ func launchStatus(t *testing.T, h *harness, id string) (api.LaunchStatus, error)
 
 // TestMeshctlLaunchEndToEnd: a dry run shows the offer and its price per
 // hour and per day and creates nothing; --yes creates one Vast instance
-// carrying the request ID, the node name and the startup script; an agent
-// on that instance (its own node credentials, the instance ID the cloud
-// gave) makes the launch healthy; the same request again creates nothing.
+// carrying the request ID, the node name, the startup script and a
+// one-time enrollment token (in the container env, never in the script);
+// an agent on that instance redeems the token for its own key with the
+// instance ID the cloud gave and makes the launch healthy; the token does
+// not work twice; the same request again creates nothing.
 func TestMeshctlLaunchEndToEnd(t *testing.T) {
 	h, fakes := startLaunchFleet(t, config.Budget{Daily: map[string]float64{"USD": 100000}})
 	before := fakes.Vast.Len()
@@ -96,7 +107,7 @@ func TestMeshctlLaunchEndToEnd(t *testing.T) {
 		t.Fatalf("dry run: %v\n%s", err, out)
 	}
 	for _, want := range []string{"would rent:", "vast offer 7001", "1x RTX 4090", "0.3500 USD/h", "8.40 USD/day", "budget:", "all USD", "cap 100000.00  ok",
-		"script:", "no-token", "dry run: nothing created"} {
+		"script:", "enroll-token", "dry run: nothing created"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("dry run lacks %q:\n%s", want, out)
 		}
@@ -126,12 +137,24 @@ func TestMeshctlLaunchEndToEnd(t *testing.T) {
 	if !ok || inst.Label == nil || *inst.Label != "vast-launched-1" || !strings.Contains(inst.Onstart, "--node 'vast-launched-1' --provider 'vast'") {
 		t.Fatalf("fake instance %d: %+v", vid, inst)
 	}
-	envOK := false
+	envOK, token, bootB64 := false, "", ""
 	for _, kv := range inst.ExtraEnv {
 		envOK = envOK || (kv[0] == providers.EnvRequestID && kv[1] == "e2e-launch-1")
+		switch kv[0] {
+		case coordinator.EnvEnrollToken:
+			token = kv[1]
+		case coordinator.EnvBootstrapCreds:
+			bootB64 = kv[1]
+		}
 	}
 	if !envOK {
-		t.Errorf("instance env %v lacks the request ID", inst.ExtraEnv)
+		t.Errorf("instance env lacks the request ID")
+	}
+	if !bootstrap.ValidToken(token) {
+		t.Fatalf("instance env has no enrollment token (%q)", token)
+	}
+	if strings.Contains(inst.Onstart, token) || !strings.Contains(inst.Onstart, "--enroll-token-file /etc/ringmesh/enroll.token") {
+		t.Fatalf("startup script carries the token or does not use it:\n%s", inst.Onstart)
 	}
 
 	// Before the agent reports: booting or agent not seen, never healthy.
@@ -140,8 +163,39 @@ func TestMeshctlLaunchEndToEnd(t *testing.T) {
 		t.Fatalf("status before the agent: %+v, %v", st, err)
 	}
 
+	// The node redeems the token with the bootstrap credential from its
+	// env, as the script's agent --enroll-token-file does: the coordinator
+	// bound the token to the instance the create answered.
+	boot, err := base64.StdEncoding.DecodeString(bootB64)
+	if err != nil || !strings.Contains(string(boot), "NATS USER JWT") {
+		t.Fatalf("instance env has no bootstrap credential (%v)", err)
+	}
+	bootFile := filepath.Join(t.TempDir(), "bootstrap.creds")
+	if err := os.WriteFile(bootFile, boot, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sb := testutil.Lookup(h.url)
+	enroll := func(instance string) (string, string, error) {
+		out := filepath.Join(t.TempDir(), "node.creds")
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		node, err := bootstrap.Enroll(ctx, bootstrap.Config{URLs: []string{h.url}, BootstrapCreds: bootFile,
+			CAFile: sb.CAFile(), Token: token, InstanceID: instance, Provider: "vast", CredsOut: out, RetryWait: 100 * time.Millisecond}, zerolog.Nop())
+		return node, out, err
+	}
+	if _, _, err := enroll("999999"); !errors.Is(err, bootstrap.ErrRefused) || !strings.Contains(err.Error(), "instance ID does not match") {
+		t.Fatalf("token redeemed from another instance: %v", err)
+	}
+	node, creds, err := enroll(id)
+	if err != nil || node != "vast-launched-1" {
+		t.Fatalf("enroll with the launch token: node %q, %v", node, err)
+	}
+	if _, _, err := enroll(id); !errors.Is(err, bootstrap.ErrRefused) || !strings.Contains(err.Error(), "already used") {
+		t.Fatalf("second use of the launch token (another key): %v", err)
+	}
+
 	// The node's agent says hello under its own identity from that instance.
-	startAgent(t, []string{h.url}, fakeNode{id: "vast-launched-1", provider: "vast", instance: id, root: t.TempDir()}, "")
+	startAgent(t, []string{h.url}, fakeNode{id: "vast-launched-1", provider: "vast", instance: id, root: t.TempDir(), creds: creds}, "")
 	testutil.Eventually(t, 30*time.Second, func() error {
 		st, err := launchStatus(t, h, "e2e-launch-1")
 		if err != nil {
@@ -210,6 +264,66 @@ func TestMeshctlLaunchRetryAfterTimeoutCreatesOne(t *testing.T) {
 	}
 	if labelled != 1 {
 		t.Fatalf("%d instances named vast-retried-1, want 1", labelled)
+	}
+}
+
+// TestLaunchTokenBoundAfterUnknownOutcome: the instance boots and presents
+// its token while the create call's answer is lost. The node is told to ask
+// again (not refused, token not used up); the operator's retry finds the
+// instance and binds the token that instance really carries, and the node
+// enrolls.
+func TestLaunchTokenBoundAfterUnknownOutcome(t *testing.T) {
+	h, fakes := startLaunchFleet(t, config.Budget{})
+	fakes.Vast.Inject(vastfake.Fault{Kind: vastfake.Timeout, Method: "PUT", Path: "/api/v0/asks/", AfterApply: true, Delay: 20 * time.Second})
+	args := []string{"launch", "--offer", "7001", "--provider", "vast", "--kind", "on-demand", "--name", "vast-tok-1",
+		"--request-id", "tok-1", "--yes", "--wait", "0"}
+	if out, err := run(t, h.url, "", append(args, "--timeout", "1s")...); err == nil {
+		t.Fatalf("first launch should time out:\n%s", out)
+	}
+	var inst vastfake.Instance
+	testutil.Eventually(t, 10*time.Second, func() error {
+		for _, in := range fakesVastInstances(fakes) {
+			if in.Label != nil && *in.Label == "vast-tok-1" {
+				inst = in
+				return nil
+			}
+		}
+		return errors.New("no instance vast-tok-1 at the fake yet")
+	})
+	token, id := "", fmt.Sprint(inst.ID)
+	for _, kv := range inst.ExtraEnv {
+		if kv[0] == coordinator.EnvEnrollToken {
+			token = kv[1]
+		}
+	}
+	sb := testutil.Lookup(h.url)
+	enroll := func(timeout time.Duration) (string, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		return bootstrap.Enroll(ctx, bootstrap.Config{URLs: []string{h.url}, BootstrapCreds: sb.Creds(t, auth.RoleBootstrap, auth.BootstrapName),
+			CAFile: sb.CAFile(), Token: token, InstanceID: id, Provider: "vast", CredsOut: filepath.Join(t.TempDir(), "node.creds"),
+			RetryWait: 100 * time.Millisecond}, zerolog.Nop())
+	}
+	// Unbound (the create's answer is held 20 s): ask again, never refused.
+	if _, err := enroll(2 * time.Second); err == nil || errors.Is(err, bootstrap.ErrRefused) {
+		t.Fatalf("an unbound launch token: %v, want the node to keep asking", err)
+	}
+	testutil.Eventually(t, 90*time.Second, func() error {
+		out, err := run(t, h.url, "", args...)
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(out, "created vast instance "+id) {
+			return &auditErr{out}
+		}
+		return nil
+	})
+	node, err := enroll(30 * time.Second)
+	if err != nil || node != "vast-tok-1" {
+		t.Fatalf("enroll after the retry bound the token: %q, %v", node, err)
+	}
+	if n := fakes.Vast.Creates(); n != 1 {
+		t.Fatalf("creates = %d", n)
 	}
 }
 

@@ -25,20 +25,23 @@ type StartupScripter interface {
 }
 
 // TokenSource issues the one-time enrollment token a launched node
-// presents at its first hello (the enrollment work, branch token). The
-// token is bound to node and provider when issued: the instance ID is not
-// known before the create call returns, so the coordinator records the ID
-// the create answered (launch record in KV mesh_state) and, when the
-// source also implements InstanceBinder, hands it over at once; the agent's
-// hello must then come from that instance.
+// presents at its first hello (docs/enrollment-token.md). The token is
+// bound to node and provider when issued; the instance ID is not known
+// before the create call returns, so the coordinator binds the token to
+// the instance the create answered (and records the token's hash in the
+// launch record, so a retry that finds the instance binds it too). Until
+// then the node is told to ask again.
 type TokenSource interface {
 	Token(ctx context.Context, node, provider string) (string, error)
 }
 
-// InstanceBinder is implemented by a TokenSource that binds an issued
-// token to the instance ID once the create call has returned it.
-type InstanceBinder interface {
-	BindInstance(ctx context.Context, node, provider, instanceID string) error
+// BootstrapCredsSource is implemented by a TokenSource that also hands
+// out the shared bootstrap credential (role bootstrap: it may only ask on
+// mesh.v1.enroll) the agent connects with to present its token. Its
+// content, a NATS creds file, travels in env (EnvBootstrapCreds, base64)
+// like the token, never in the script text.
+type BootstrapCredsSource interface {
+	BootstrapCreds(ctx context.Context) ([]byte, error)
 }
 
 // ErrEnrollNotConfigured: no enrollment token source is configured.
@@ -46,8 +49,9 @@ var ErrEnrollNotConfigured = errors.New("enrollment tokens not configured")
 
 // Startup-script environment variables.
 const (
-	EnvEnrollToken = "RINGMESH_ENROLL_TOKEN"
-	EnvNATSURL     = "RINGMESH_NATS_URL"
+	EnvEnrollToken    = "RINGMESH_ENROLL_TOKEN"
+	EnvNATSURL        = "RINGMESH_NATS_URL"
+	EnvBootstrapCreds = "RINGMESH_BOOTSTRAP_CREDS_B64"
 )
 
 // AgentScript is the default StartupScripter. It renders a script that
@@ -56,7 +60,7 @@ const (
 // /etc/ringmesh/ca.pem and runs the agent for the node against NATSURL:
 //
 //   - with Tokens set: the token goes to /etc/ringmesh/enroll.token (0600)
-//     and the agent runs with --enroll-token-file (enrollment, branch token);
+//     and the agent runs with --enroll-token-file;
 //   - without (the documented no-token variant): the script waits until an
 //     operator puts node credentials at /etc/ringmesh/node.creds (meshctl
 //     creds issue --role node --name NODE, then copy it over SSH) and runs
@@ -68,7 +72,9 @@ type AgentScript struct {
 	NATSURL string
 	// CAPEM is the ringmesh CA certificate (public) the agent pins.
 	CAPEM []byte
-	// Tokens issues enrollment tokens; nil = the no-token variant.
+	// Tokens issues enrollment tokens. nil: the coordinator's own launch
+	// tokens when it has an issuer store (Config.Auth), else the no-token
+	// variant.
 	Tokens TokenSource
 }
 
@@ -116,6 +122,13 @@ func (a AgentScript) Script(ctx context.Context, node, provider string) (string,
 			return "", nil, errors.New("startup script: the enrollment token is empty or has characters a token never has")
 		}
 		env[EnvEnrollToken] = tok
+		if bs, ok := a.Tokens.(BootstrapCredsSource); ok {
+			creds, err := bs.BootstrapCreds(ctx)
+			if err != nil {
+				return "", nil, fmt.Errorf("startup script: bootstrap credential: %w", err)
+			}
+			env[EnvBootstrapCreds] = base64.StdEncoding.EncodeToString(creds)
+		}
 	}
 	var b strings.Builder
 	q := shellQuote
@@ -132,7 +145,12 @@ func (a AgentScript) Script(ctx context.Context, node, provider string) (string,
 	common := fmt.Sprintf("--node %s --provider %s --nats-url \"$%s\" --ca /etc/ringmesh/ca.pem --state-dir /var/lib/ringmesh/agent", q(node), q(provider), EnvNATSURL)
 	if a.Tokens != nil {
 		fmt.Fprintf(&b, "printf '%%s' \"$%s\" > /etc/ringmesh/enroll.token\nunset %s\n", EnvEnrollToken, EnvEnrollToken)
-		fmt.Fprintf(&b, "exec \"$AGENT\" %s --enroll-token-file /etc/ringmesh/enroll.token\n", common)
+		boot := ""
+		if _, ok := env[EnvBootstrapCreds]; ok {
+			fmt.Fprintf(&b, "printf '%%s' \"$%s\" | base64 -d > /etc/ringmesh/bootstrap.creds\nunset %s\n", EnvBootstrapCreds, EnvBootstrapCreds)
+			boot = " --bootstrap-creds /etc/ringmesh/bootstrap.creds"
+		}
+		fmt.Fprintf(&b, "exec \"$AGENT\" %s --enroll-token-file /etc/ringmesh/enroll.token%s\n", common, boot)
 	} else {
 		b.WriteString("echo 'ringmesh: waiting for node credentials at /etc/ringmesh/node.creds' >&2\n")
 		b.WriteString("while [ ! -s /etc/ringmesh/node.creds ]; do sleep 10; done\n")

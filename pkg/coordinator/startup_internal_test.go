@@ -16,6 +16,12 @@ func (f fakeTokens) Token(_ context.Context, node, provider string) (string, err
 	return f.tok + "-" + node + "-" + provider, nil
 }
 
+type fakeBootTokens struct{ fakeTokens }
+
+func (fakeBootTokens) BootstrapCreds(context.Context) ([]byte, error) {
+	return []byte("boot-creds"), nil
+}
+
 func TestAgentScriptVariantsAndQuoting(t *testing.T) {
 	ctx := context.Background()
 	a := AgentScript{NATSURL: "tls://203.0.113.1:4222", AgentURL: "https://example.invalid/ringmesh-agent", CAPEM: []byte("PEM")}
@@ -41,6 +47,17 @@ func TestAgentScriptVariantsAndQuoting(t *testing.T) {
 	if env[EnvEnrollToken] != "tok123-vast-new-1-vast" || strings.Contains(script, "tok123") ||
 		!strings.Contains(script, "--enroll-token-file /etc/ringmesh/enroll.token") || !strings.Contains(script, "unset "+EnvEnrollToken) {
 		t.Errorf("token variant: env %v\n%s", env, script)
+	}
+
+	a.Tokens = fakeBootTokens{fakeTokens{tok: "tok123"}}
+	script, env, err = a.Script(ctx, "vast-new-1", "vast")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if env[EnvBootstrapCreds] != "Ym9vdC1jcmVkcw==" || strings.Contains(script, "Ym9vdC1jcmVkcw") ||
+		!strings.Contains(script, "base64 -d > /etc/ringmesh/bootstrap.creds") || !strings.Contains(script, "unset "+EnvBootstrapCreds) ||
+		!strings.Contains(script, "--enroll-token-file /etc/ringmesh/enroll.token --bootstrap-creds /etc/ringmesh/bootstrap.creds") {
+		t.Errorf("token variant with bootstrap creds: env %v\n%s", env, script)
 	}
 
 	a.Tokens = fakeTokens{}
