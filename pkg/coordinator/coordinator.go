@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -648,6 +649,55 @@ func (c *Coordinator) recordTransitions(ctx context.Context, trs []registry.Tran
 			id = fmt.Sprintf("transition:%s:%s:%s:%s", c.cfg.Name, t.Node, t.To, cause)
 		}
 		c.audit(ctx, "transition", id, a)
+		if t.To == mesh.StateTerminated {
+			c.revokeTerminated(ctx, t.Node, t.Cause)
+		}
+	}
+}
+
+// revokeTerminated revokes the bus credentials of a node whose instance is
+// gone (terminated is only concluded from the provider: a confirmed
+// not-found or a terminated state, never from silence), so a credential
+// copied off the dead box is worth nothing. Its sync certificate, which
+// only reaches it over the bus, is then never renewed and expires within
+// auth.DefaultSyncCertValidity; a new instance of the same name enrolls
+// anew. Voters and coordinators are never revoked
+// here.
+func (c *Coordinator) revokeTerminated(ctx context.Context, node, cause string) {
+	if c.cfg.Auth == nil || c.isVoter(node) || strings.HasPrefix(node, "coordinator-") {
+		return
+	}
+	users, err := c.cfg.Auth.Users()
+	if err != nil {
+		c.log.Warn().Err(err).Str("node", node).Msg("terminated node: reading the issuer store")
+		return
+	}
+	live := false
+	for _, u := range users {
+		if u.Name == node {
+			if u.Role != auth.RoleNode {
+				return // an operator or service name: not ours to revoke
+			}
+			live = live || u.RevokedAt.IsZero()
+		}
+	}
+	if !live {
+		return
+	}
+	revoked, err := c.cfg.Auth.RevokeAndPush(ctx, c.busURLs, node)
+	keys := make([]string, 0, len(revoked))
+	for _, u := range revoked {
+		keys = append(keys, u.PublicKey)
+	}
+	if err != nil {
+		c.log.Error().Err(err).Str("node", node).Msg("terminated node: revoking its credentials")
+	} else {
+		c.log.Info().Str("node", node).Int("keys", len(keys)).Msg("terminated node: credentials revoked")
+	}
+	if len(keys) > 0 {
+		a := auditRevoke(ctx, node, keys, err)
+		a.Cause, a.Actor = "credentials revoked: the node's instance is terminated ("+cause+")", "coordinator:"+c.cfg.Name
+		c.audit(ctx, "revoke", "revoke:"+node+":"+keys[len(keys)-1], a)
 	}
 }
 

@@ -1,13 +1,17 @@
 package coordinator_test
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/ringmesh/ringmesh/internal/testutil"
+	"github.com/ringmesh/ringmesh/pkg/auth"
 	"github.com/ringmesh/ringmesh/pkg/mesh"
 	"github.com/ringmesh/ringmesh/pkg/providers/vast/vastfake"
 )
@@ -15,9 +19,13 @@ import (
 // The Vast list answers {"instances": null} on every reconcile: no node is
 // moved to terminated on that answer (each instance is confirmed by a get,
 // and found). Only the instance that is really destroyed (its get answers
-// the documented {"instances": null}) takes its node to terminated.
+// the documented {"instances": null}) takes its node to terminated, and
+// that node's bus credentials are revoked (the others' are not).
 func TestImplausibleListFlipsNoNode(t *testing.T) {
 	h, fakes, _ := startFleet(t)
+	sb := testutil.Lookup(h.url)
+	goneCreds := sb.Creds(t, auth.RoleNode, "vast-29129531")
+	keptCreds := sb.Creds(t, auth.RoleNode, "vast-29129530")
 	vastNodes := []string{"vast-12345678", "vast-29129529", "vast-29129530", "vast-29129531"}
 	testutil.Eventually(t, 15*time.Second, func() error {
 		st := status(t, h.url)
@@ -63,6 +71,30 @@ func TestImplausibleListFlipsNoNode(t *testing.T) {
 	for _, n := range vastNodes[:3] {
 		if rec, _ := nodeIn(st, n); rec.State == mesh.StateTerminated {
 			t.Errorf("%s terminated with the destroyed one: %s", n, rec.Cause)
+		}
+	}
+
+	// The terminated node's credentials no longer open the bus; a live node's still do.
+	testutil.Eventually(t, 15*time.Second, func() error {
+		nc, err := nats.Connect(h.url, nats.UserCredentials(goneCreds), nats.RootCAs(sb.CAFile()), nats.MaxReconnects(0), nats.Timeout(2*time.Second))
+		if err == nil {
+			nc.Close()
+			return errors.New("the terminated node's credentials still connect")
+		}
+		return nil
+	})
+	nc, err := nats.Connect(h.url, nats.UserCredentials(keptCreds), nats.RootCAs(sb.CAFile()), nats.MaxReconnects(0), nats.Timeout(5*time.Second))
+	if err != nil {
+		t.Fatalf("a live node's credentials were revoked too: %v", err)
+	}
+	nc.Close()
+	users, err := sb.Issuer.Users()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range users {
+		if u.Name == "vast-29129531" && u.RevokedAt.IsZero() {
+			t.Errorf("issuer store: %s not revoked", u.Name)
 		}
 	}
 }
