@@ -60,10 +60,16 @@ type Host struct {
 	ProviderExplicit bool `yaml:"-" json:"provider_explicit"`
 
 	// Connectivity.
-	SSHHost        string `yaml:"ssh_host" json:"ssh_host,omitempty"`
-	SSHPort        int    `yaml:"ssh_port" json:"ssh_port,omitempty"` // 0 = absent (22 applies)
-	SSHUser        string `yaml:"ssh_user" json:"ssh_user,omitempty"`
-	SSHKey         string `yaml:"ssh_key" json:"ssh_key,omitempty"`
+	SSHHost string `yaml:"ssh_host" json:"ssh_host,omitempty"`
+	SSHPort int    `yaml:"ssh_port" json:"ssh_port,omitempty"` // 0 = absent (22 applies)
+	SSHUser string `yaml:"ssh_user" json:"ssh_user,omitempty"`
+	SSHKey  string `yaml:"ssh_key" json:"ssh_key,omitempty"`
+	// SSHHostKey is the host's SSH host key fingerprint as ssh-keygen -lf
+	// prints it ("SHA256:" and 43 base64 characters), checked by the
+	// operator. A sync target not set up with `meshctl target setup` is
+	// used only with this key pinned: what the node reports about itself
+	// is never trusted for it.
+	SSHHostKey     string `yaml:"ssh_host_key" json:"ssh_host_key,omitempty"`
 	TailscaleIP    string `yaml:"tailscale_ip" json:"tailscale_ip,omitempty"`
 	TailscaleIPv6  string `yaml:"tailscale_ipv6" json:"tailscale_ipv6,omitempty"`
 	P2PPort        int    `yaml:"p2p_port" json:"p2p_port,omitempty"`
@@ -774,12 +780,17 @@ func (p *parser) hosts(v *yaml.Node) {
 		if h.SSHUser != "" && !sshUserRe.MatchString(h.SSHUser) {
 			p.errorf(at("ssh_user"), path+".ssh_user", "%q is not a login name ([A-Za-z0-9_][A-Za-z0-9._-]{0,31})", h.SSHUser)
 		}
+		if h.SSHHostKey != "" && !hostKeyFPRe.MatchString(h.SSHHostKey) {
+			p.errorf(at("ssh_host_key"), path+".ssh_host_key", "%q is not a host key fingerprint: want SHA256: and 43 base64 characters, as `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` prints it", h.SSHHostKey)
+		}
 		p.inv.Hosts[name] = h
 	}
 }
 
 var (
 	sshUserRe = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._-]{0,31}$`)
+	// hostKeyFPRe is an OpenSSH SHA-256 fingerprint (events "fingerprint").
+	hostKeyFPRe = regexp.MustCompile(`^SHA256:[A-Za-z0-9+/]{43}$`)
 	// hostNameRe is a DNS name (RFC 1123 labels; '_' tolerated as in
 	// internal names). It has no ':' and no space: the value goes into an
 	// ssh config HostName line and onto ssh's command line.

@@ -107,6 +107,7 @@ func TestBrokenFilesGivePositions(t *testing.T) {
 		"hosts not map":    {"hosts: [a, b]\n", []string{":1:8", "expected a mapping"}},
 		"no hosts":         {"p2p_voters: []\n", []string{"hosts", "missing"}},
 		"nested wrong":     {"sync_routing:\n  replication_target: two\nhosts:\n  a: {}\n", []string{":2:23", "sync_routing.replication_target"}},
+		"bad host key":     {"hosts:\n  hetzner-1:\n    ssh_host_key: \"ssh-ed25519 AAAA; ProxyCommand x\"\n", []string{":3:19", "hosts.hetzner-1.ssh_host_key", "not a host key fingerprint", "ssh-keygen -lf"}},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {

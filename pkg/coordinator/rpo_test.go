@@ -106,6 +106,27 @@ func TestNoTargetExplainedAndDegraded(t *testing.T) {
 	}
 }
 
+// A target that was not set up with `meshctl target setup` and whose
+// inventory entry has no ssh_host_key is not used, even though its agent
+// reports a host key: what a node says about itself is not trusted for the
+// key its sources pin. The reason names both ways to fix it and the key the
+// node reports, for the operator to check out of band.
+func TestTargetHostKeyNeverFromTheNodesOwnReport(t *testing.T) {
+	r := startSyncRigWith(t, "", "sync_routing: {max_disk_usage_percent: 100, min_free_disk_percent: 0.01, replication_target: 1}\nhosts:\n  hetzner-cpu2: {provider: hetzner, ssh_host: 127.0.0.1, ssh_user: root}\n  vast-77: {provider: vast, is_ephemeral: true}\n")
+	testutil.Eventually(t, 30*time.Second, func() error {
+		out, err := run(t, r.h.url, "", "sync", "targets", "vast-77")
+		if err != nil {
+			return err
+		}
+		for _, want := range []string{"NO sync target", "hetzner-cpu2", "no trusted host key", "meshctl target setup hetzner-cpu2", "ssh_host_key", "the node reports SHA256:"} {
+			if !strings.Contains(out, want) {
+				return fmt.Errorf("meshctl sync targets lacks %q:\n%s", want, out)
+			}
+		}
+		return nil
+	})
+}
+
 // `meshctl events --kind sync --node NODE` lists continuous sync results
 // with what made it and what did not.
 func TestEventsKindSync(t *testing.T) {

@@ -63,11 +63,16 @@ func fixtureRoot(t testing.TB, mountinfo string) string {
 // as a copy of the ephemeral one (a copy on the same share is no copy);
 // the Hetzner host is picked instead.
 func TestSameFilesystemNodesAreNotRoutedToEachOther(t *testing.T) {
+	keys := map[string]string{}
+	fps := map[string]string{}
+	for _, id := range []string{"lambda-a", "lambda-b", "hetzner-cpu2"} {
+		keys[id], fps[id] = hostKeyFile(t)
+	}
 	inv, err := config.Parse("samefs.yaml", []byte(`sync_routing: {max_disk_usage_percent: 100, min_free_disk_percent: 0.01, replication_target: 2}
 hosts:
   lambda-a: {provider: lambda, is_ephemeral: true}
-  lambda-b: {provider: lambda, ssh_host: 127.0.0.1, ssh_user: ubuntu}
-  hetzner-cpu2: {provider: hetzner, ssh_host: 127.0.0.1, ssh_user: root}
+  lambda-b: {provider: lambda, ssh_host: 127.0.0.1, ssh_user: ubuntu, ssh_host_key: "`+fps["lambda-b"]+`"}
+  hetzner-cpu2: {provider: hetzner, ssh_host: 127.0.0.1, ssh_user: root, ssh_host_key: "`+fps["hetzner-cpu2"]+`"}
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -79,7 +84,7 @@ hosts:
 		host := inv.Hosts[n.id]
 		a, err := agent.New(secureAgent(t, agent.Config{NodeID: n.id, Host: host, InstanceID: "i-" + n.id, NATSURLs: []string{h.url}, StateDir: t.TempDir(),
 			HeartbeatInterval: 200 * time.Millisecond, Detect: det, Paths: paths.Resolver{Root: fixtureRoot(t, n.mounts), Home: "/home/ubuntu"},
-			ByeTimeout: 2 * time.Second, HostKeyPaths: []string{hostKeyFile(t)}}), testLog(t).With().Str("agent", n.id).Logger())
+			ByeTimeout: 2 * time.Second, HostKeyPaths: []string{keys[n.id]}}), testLog(t).With().Str("agent", n.id).Logger())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -139,8 +144,9 @@ hosts:
 }
 
 // hostKeyFile writes a fresh ed25519 public host key (authorized_keys
-// format) for an agent to report: targets need a pinned host key.
-func hostKeyFile(t *testing.T) string {
+// format) for an agent to report and returns its path and fingerprint
+// (the inventory's ssh_host_key: targets need a trusted host key).
+func hostKeyFile(t *testing.T) (string, string) {
 	t.Helper()
 	pub, _, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
@@ -154,5 +160,5 @@ func hostKeyFile(t *testing.T) string {
 	if err := os.WriteFile(p, ssh.MarshalAuthorizedKey(sp), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	return p
+	return p, ssh.FingerprintSHA256(sp)
 }

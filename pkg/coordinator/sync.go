@@ -230,8 +230,17 @@ func (c *Coordinator) targetSpec(src, tr registry.Record, entries map[string]fle
 		}
 		return events.TargetSpec{Node: tr.Node, Host: e.Host, Port: e.Port, User: st.Account, RemoteDir: st.RemoteDir, Fingerprint: st.Fingerprint, Cert: cert}, ""
 	}
-	if !events.ValidFingerprint(tr.HostKey) {
-		return events.TargetSpec{}, "no pinned host key"
+	// Not set up: only the inventory's host key, never the node's own report.
+	var fp string
+	if c.cfg.Inventory != nil && c.cfg.Inventory.Hosts[tr.Node] != nil {
+		fp = c.cfg.Inventory.Hosts[tr.Node].SSHHostKey
+	}
+	if !events.ValidFingerprint(fp) {
+		why := "no trusted host key: run `meshctl target setup " + tr.Node + "` or set ssh_host_key in the inventory"
+		if events.ValidFingerprint(tr.HostKey) {
+			why += " (the node reports " + tr.HostKey + "; check it out of band, a node's own report is not trusted)"
+		}
+		return events.TargetSpec{}, why
 	}
 	lay, ok := c.inventoryLayout(tr.Node)
 	if !ok {
@@ -241,7 +250,7 @@ func (c *Coordinator) targetSpec(src, tr registry.Record, entries map[string]fle
 	if err := wire.CheckRemoteDir(dir, ""); err != nil {
 		return events.TargetSpec{}, err.Error()
 	}
-	return events.TargetSpec{Node: tr.Node, Host: e.Host, Port: e.Port, User: e.User, RemoteDir: dir, Fingerprint: tr.HostKey}, ""
+	return events.TargetSpec{Node: tr.Node, Host: e.Host, Port: e.Port, User: e.User, RemoteDir: dir, Fingerprint: fp}, ""
 }
 
 // syncCert is a source node's cached sync certificate.

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/ssh"
+
 	"github.com/ringmesh/ringmesh/internal/testutil"
 	"github.com/ringmesh/ringmesh/pkg/agent"
 	"github.com/ringmesh/ringmesh/pkg/api"
@@ -65,7 +67,7 @@ func startSyncRig(t testing.TB, secret string) *syncRig {
 func startSyncRigWith(t testing.TB, secret, inventory string) *syncRig {
 	t.Helper()
 	srv := sshtest.New(t, sshtest.Options{})
-	inventory = strings.ReplaceAll(inventory, "$SSH", fmt.Sprintf("ssh_host: 127.0.0.1, ssh_port: %d, ssh_user: %s", srv.Port, srv.User))
+	inventory = strings.ReplaceAll(inventory, "$SSH", fmt.Sprintf("ssh_host: 127.0.0.1, ssh_port: %d, ssh_user: %s, ssh_host_key: %q", srv.Port, srv.User, ssh.FingerprintSHA256(srv.HostKey.Signer.PublicKey())))
 	inv, err := config.Parse("sync.yaml", []byte(inventory))
 	if err != nil {
 		t.Fatal(err)
