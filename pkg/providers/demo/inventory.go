@@ -5,7 +5,9 @@ package demo
 // (and named like the instance), three Hetzner voters, Lambda marked retired
 // and the Nebius project of the fake. The coordinator's demo mode parses it
 // with config.Parse; TestDemoInventoryMatchesSeeds keeps it in step with the
-// seeds. Addresses are documentation ranges; IDs are made up.
+// seeds. Addresses are documentation ranges; IDs are made up. Each
+// persistent host pins ssh_host_key to the key internal/demosim reports
+// for it (TestDemoInventoryPinsSimulatedHostKeys), so demo syncs route.
 const DemoInventory = `# ringmesh demo inventory (pkg/providers/demo): every host is an instance
 # seeded in the cloud fakes. Nothing here is real.
 cluster_name: ringmesh-demo
@@ -30,6 +32,7 @@ hosts:
     hetzner_id: "41000001"
     ssh_host: 203.0.113.10
     ssh_user: root
+    ssh_host_key: "SHA256:fex3kZnWcH2R5LPjKj9w4uagB4MxJV/k7/0Mu2Wr+N8"
     gpu: none
     cpus: 8
     memory_gb: 32
@@ -41,6 +44,7 @@ hosts:
     hetzner_id: "41000002"
     ssh_host: 203.0.113.11
     ssh_user: root
+    ssh_host_key: "SHA256:/rKLhzK3EOn2TxrpfO0DqE+5hhXMXeTKNlf4syPlNd8"
     gpu: none
     cpus: 8
     memory_gb: 32
@@ -52,6 +56,7 @@ hosts:
     hetzner_id: "41000003"
     ssh_host: 203.0.113.12
     ssh_user: root
+    ssh_host_key: "SHA256:C4xJQ4FOlLy77V3R4CPo+OK3+93Sm1nYmb5PysTm2G4"
     gpu: none
     cpus: 8
     memory_gb: 32
@@ -109,6 +114,7 @@ hosts:
     ssh_host: 203.0.113.50
     ssh_port: 22041
     ssh_user: root
+    ssh_host_key: "SHA256:+oddvEq9LttwjaHLLybBnTSY/cGawoKn2TNSAs66jAE"
     gpu: A100 80GB
     role: gpu_selfplay
     status: ready
@@ -147,6 +153,7 @@ hosts:
     vultr_id: 6f2a9c1e-0000-4000-8000-000000000001
     ssh_host: 192.0.2.30
     ssh_user: root
+    ssh_host_key: "SHA256:KvHsjzS+3apPPfm0e8x4ZcjnGMGgiWiiOlIK43KY2P0"
     gpu: A100 20GB (vGPU)
     gpu_vram_gb: 20
     role: gpu_selfplay
@@ -158,6 +165,7 @@ hosts:
     nebius_id: computeinstance-e00example0001
     ssh_host: 203.0.113.90
     ssh_user: ubuntu
+    ssh_host_key: "SHA256:YagTTDydSm7wBsc4cicOT5AtOcp5XXGfvqu2tW1RZbg"
     gpu: H100 80GB
     gpu_vram_gb: 80
     role: gpu_training_primary
