@@ -10,6 +10,8 @@
 //	nebius compute instance get --id ID --format json      -> {metadata, spec, status}
 //	nebius compute instance start|stop|delete --id ID [--async] --format json
 //	    -> an operation {id, description, created_at, finished_at, resource_id, status}
+//	nebius compute platform list --parent-id P [--page-size N] [--page-token T] --format json
+//	    -> {"items":[Platform…],"next_page_token":"…"} (SeedPlatforms)
 //	nebius compute instance create --file F [--async] --format json
 //	    F holds a CreateInstanceRequest {metadata, spec} (proto field names,
 //	    unknown fields refused); checked against instance.proto's validation
@@ -131,7 +133,8 @@ const (
 // Fault applies to matching invocations.
 type Fault struct {
 	Kind FaultKind `json:"kind"`
-	// Verb filters by command verb: "list", "get", "create", "start", "stop", "delete" ("" = any).
+	// Verb filters by command verb: "list", "get", "create", "start", "stop",
+	// "delete", "platform-list" ("" = any).
 	Verb string `json:"verb"`
 	// Count of invocations hit; <= 0 = all until ClearFaults.
 	Count int `json:"count"`
@@ -179,10 +182,11 @@ type state struct {
 		ProjectID string        `json:"project_id"`
 		StepDelay time.Duration `json:"step_delay"`
 	} `json:"options"`
-	Seq     int       `json:"seq"`
-	Records []*record `json:"records"`
-	Faults  []Fault   `json:"faults"`
-	Calls   []Call    `json:"calls"`
+	Seq       int        `json:"seq"`
+	Records   []*record  `json:"records"`
+	Platforms []Platform `json:"platforms,omitempty"`
+	Faults    []Fault    `json:"faults"`
+	Calls     []Call     `json:"calls"`
 }
 
 // Fake is a handle on one fake CLI state file.
@@ -329,6 +333,63 @@ func (f *Fake) BootDisk(id string) (json.RawMessage, bool, error) {
 		return nil
 	})
 	return out, ok, err
+}
+
+// Platform is nebius.compute.v1.Platform (platform.proto): a VM type of the
+// project's region and its presets.
+type Platform struct {
+	Metadata PlatformMetadata `json:"metadata"`
+	Spec     PlatformSpec     `json:"spec"`
+	Status   PlatformStatus   `json:"status"`
+}
+
+// PlatformMetadata is the ResourceMetadata part a platform carries.
+type PlatformMetadata struct {
+	ID       string `json:"id"`
+	ParentID string `json:"parent_id"`
+	Name     string `json:"name"` // e.g. gpu-h100-sxm
+}
+
+// PlatformSpec is PlatformSpec.
+type PlatformSpec struct {
+	Presets            []Preset `json:"presets"`
+	HumanReadableName  string   `json:"human_readable_name,omitempty"`
+	GPUMemoryGigabytes int      `json:"gpu_memory_gigabytes,omitempty"`
+}
+
+// Preset is a preset of a platform.
+type Preset struct {
+	Name      string          `json:"name"` // e.g. 1gpu-16vcpu-200gb
+	Resources PresetResources `json:"resources"`
+}
+
+// PresetResources is PresetResources.
+type PresetResources struct {
+	VCPUCount       int `json:"vcpu_count"`
+	MemoryGibibytes int `json:"memory_gibibytes"`
+	GPUCount        int `json:"gpu_count,omitempty"`
+}
+
+// PlatformStatus is PlatformStatus.
+type PlatformStatus struct {
+	AllowedForPreemptibles bool `json:"allowed_for_preemptibles"`
+}
+
+// SeedPlatforms sets what "compute platform list" answers. Until it is
+// called the fake's project lists no platforms.
+func (f *Fake) SeedPlatforms(ps ...Platform) error {
+	return f.update(func(st *state) error {
+		for i := range ps {
+			if ps[i].Metadata.ParentID == "" {
+				ps[i].Metadata.ParentID = st.Options.ProjectID
+			}
+			if ps[i].Metadata.ID == "" {
+				ps[i].Metadata.ID = fmt.Sprintf("computeplatform-e00fake%02d", i+1)
+			}
+		}
+		st.Platforms = append([]Platform(nil), ps...)
+		return nil
+	})
 }
 
 // Preempt simulates Compute preempting a preemptible VM: STOPPED with
@@ -486,9 +547,14 @@ func RunIfInvoked() {
 	os.Exit(Main(os.Args[1:], os.Stdout, os.Stderr))
 }
 
+// verbOf names the command: the verb of "compute instance <verb>", or
+// "platform-list" for "compute platform list".
 func verbOf(args []string) string {
 	if len(args) >= 3 && args[0] == "compute" && args[1] == "instance" {
 		return args[2]
+	}
+	if len(args) >= 3 && args[0] == "compute" && args[1] == "platform" && args[2] == "list" {
+		return "platform-list"
 	}
 	return ""
 }
@@ -703,6 +769,35 @@ func (st *state) exec(verb string, fl map[string]string) (any, int, string, time
 		return map[string]any{"items": items, "next_page_token": next}, 0, "", time.Time{}
 	case "create":
 		return st.create(fl)
+	case "platform-list":
+		// ListPlatformsRequest.parent_id is required (platform_service.proto).
+		if p := fl["parent-id"]; p == "" {
+			return invalid("parent_id", "value is required")
+		} else if p != st.Options.ProjectID {
+			return nil, 1, "Error: rpc error: code = PermissionDenied desc = no access to " + p, time.Time{}
+		}
+		size := len(st.Platforms)
+		if v := fl["page-size"]; v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 {
+				return invalid("page_size", "bad page_size")
+			}
+			size = n
+		}
+		from := 0
+		if tok := fl["page-token"]; tok != "" {
+			n, err := strconv.Atoi(strings.TrimPrefix(tok, "page-"))
+			if err != nil || n < 0 || n > len(st.Platforms) {
+				return invalid("page_token", "bad page_token")
+			}
+			from = n
+		}
+		to := min(from+size, len(st.Platforms))
+		next := ""
+		if to < len(st.Platforms) {
+			next = fmt.Sprintf("page-%d", to)
+		}
+		return map[string]any{"items": append([]Platform{}, st.Platforms[from:to]...), "next_page_token": next}, 0, "", time.Time{}
 	case "get", "start", "stop", "delete":
 		id := fl["id"]
 		if id == "" {
