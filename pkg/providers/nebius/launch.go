@@ -181,7 +181,7 @@ func (p *Provider) Launch(ctx context.Context, req providers.LaunchRequest) (pro
 	}
 	stdout, err := p.run(ctx, op, p.mutTimeout, "compute", "instance", "create", "--file", file, "--async")
 	if err != nil {
-		return providers.Instance{}, launchKind(err)
+		return providers.Instance{}, scrub(launchKind(err), req.Env, cr.Spec.CloudInitUserData)
 	}
 	id, in, err := createAnswer(stdout)
 	if err != nil {
@@ -365,5 +365,31 @@ func launchKind(err error) error {
 	default:
 		out.Kind, out.Code = providers.KindTransient, code
 	}
+	return &out
+}
+
+// scrub removes the request's environment values (the enrollment token
+// among them) and its user data from an error's text, in case the CLI
+// quoted the request back on stderr: errors reach logs and the audit stream.
+func scrub(err error, env map[string]string, userData string) error {
+	var pe *providers.Error
+	if !errors.As(err, &pe) {
+		return err
+	}
+	msg := pe.Err.Error()
+	clean := msg
+	if userData != "" {
+		clean = strings.ReplaceAll(clean, userData, "[user data]")
+	}
+	for _, v := range env {
+		if len(v) >= 4 {
+			clean = strings.ReplaceAll(clean, v, "[redacted]")
+		}
+	}
+	if clean == msg {
+		return err
+	}
+	out := *pe
+	out.Err = errors.New(clean)
 	return &out
 }

@@ -3,6 +3,7 @@ package nebius
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/ringmesh/ringmesh/pkg/providers"
@@ -68,5 +69,23 @@ func TestCreateAnswer(t *testing.T) {
 		if err != nil || id != c.id || (in != nil) != c.withVM {
 			t.Errorf("%s: id %q, instance %v, err %v", c.out, id, in != nil, err)
 		}
+	}
+}
+
+func TestScrubRemovesTheRequestsSecrets(t *testing.T) {
+	ud := "#!/bin/sh\nexport RINGMESH_ENROLL_TOKEN='tok-abcdef'\necho hi\n"
+	err := &providers.Error{Provider: Name, Op: providers.OpLaunch, Kind: providers.KindInvalid,
+		Err: fmt.Errorf("nebius CLI exited with status 1: bad spec.cloud_init_user_data %s; quoted %q", ud, ud)}
+	got := scrub(err, map[string]string{"RINGMESH_ENROLL_TOKEN": "tok-abcdef", "X": "ab"}, ud)
+	// The verbatim user data goes whole; the quoted copy keeps its lines but not the token.
+	if msg := got.Error(); strings.Contains(msg, "tok-abcdef") || strings.Count(msg, "echo hi") != 1 || !strings.Contains(msg, "[user data]") {
+		t.Fatalf("scrubbed = %q", msg)
+	}
+	if providers.KindOf(got) != providers.KindInvalid {
+		t.Errorf("kind = %q", providers.KindOf(got))
+	}
+	plain := &providers.Error{Provider: Name, Op: providers.OpLaunch, Kind: providers.KindTransient, Err: fmt.Errorf("no secret here")}
+	if scrub(plain, map[string]string{"K": "tok-abcdef"}, ud) != error(plain) {
+		t.Error("an error without secrets was rewritten")
 	}
 }
