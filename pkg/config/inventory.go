@@ -265,7 +265,14 @@ type ProviderSettings struct {
 	BaseURL string `yaml:"base_url" json:"base_url,omitempty"`
 	// Project is the Nebius parent (project) ID for its CLI.
 	Project string `yaml:"project" json:"project,omitempty"`
-	Note    string `yaml:"note" json:"note,omitempty"`
+	// Subnet, ImageFamily and BootDiskGiB are what a Nebius launch needs
+	// besides the offer: the VPC subnet of the VM's network interface
+	// (vpcsubnet-…), the boot image family when the launch names no image,
+	// and the boot disk size in GiB when the launch gives none.
+	Subnet      string `yaml:"subnet" json:"subnet,omitempty"`
+	ImageFamily string `yaml:"image_family" json:"image_family,omitempty"`
+	BootDiskGiB int    `yaml:"boot_disk_gib" json:"boot_disk_gib,omitempty"`
+	Note        string `yaml:"note" json:"note,omitempty"`
 }
 
 // Inventory is a validated distributed_hosts.yaml.

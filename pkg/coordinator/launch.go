@@ -290,7 +290,7 @@ func (c *Coordinator) launch(ctx context.Context, r api.LaunchRequest, who strin
 }
 
 // launchSupport says which clouds launch, for errors.
-const launchSupport = "launch works on vast, runpod, lambda, vultr and hetzner; nebius (CLI client) is not done yet"
+const launchSupport = "launch works on vast, runpod, lambda, vultr, hetzner and nebius (nebius needs its CLI installed, not the config inventory)"
 
 // refuseLaunch audits a refused launch and returns the refusal.
 func (c *Coordinator) refuseLaunch(ctx context.Context, r api.LaunchRequest, who string, out api.Launch, why string) error {

@@ -55,7 +55,8 @@ func BuildProviders(inv *config.Inventory, log zerolog.Logger, opts fleet.BuildO
 func build(name string, set config.ProviderSettings, inv *config.Inventory, hc *http.Client, log zerolog.Logger) (providers.Provider, error) {
 	l := log.With().Str("provider", name).Logger()
 	if name == mesh.ProviderNebius {
-		return nebius.New(nebius.Options{ProjectID: set.Project, Static: nebiusStatic(inv), Logger: &l})
+		return nebius.New(nebius.Options{ProjectID: set.Project, SubnetID: set.Subnet, ImageFamily: set.ImageFamily,
+			BootDiskGiB: set.BootDiskGiB, Static: nebiusStatic(inv), Logger: &l})
 	}
 	key, err := providers.ResolveCredential(name, providers.CredentialSource{})
 	if err != nil {

@@ -37,7 +37,8 @@ func find(offers []providers.Offer, provider, id string) (providers.Offer, bool)
 }
 
 // TestOffersMergeAndRankAcrossClouds: every cloud with an offers API shows
-// in one list ranked by USD per GPU-hour; nebius (no offers API) is listed
+// in one list ranked by USD per GPU-hour; nebius (its demo project lists no
+// platforms, so its offers call fails) is listed
 // missing; a rented Vast ask and a Lambda type without capacity are not
 // offered; Hetzner's CPU-only types appear only when asked for.
 func TestOffersMergeAndRankAcrossClouds(t *testing.T) {

@@ -13,6 +13,7 @@
 //	Start      nebius compute instance start --id <id> --format json   (skipped when running/starting)
 //	Stop       nebius compute instance stop --id <id> --format json    (skipped when stopped/stopping)
 //	Terminate  nebius compute instance delete --id <id> --format json  ("not found" -> success)
+//	Launch     nebius compute instance create --file <0600 request file> --async --format json (launch.go)
 //
 // Mutations run without --async (unless Options.Async), so the CLI returns
 // once the operation has finished and its exit status is the outcome. Every
@@ -116,26 +117,40 @@ type Options struct {
 	Prices map[string]providers.Price
 	// SSHUser for endpoints. Default "ubuntu" (Nebius images; original registry).
 	SSHUser string
+	// SubnetID is the VPC subnet (vpcsubnet-…) of a launched VM's network
+	// interface; InstanceSpec.network_interfaces[].subnet_id is required
+	// (nebius/api compute/v1/network_interface.proto). "" = Launch refuses.
+	SubnetID string
+	// ImageFamily is the public image family (e.g. "ubuntu22.04-driverless";
+	// nebius compute image list-public) a launch boots when the request names
+	// no image. "" = a launch must name one.
+	ImageFamily string
+	// BootDiskGiB is the boot disk size in GiB when the request gives none.
+	// 0 = a launch must give one (it must hold the image; no default is documented).
+	BootDiskGiB int
 	// Logger receives debug lines about CLI calls (never arguments with secrets).
 	Logger *zerolog.Logger
 }
 
 // Provider is one Nebius project. Safe for concurrent use.
 type Provider struct {
-	bin        string
-	mode       Mode
-	project    string
-	profile    string
-	timeout    time.Duration
-	mutTimeout time.Duration
-	async      bool
-	pageSize   int
-	env        []string
-	secrets    []string
-	static     []StaticInstance
-	prices     map[string]providers.Price
-	sshUser    string
-	log        zerolog.Logger
+	bin         string
+	mode        Mode
+	project     string
+	profile     string
+	timeout     time.Duration
+	mutTimeout  time.Duration
+	async       bool
+	pageSize    int
+	env         []string
+	secrets     []string
+	static      []StaticInstance
+	prices      map[string]providers.Price
+	sshUser     string
+	subnet      string
+	imageFamily string
+	bootDiskGiB int
+	log         zerolog.Logger
 }
 
 var _ providers.Provider = (*Provider)(nil)
@@ -143,17 +158,20 @@ var _ providers.Provider = (*Provider)(nil)
 // New builds a Provider. It looks the CLI up but does not run it.
 func New(opts Options) (*Provider, error) {
 	p := &Provider{
-		project:    opts.ProjectID,
-		profile:    opts.Profile,
-		timeout:    opts.Timeout,
-		mutTimeout: opts.MutationTimeout,
-		async:      opts.Async,
-		pageSize:   opts.PageSize,
-		env:        append([]string(nil), opts.Env...),
-		static:     append([]StaticInstance(nil), opts.Static...),
-		prices:     map[string]providers.Price{},
-		sshUser:    opts.SSHUser,
-		log:        zerolog.Nop(),
+		project:     opts.ProjectID,
+		profile:     opts.Profile,
+		timeout:     opts.Timeout,
+		mutTimeout:  opts.MutationTimeout,
+		async:       opts.Async,
+		pageSize:    opts.PageSize,
+		env:         append([]string(nil), opts.Env...),
+		static:      append([]StaticInstance(nil), opts.Static...),
+		prices:      map[string]providers.Price{},
+		sshUser:     opts.SSHUser,
+		subnet:      opts.SubnetID,
+		imageFamily: opts.ImageFamily,
+		bootDiskGiB: opts.BootDiskGiB,
+		log:         zerolog.Nop(),
 	}
 	if opts.Logger != nil {
 		p.log = opts.Logger.With().Str("provider", Name).Logger()
@@ -181,6 +199,9 @@ func New(opts Options) (*Provider, error) {
 		}
 		pr.Source = "config"
 		p.prices[k] = pr
+	}
+	if p.bootDiskGiB < 0 {
+		return nil, fmt.Errorf("nebius: boot disk size %d GiB is negative", p.bootDiskGiB)
 	}
 	for i, s := range p.static {
 		if strings.TrimSpace(s.ID) == "" {

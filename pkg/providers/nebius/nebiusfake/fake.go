@@ -10,11 +10,24 @@
 //	nebius compute instance get --id ID --format json      -> {metadata, spec, status}
 //	nebius compute instance start|stop|delete --id ID [--async] --format json
 //	    -> an operation {id, description, created_at, finished_at, resource_id, status}
+//	nebius compute platform list --parent-id P [--page-size N] [--page-token T] --format json
+//	    -> {"items":[Platform…],"next_page_token":"…"} (SeedPlatforms)
+//	nebius compute instance create --file F [--async] --format json
+//	    F holds a CreateInstanceRequest {metadata, spec} (proto field names,
+//	    unknown fields refused); checked against instance.proto's validation
+//	    rules; a name already used in the project is AlreadyExists.
+//	    -> with --async the operation at once; without, the instance once
+//	       it is RUNNING (as published scripts read .metadata.id from it)
 //
 // Errors go to stderr as the CLI prints gRPC statuses ("rpc error: code =
 // NotFound desc = …") with exit status 1; bad usage exits 2.
 //
-// States move with time: start puts the VM in STARTING and RUNNING after
+// cloud_init_user_data is sensitive in the API (instance.proto
+// "(sensitive) = true"): the fake keeps it out of get/list output and
+// serves it to tests through UserData.
+//
+// States move with time: create puts the VM in CREATING and RUNNING after
+// StepDelay; start puts the VM in STARTING and RUNNING after
 // StepDelay; stop: STOPPING then STOPPED; delete: DELETING then gone. Without
 // --async the command waits until the operation is done (as the CLI does).
 // Preempt simulates a preemption (preemptible VM -> STOPPED, spec.stopped false).
@@ -32,6 +45,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -119,10 +133,14 @@ const (
 // Fault applies to matching invocations.
 type Fault struct {
 	Kind FaultKind `json:"kind"`
-	// Verb filters by command verb: "list", "get", "start", "stop", "delete" ("" = any).
+	// Verb filters by command verb: "list", "get", "create", "start", "stop",
+	// "delete", "platform-list" ("" = any).
 	Verb string `json:"verb"`
 	// Count of invocations hit; <= 0 = all until ClearFaults.
 	Count int `json:"count"`
+	// AfterApply carries the command out first and then fails as Kind
+	// says: the answer is lost but the change was made (an unknown outcome).
+	AfterApply bool `json:"after_apply,omitempty"`
 }
 
 // Call is one recorded invocation.
@@ -131,6 +149,9 @@ type Call struct {
 	Args  []string  `json:"args"`
 	Exit  int       `json:"exit"`
 	Fault FaultKind `json:"fault,omitempty"`
+	// InputMode is the permission bits of the --file input when the fake
+	// read it ("0600"); "" when there was none.
+	InputMode string `json:"input_mode,omitempty"`
 }
 
 // Options configures a fake.
@@ -150,6 +171,10 @@ type transition struct {
 type record struct {
 	Instance Instance     `json:"instance"`
 	Next     []transition `json:"next,omitempty"`
+	// UserData is spec.cloud_init_user_data of a created VM (never printed).
+	UserData string `json:"user_data,omitempty"`
+	// BootDisk is the created VM's boot_disk as the request gave it.
+	BootDisk json.RawMessage `json:"boot_disk,omitempty"`
 }
 
 type state struct {
@@ -157,10 +182,11 @@ type state struct {
 		ProjectID string        `json:"project_id"`
 		StepDelay time.Duration `json:"step_delay"`
 	} `json:"options"`
-	Seq     int       `json:"seq"`
-	Records []*record `json:"records"`
-	Faults  []Fault   `json:"faults"`
-	Calls   []Call    `json:"calls"`
+	Seq       int        `json:"seq"`
+	Records   []*record  `json:"records"`
+	Platforms []Platform `json:"platforms,omitempty"`
+	Faults    []Fault    `json:"faults"`
+	Calls     []Call     `json:"calls"`
 }
 
 // Fake is a handle on one fake CLI state file.
@@ -281,6 +307,89 @@ func (f *Fake) Instance(id string) (Instance, bool, error) {
 		return nil
 	})
 	return out, ok, err
+}
+
+// UserData returns the cloud-init user data a created VM was given.
+func (f *Fake) UserData(id string) (string, bool, error) {
+	var out string
+	var ok bool
+	err := f.update(func(st *state) error {
+		if r := st.find(id); r != nil {
+			out, ok = r.UserData, true
+		}
+		return nil
+	})
+	return out, ok, err
+}
+
+// BootDisk returns the boot_disk JSON a created VM was given.
+func (f *Fake) BootDisk(id string) (json.RawMessage, bool, error) {
+	var out json.RawMessage
+	var ok bool
+	err := f.update(func(st *state) error {
+		if r := st.find(id); r != nil {
+			out, ok = r.BootDisk, true
+		}
+		return nil
+	})
+	return out, ok, err
+}
+
+// Platform is nebius.compute.v1.Platform (platform.proto): a VM type of the
+// project's region and its presets.
+type Platform struct {
+	Metadata PlatformMetadata `json:"metadata"`
+	Spec     PlatformSpec     `json:"spec"`
+	Status   PlatformStatus   `json:"status"`
+}
+
+// PlatformMetadata is the ResourceMetadata part a platform carries.
+type PlatformMetadata struct {
+	ID       string `json:"id"`
+	ParentID string `json:"parent_id"`
+	Name     string `json:"name"` // e.g. gpu-h100-sxm
+}
+
+// PlatformSpec is PlatformSpec.
+type PlatformSpec struct {
+	Presets            []Preset `json:"presets"`
+	HumanReadableName  string   `json:"human_readable_name,omitempty"`
+	GPUMemoryGigabytes int      `json:"gpu_memory_gigabytes,omitempty"`
+}
+
+// Preset is a preset of a platform.
+type Preset struct {
+	Name      string          `json:"name"` // e.g. 1gpu-16vcpu-200gb
+	Resources PresetResources `json:"resources"`
+}
+
+// PresetResources is PresetResources.
+type PresetResources struct {
+	VCPUCount       int `json:"vcpu_count"`
+	MemoryGibibytes int `json:"memory_gibibytes"`
+	GPUCount        int `json:"gpu_count,omitempty"`
+}
+
+// PlatformStatus is PlatformStatus.
+type PlatformStatus struct {
+	AllowedForPreemptibles bool `json:"allowed_for_preemptibles"`
+}
+
+// SeedPlatforms sets what "compute platform list" answers. Until it is
+// called the fake's project lists no platforms.
+func (f *Fake) SeedPlatforms(ps ...Platform) error {
+	return f.update(func(st *state) error {
+		for i := range ps {
+			if ps[i].Metadata.ParentID == "" {
+				ps[i].Metadata.ParentID = st.Options.ProjectID
+			}
+			if ps[i].Metadata.ID == "" {
+				ps[i].Metadata.ID = fmt.Sprintf("computeplatform-e00fake%02d", i+1)
+			}
+		}
+		st.Platforms = append([]Platform(nil), ps...)
+		return nil
+	})
 }
 
 // Preempt simulates Compute preempting a preemptible VM: STOPPED with
@@ -438,9 +547,14 @@ func RunIfInvoked() {
 	os.Exit(Main(os.Args[1:], os.Stdout, os.Stderr))
 }
 
+// verbOf names the command: the verb of "compute instance <verb>", or
+// "platform-list" for "compute platform list".
 func verbOf(args []string) string {
 	if len(args) >= 3 && args[0] == "compute" && args[1] == "instance" {
 		return args[2]
+	}
+	if len(args) >= 3 && args[0] == "compute" && args[1] == "platform" && args[2] == "list" {
+		return "platform-list"
 	}
 	return ""
 }
@@ -477,7 +591,18 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		errMsg string
 		fault  *Fault
 		waitTo time.Time
+		mode   string
 	)
+	if name := flags["file"]; name != "" {
+		fi, serr := os.Stat(name)
+		b, rerr := os.ReadFile(name)
+		if serr != nil || rerr != nil {
+			fmt.Fprintf(stderr, "Error: reading --file %s: %v\n", name, errors.Join(serr, rerr))
+			return 2
+		}
+		mode = fmt.Sprintf("%04o", fi.Mode().Perm())
+		flags["file-content"] = string(b)
+	}
 	err = withState(path, func(st *state) error {
 		for i := range st.Faults {
 			fl := st.Faults[i]
@@ -494,10 +619,10 @@ func Main(args []string, stdout, stderr io.Writer) int {
 			}
 			break
 		}
-		if fault == nil {
+		if fault == nil || fault.AfterApply {
 			out, exit, errMsg, waitTo = st.exec(verb, flags)
 		}
-		c := Call{At: time.Now().UTC(), Args: args, Exit: exit}
+		c := Call{At: time.Now().UTC(), Args: args, Exit: exit, InputMode: mode}
 		if fault != nil {
 			c.Fault = fault.Kind
 			c.Exit = faultExit(fault.Kind)
@@ -518,6 +643,21 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	}
 	if d := time.Until(waitTo); d > 0 && flags["async"] == "" {
 		time.Sleep(d)
+	}
+	if op, ok := out.(map[string]any); ok && verb == "create" && flags["async"] == "" {
+		// Waited for the operation: print the instance it made.
+		id, _ := op["resource_id"].(string)
+		var in Instance
+		found := false
+		_ = withState(path, func(st *state) error {
+			if r := st.find(id); r != nil {
+				in, found = r.Instance, true
+			}
+			return nil
+		})
+		if found {
+			out = in
+		}
 	}
 	b, _ := json.MarshalIndent(out, "", "  ")
 	fmt.Fprintln(stdout, string(b))
@@ -556,7 +696,7 @@ func runFault(f Fault, stdout, stderr io.Writer) int {
 // parseFlags reads "--name value" pairs after "compute instance <verb>";
 // --async is a boolean.
 func parseFlags(args []string) (map[string]string, error) {
-	known := map[string]bool{"id": true, "parent-id": true, "page-size": true, "page-token": true, "format": true, "profile": true}
+	known := map[string]bool{"id": true, "parent-id": true, "page-size": true, "page-token": true, "format": true, "profile": true, "file": true}
 	out := map[string]string{}
 	if len(args) < 3 {
 		return out, nil
@@ -627,6 +767,37 @@ func (st *state) exec(verb string, fl map[string]string) (any, int, string, time
 			next = fmt.Sprintf("page-%d", to)
 		}
 		return map[string]any{"items": items, "next_page_token": next}, 0, "", time.Time{}
+	case "create":
+		return st.create(fl)
+	case "platform-list":
+		// ListPlatformsRequest.parent_id is required (platform_service.proto).
+		if p := fl["parent-id"]; p == "" {
+			return invalid("parent_id", "value is required")
+		} else if p != st.Options.ProjectID {
+			return nil, 1, "Error: rpc error: code = PermissionDenied desc = no access to " + p, time.Time{}
+		}
+		size := len(st.Platforms)
+		if v := fl["page-size"]; v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 {
+				return invalid("page_size", "bad page_size")
+			}
+			size = n
+		}
+		from := 0
+		if tok := fl["page-token"]; tok != "" {
+			n, err := strconv.Atoi(strings.TrimPrefix(tok, "page-"))
+			if err != nil || n < 0 || n > len(st.Platforms) {
+				return invalid("page_token", "bad page_token")
+			}
+			from = n
+		}
+		to := min(from+size, len(st.Platforms))
+		next := ""
+		if to < len(st.Platforms) {
+			next = fmt.Sprintf("page-%d", to)
+		}
+		return map[string]any{"items": append([]Platform{}, st.Platforms[from:to]...), "next_page_token": next}, 0, "", time.Time{}
 	case "get", "start", "stop", "delete":
 		id := fl["id"]
 		if id == "" {
@@ -676,4 +847,223 @@ func (st *state) exec(verb string, fl map[string]string) (any, int, string, time
 		return op, 0, "", done
 	}
 	return nil, 2, "Error: unknown command " + verb, time.Time{}
+}
+
+// createRequest is nebius.compute.v1.CreateInstanceRequest as the CLI's
+// --file takes it, in proto field names (instance_service.proto,
+// instance.proto, disk.proto, network_interface.proto). Decoding refuses
+// unknown fields, as the CLI does for a field the message lacks.
+type createRequest struct {
+	Metadata struct {
+		ParentID string            `json:"parent_id"`
+		Name     string            `json:"name"`
+		Labels   map[string]string `json:"labels"`
+	} `json:"metadata"`
+	Spec struct {
+		ServiceAccountID  string            `json:"service_account_id"`
+		Resources         *Resources        `json:"resources"`
+		NetworkInterfaces []createInterface `json:"network_interfaces"`
+		BootDisk          *createDisk       `json:"boot_disk"`
+		CloudInitUserData string            `json:"cloud_init_user_data"`
+		Stopped           bool              `json:"stopped"`
+		RecoveryPolicy    string            `json:"recovery_policy"`
+		Preemptible       *Preemptible      `json:"preemptible"`
+		Hostname          string            `json:"hostname"`
+	} `json:"spec"`
+}
+
+type createInterface struct {
+	SubnetID  string `json:"subnet_id"`
+	Name      string `json:"name"`
+	IPAddress *struct {
+		AllocationID string `json:"allocation_id"`
+	} `json:"ip_address"`
+	PublicIPAddress *struct {
+		AllocationID string `json:"allocation_id"`
+		Static       bool   `json:"static"`
+	} `json:"public_ip_address"`
+}
+
+type createDisk struct {
+	AttachMode   string `json:"attach_mode"`
+	DeviceID     string `json:"device_id"`
+	ExistingDisk *struct {
+		ID string `json:"id"`
+	} `json:"existing_disk"`
+	ManagedDisk *struct {
+		Name   string            `json:"name"`
+		Labels map[string]string `json:"labels"`
+		Spec   *struct {
+			SizeBytes         int64  `json:"size_bytes"`
+			SizeKibibytes     int64  `json:"size_kibibytes"`
+			SizeMebibytes     int64  `json:"size_mebibytes"`
+			SizeGibibytes     int64  `json:"size_gibibytes"`
+			BlockSizeBytes    int64  `json:"block_size_bytes"`
+			Type              string `json:"type"`
+			SourceImageID     string `json:"source_image_id"`
+			SourceSnapshotID  string `json:"source_snapshot_id"`
+			SourceImageFamily *struct {
+				ImageFamily string `json:"image_family"`
+				ParentID    string `json:"parent_id"`
+			} `json:"source_image_family"`
+		} `json:"spec"`
+	} `json:"managed_disk"`
+}
+
+var (
+	ifaceNameRe = regexp.MustCompile(`^[0-9a-z][0-9a-z-]*$`)
+	hostnameRe  = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,61}[a-z0-9]$`)
+)
+
+func invalid(field, why string) (any, int, string, time.Time) {
+	return nil, 1, fmt.Sprintf("Error: rpc error: code = InvalidArgument desc = validation error: %s: %s", field, why), time.Time{}
+}
+
+// create makes an instance from the --file request after the checks the
+// API documents (buf.validate rules of instance.proto and friends).
+func (st *state) create(fl map[string]string) (any, int, string, time.Time) {
+	if fl["file"] == "" {
+		return nil, 2, "Error: this fake creates only from --file", time.Time{}
+	}
+	var req createRequest
+	dec := json.NewDecoder(strings.NewReader(fl["file-content"]))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return nil, 1, "Error: parsing --file: " + err.Error(), time.Time{}
+	}
+	md, sp := req.Metadata, req.Spec
+	if md.ParentID == "" {
+		md.ParentID = st.Options.ProjectID // the CLI fills it from the profile
+	}
+	if md.ParentID != st.Options.ProjectID {
+		return nil, 1, "Error: rpc error: code = PermissionDenied desc = no access to " + md.ParentID, time.Time{}
+	}
+	switch {
+	case md.Name == "":
+		return invalid("metadata.name", "value is required")
+	case sp.Resources == nil || sp.Resources.Platform == "":
+		return invalid("spec.resources.platform", "value is required")
+	case sp.Resources.Preset == "":
+		return invalid("spec.resources.size", "exactly one field is required in oneof")
+	case len(sp.NetworkInterfaces) == 0 || len(sp.NetworkInterfaces) > 8:
+		return invalid("spec.network_interfaces", "value must contain between 1 and 8 items")
+	case sp.BootDisk == nil:
+		return invalid("spec.boot_disk", "value is required")
+	case len(sp.CloudInitUserData) > 32768:
+		return invalid("spec.cloud_init_user_data", "value length must be at most 32768 characters")
+	case sp.Hostname != "" && !hostnameRe.MatchString(sp.Hostname):
+		return invalid("spec.hostname", "value must be a valid hostname")
+	case sp.Preemptible != nil && !strings.EqualFold(sp.Preemptible.OnPreemption, "STOP"):
+		return invalid("spec.preemptible.on_preemption", "value is required")
+	}
+	for i, ni := range sp.NetworkInterfaces {
+		f := fmt.Sprintf("spec.network_interfaces[%d]", i)
+		switch {
+		case ni.SubnetID == "":
+			return invalid(f+".subnet_id", "value is required")
+		case len(ni.Name) < 1 || len(ni.Name) > 60 || !ifaceNameRe.MatchString(ni.Name):
+			return invalid(f+".name", "value does not match regex pattern `^[0-9a-z][0-9a-z-]*$`")
+		case ni.IPAddress == nil:
+			return invalid(f+".ip_address", "value is required")
+		}
+	}
+	bd := sp.BootDisk
+	switch m := strings.ToUpper(bd.AttachMode); {
+	case m != "READ_ONLY" && m != "READ_WRITE":
+		return invalid("spec.boot_disk.attach_mode", "value is required")
+	case (bd.ExistingDisk == nil) == (bd.ManagedDisk == nil):
+		return invalid("spec.boot_disk.type", "exactly one field is required in oneof")
+	case bd.ExistingDisk != nil && bd.ExistingDisk.ID == "":
+		return invalid("spec.boot_disk.existing_disk.id", "value is required")
+	}
+	if mdisk := bd.ManagedDisk; mdisk != nil {
+		ds := mdisk.Spec
+		sizes := 0
+		if ds != nil {
+			for _, n := range []int64{ds.SizeBytes, ds.SizeKibibytes, ds.SizeMebibytes, ds.SizeGibibytes} {
+				if n != 0 {
+					sizes++
+				}
+			}
+		}
+		sources := 0
+		if ds != nil {
+			if ds.SourceImageID != "" {
+				sources++
+			}
+			if ds.SourceSnapshotID != "" {
+				sources++
+			}
+			if ds.SourceImageFamily != nil {
+				if ds.SourceImageFamily.ImageFamily == "" {
+					return invalid("spec.boot_disk.managed_disk.spec.source_image_family.image_family", "value is required")
+				}
+				sources++
+			}
+		}
+		switch {
+		case mdisk.Name == "":
+			return invalid("spec.boot_disk.managed_disk.name", "value is required")
+		case ds == nil:
+			return invalid("spec.boot_disk.managed_disk.spec", "value is required")
+		case sizes != 1:
+			return invalid("spec.boot_disk.managed_disk.spec.size", "exactly one field is required in oneof")
+		case !map[string]bool{"NETWORK_SSD": true, "NETWORK_HDD": true, "NETWORK_SSD_NON_REPLICATED": true, "NETWORK_SSD_IO_M3": true}[strings.ToUpper(ds.Type)]:
+			return invalid("spec.boot_disk.managed_disk.spec.type", "value is required")
+		case sources != 1:
+			// A boot disk must come from an image (disk.proto DiskSpec.source).
+			return invalid("spec.boot_disk.managed_disk.spec.source", "a boot disk needs exactly one source")
+		}
+	}
+	for _, r := range st.Records {
+		if r.Instance.Metadata.Name == md.Name {
+			return nil, 1, fmt.Sprintf("Error: rpc error: code = AlreadyExists desc = instance with name %q already exists in %s", md.Name, md.ParentID), time.Time{}
+		}
+	}
+
+	now := time.Now().UTC()
+	done := now.Add(st.Options.StepDelay)
+	st.Seq++
+	id := fmt.Sprintf("computeinstance-e00fake%04d", st.Seq)
+	labels := md.Labels
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	in := Instance{
+		Metadata: Metadata{ID: id, ParentID: md.ParentID, Name: md.Name, ResourceVersion: "1",
+			CreatedAt: now.Format(time.RFC3339Nano), UpdatedAt: now.Format(time.RFC3339Nano), Labels: labels},
+		Spec: Spec{Resources: *sp.Resources, Preemptible: sp.Preemptible, RecoveryPolicy: sp.RecoveryPolicy,
+			Stopped: sp.Stopped, Hostname: sp.Hostname},
+		Status: &Status{State: "CREATING"},
+	}
+	if in.Spec.RecoveryPolicy == "" {
+		in.Spec.RecoveryPolicy = "RECOVER"
+	}
+	for i, ni := range sp.NetworkInterfaces {
+		ns := NetworkInterface{Index: i, Name: ni.Name, IPAddress: &Address{Address: fmt.Sprintf("10.0.%d.%d/32", i, st.Seq%250+1)}}
+		if ni.PublicIPAddress != nil {
+			ns.PublicIPAddress = &Address{Address: fmt.Sprintf("203.0.113.%d/32", st.Seq%250+1), Static: ni.PublicIPAddress.Static}
+		}
+		in.Status.NetworkInterfaces = append(in.Status.NetworkInterfaces, ns)
+	}
+	final := "RUNNING"
+	if sp.Stopped {
+		final = "STOPPED"
+	}
+	bdJSON, _ := json.Marshal(bd)
+	st.Records = append(st.Records, &record{Instance: in, UserData: sp.CloudInitUserData, BootDisk: bdJSON,
+		Next: []transition{{At: done, State: final}}})
+	st.Seq++
+	op := map[string]any{
+		"id":          fmt.Sprintf("computeoperation-e00fake%04d", st.Seq),
+		"description": "create instance",
+		"created_at":  now.Format(time.RFC3339Nano),
+		"created_by":  "serviceaccount-e00fake",
+		"resource_id": id,
+	}
+	if fl["async"] == "" {
+		op["finished_at"] = done.Format(time.RFC3339Nano)
+		op["status"] = map[string]any{"code": 0}
+	}
+	return op, 0, "", done
 }
