@@ -27,7 +27,10 @@ func TestTenThousandNodesInBrowser(t *testing.T) {
 	if exe == "" {
 		t.Skip("chromium not installed (apt-get install chromium, or .ci/chromium); browser test skipped")
 	}
-	srv := httptest.NewServer(New(source(10000, true)))
+	src := source(10000, true)
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	src.Audit, src.Cost = fakeAudit(now), fakeCost(t, now)
+	srv := httptest.NewServer(New(src))
 	defer srv.Close()
 	actx, cancelA := chromedp.NewExecAllocator(context.Background(), chromedp.ExecPath(exe), chromedp.Headless, chromedp.NoSandbox,
 		chromedp.DisableGPU, chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck, chromedp.UserDataDir(t.TempDir()),
@@ -76,4 +79,21 @@ func TestTenThousandNodesInBrowser(t *testing.T) {
 	wait("gap splits the line", `String(document.querySelectorAll('#n-charts figure[data-series="gpu_util_percent"] polyline').length)`, "2")
 	wait("unknown series", `document.querySelector('#n-charts figure[data-series="gpu_temp_c"]').textContent`, "hottest GPU: ?")
 	wait("last value", `document.querySelector('#n-charts figure[data-series="disk_used_percent"] figcaption').textContent`, "fullest disk: 44.0%")
+
+	// Its cost so far and price now, and its audit timeline newest first;
+	// a node-reported cause with markup is shown as text, no element made.
+	wait("cost", `document.getElementById("n-cost").textContent`, "accrued0.2000 USDprice now0.6000 USD/h (vast:dph_total)instancevast/1 (running)")
+	wait("audit rows", `Array.from(document.querySelectorAll("#n-audit tbody tr")).map(r => r.cells[0].textContent + "|" + r.cells[1].textContent + "|" + r.cells[2].textContent).join(";")`,
+		"2026-12-01 11:59:00|transition|healthy → degraded;2026-12-01 11:58:00|provider_call|stop vast/1 (intent);2026-12-01 11:57:00|transition|joining → healthy")
+	wait("audit cause as text", `document.querySelector("#n-audit tbody tr").cells[3].textContent`, `heartbeat: degraded (<img src=x onerror="window.__pwned='yes'">[2J)`)
+	wait("no markup injected", `(window.__pwned || "no") + "," + document.querySelectorAll("#node-view img").length`, "no,0")
+	wait("audit actor", `document.querySelector("#n-audit tbody tr:nth-child(2)").cells[4].textContent`, "admin:alice via coordinator:c1")
+	wait("audit note", `document.getElementById("n-audit-note").textContent`, "newest 3")
+
+	// A billable node with no known price: unknown, never 0.
+	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/#node=vast-00002")); err != nil {
+		t.Fatal(err)
+	}
+	wait("unknown price", `document.getElementById("n-title").textContent + ": " + document.getElementById("n-cost").textContent`,
+		"vast-00002: accruedunknown for 0.3 h at an unknown priceprice nowunknowninstancevast/2 (running)")
 }

@@ -9,8 +9,10 @@
 //	GET /ui/app.js, /ui/app.css its assets
 //	GET /api/dashboard         summary + one page of compact node rows
 //	                           (?offset=N&limit=M, M ≤ MaxPage, in node ID order)
-//	GET /api/dashboard/node    one node's full registry record and recent
-//	                           health history (?node=ID)
+//	GET /api/dashboard/node    one node's full registry record, recent
+//	                           health history and cost so far (?node=ID)
+//	GET /api/dashboard/audit   the node's newest MaxAudit audit entries,
+//	                           newest first (?node=ID)
 //	POST /api/dashboard/act    sync now, stop or terminate (Source.Call set)
 //
 // Source.Authorized guards the data (the same bearer-token check as
@@ -38,6 +40,7 @@ import (
 
 	"github.com/ringmesh/ringmesh/internal/history"
 	"github.com/ringmesh/ringmesh/pkg/api"
+	"github.com/ringmesh/ringmesh/pkg/cost"
 	"github.com/ringmesh/ringmesh/pkg/fleet"
 	"github.com/ringmesh/ringmesh/pkg/mesh"
 	"github.com/ringmesh/ringmesh/pkg/registry"
@@ -74,6 +77,13 @@ type Source struct {
 	// History, when set, gives a node's recent health points for the
 	// node page's charts (oldest first).
 	History func(node string) []history.Point
+	// Audit, when set, reads the newest (at most limit) audit entries about
+	// node, newest first; partial reports that MESH_AUDIT holds older
+	// records than those searched.
+	Audit func(ctx context.Context, node string, limit int) (items []api.AuditEntry, partial bool, err error)
+	// Cost, when set, is the coordinator's cost tracker: the node page
+	// shows the node's cost so far and its price per hour.
+	Cost *cost.Tracker
 }
 
 // ActRequest is the body of POST /api/dashboard/act.
@@ -95,15 +105,16 @@ type ActReply struct {
 // FirstRows is how many rows GET / renders on the server.
 const FirstRows = 100
 
-// New returns the handler of GET /, GET /ui/*, GET /api/dashboard and GET
-// /api/dashboard/node (mount it on those patterns).
+// New returns the handler of GET /, GET /ui/*, GET /api/dashboard, GET
+// /api/dashboard/node, GET /api/dashboard/audit and POST
+// /api/dashboard/act (mount it on those patterns).
 func New(src Source) http.Handler {
 	sub, err := fs.Sub(assets, "assets")
 	if err != nil {
 		panic(err)
 	}
 	files := http.FileServerFS(sub)
-	summary, node := SummaryHandler(src), NodeHandler(src)
+	summary, node, audit := SummaryHandler(src), NodeHandler(src), AuditHandler(src)
 	ok := func(r *http.Request) bool { return src.Authorized == nil || src.Authorized(r) }
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Content-Type-Options", "nosniff")
@@ -134,6 +145,8 @@ func New(src Source) http.Handler {
 			summary.ServeHTTP(w, r)
 		case p == "/api/dashboard/node":
 			node.ServeHTTP(w, r)
+		case p == "/api/dashboard/audit":
+			audit.ServeHTTP(w, r)
 		case p == "/api/dashboard/act":
 			act(src, w, r)
 		default:
@@ -212,7 +225,8 @@ func SummaryHandler(src Source) http.Handler {
 	})
 }
 
-// NodeHandler serves GET /api/dashboard/node?node=ID: the full record.
+// NodeHandler serves GET /api/dashboard/node?node=ID: the full record,
+// its health history and its cost so far (NodeCost).
 func NodeHandler(src Source) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.URL.Query().Get("node")
@@ -232,7 +246,8 @@ func NodeHandler(src Source) http.Handler {
 					Record      registry.Record `json:"record"`
 					Row         Row             `json:"row"`
 					History     []history.Point `json:"history"`
-				}{st.GeneratedAt, rec, Rows([]registry.Record{rec}, st.GeneratedAt)[0], hist})
+					Cost        NodeCost        `json:"cost"`
+				}{st.GeneratedAt, rec, Rows([]registry.Record{rec}, st.GeneratedAt)[0], hist, NodeCostOf(src.Cost, id)})
 				return
 			}
 		}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -242,4 +243,49 @@ func (c *Coordinator) relabelOperatorStops(ctx context.Context, ivs []fleet.Inst
 			iv.State, iv.Interrupted = "stopped", false
 		}
 	}
+}
+
+// nodeAuditWindow is how many of the newest MESH_AUDIT records one read
+// of a node's audit timeline (the dashboard's node page) searches.
+const nodeAuditWindow = api.AuditMaxScan
+
+// nodeAudit returns the newest (at most limit) audit entries about node,
+// newest first, searching the newest nodeAuditWindow records of
+// MESH_AUDIT; partial is true when older records exist that were not
+// searched.
+func (c *Coordinator) nodeAudit(ctx context.Context, node string, limit int) ([]api.AuditEntry, bool, error) {
+	if err := mesh.ValidateNodeID(node); err != nil {
+		return nil, false, fmt.Errorf("node audit: node: %w", err)
+	}
+	st, err := c.js.Stream(ctx, bus.StreamAudit)
+	if err != nil {
+		return nil, false, fmt.Errorf("node audit: stream %s: %w", bus.StreamAudit, err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		return nil, false, fmt.Errorf("node audit: stream %s: %w", bus.StreamAudit, err)
+	}
+	r := api.AuditRequest{Node: node, Limit: api.AuditMaxLimit}
+	partial := false
+	if last := info.State.LastSeq; last > nodeAuditWindow {
+		r.AfterSeq = last - nodeAuditWindow
+		partial = info.State.Msgs > 0 && info.State.FirstSeq <= r.AfterSeq
+	}
+	var items []api.AuditEntry
+	for range 50 { // the window bounds the scan; this bounds the pages
+		page, err := c.readAudit(ctx, r, nodeAuditWindow)
+		if err != nil {
+			return nil, false, fmt.Errorf("node audit: %w", err)
+		}
+		items = append(items, page.Items...)
+		if len(items) > limit {
+			items = items[len(items)-limit:] // keep the newest
+		}
+		if !page.More || page.NextSeq <= r.AfterSeq {
+			break
+		}
+		r.AfterSeq = page.NextSeq
+	}
+	slices.Reverse(items)
+	return items, partial, nil
 }

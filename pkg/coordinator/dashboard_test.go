@@ -21,8 +21,10 @@ import (
 	"github.com/ringmesh/ringmesh/pkg/auth"
 	"github.com/ringmesh/ringmesh/pkg/bus"
 	"github.com/ringmesh/ringmesh/pkg/coordinator"
+	"github.com/ringmesh/ringmesh/pkg/cost"
 	"github.com/ringmesh/ringmesh/pkg/events"
 	"github.com/ringmesh/ringmesh/pkg/paths"
+	"github.com/ringmesh/ringmesh/pkg/providers"
 	"github.com/ringmesh/ringmesh/pkg/registry"
 )
 
@@ -127,7 +129,17 @@ func TestDashboardInBrowser(t *testing.T) {
 	if err := os.WriteFile(tokFile, []byte(tok+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	h := startCoordinator(t, coordinator.Config{HTTPTokenFile: tokFile,
+	// runpod-2's instance has been running 20 minutes at 0.60 USD/h.
+	tracker := cost.New(cost.Options{})
+	price := providers.Price{PerHour: 0.6, Currency: "USD", Source: "runpod:costPerHr"}
+	for i := 2; i >= 0; i-- {
+		o := cost.Observation{Provider: "runpod", InstanceID: "p2", NodeID: "runpod-2", State: providers.StateRunning, Billable: true, Price: price,
+			At: time.Now().Add(-time.Duration(i) * 10 * time.Minute)}
+		if err := tracker.Observe(o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := startCoordinator(t, coordinator.Config{HTTPTokenFile: tokFile, Cost: tracker,
 		Thresholds: registry.Thresholds{SuspectAfter: 1500 * time.Millisecond, DeadAfter: 10 * time.Minute}})
 	a1, _ := startAgent(t, []string{h.url}, fakeNode{id: "vast-1", provider: "vast", instance: "1", root: t.TempDir()}, "")
 
@@ -167,6 +179,11 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 	waitJS(t, ctx, "node page", `document.getElementById("n-title").textContent`, "runpod-2")
 	waitJS(t, ctx, "node page facts", `document.getElementById("n-facts").textContent.includes("runpod") ? "ok" : ""`, "ok")
+	// Its cost so far, and its audit timeline (newest first) with the
+	// coordinator's transition of it to healthy.
+	waitJS(t, ctx, "node cost", `document.getElementById("n-cost").textContent`, "accrued0.2000 USDprice now0.6000 USD/h (runpod:costPerHr)instancerunpod/p2 (running)")
+	waitJS(t, ctx, "node audit", `Array.from(document.querySelectorAll("#n-audit tbody tr")).some(r => r.cells[1].textContent === "transition" && r.cells[2].textContent.endsWith("→ healthy") && r.cells[4].textContent === "coordinator:hetzner-cpu1") ? "ok" : document.getElementById("n-audit").textContent`, "ok")
+	waitJS(t, ctx, "audit newest first", `(function(){const t=Array.from(document.querySelectorAll("#n-audit tbody tr")).map(r=>r.cells[0].textContent);return t.length>0 && t.every((x,i)=>i===0||t[i-1]>=x)?"ok":t.join(",");})()`, "ok")
 	// Its health history comes from the agent's heartbeats (a disk is measured here; no GPU).
 	waitJS(t, ctx, "health charts", `document.querySelectorAll("#n-charts figure svg").length + ":" + ((document.querySelector('#n-charts figure[data-series="disk_used_percent"] figcaption') || {}).textContent || "").endsWith("%")`, "4:true")
 
@@ -215,7 +232,14 @@ func TestDashboardInBrowser(t *testing.T) {
 // given agent version (a string the node controls).
 func publishHello(t *testing.T, url, node, version string) {
 	t.Helper()
-	// The node itself (its own credentials) says a hostile version string.
+	publishEvent(t, url, node, bus.KindHello, bus.MessageID(node, "xss1", 1), events.Hello{AgentVersion: version, Boot: "xss1", Hostname: node,
+		Provider: "vast", ProviderSource: "config", Paths: paths.For("vast", "", nil), HeartbeatIntervalSeconds: 5, GoVersion: "go1.26", OS: "linux", Arch: "amd64"})
+}
+
+// publishEvent publishes body as node's event of kind, with the node's own
+// credentials.
+func publishEvent(t *testing.T, url, node, kind, id string, body any) {
+	t.Helper()
 	nc, err := testutil.Lookup(url).Connect(t, []string{url}, auth.RoleNode, node)
 	if err != nil {
 		t.Fatal(err)
@@ -225,10 +249,11 @@ func publishHello(t *testing.T, url, node, version string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	subj, _ := bus.EventSubject(node, bus.KindHello)
-	id := bus.MessageID(node, "xss1", 1)
-	env, err := bus.NewEnvelope(bus.KindHello, id, node, time.Now(), events.Hello{AgentVersion: version, Boot: "xss1", Hostname: node,
-		Provider: "vast", ProviderSource: "config", Paths: paths.For("vast", "", nil), HeartbeatIntervalSeconds: 5, GoVersion: "go1.26", OS: "linux", Arch: "amd64"})
+	subj, err := bus.EventSubject(node, kind)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := bus.NewEnvelope(kind, id, node, time.Now(), body)
 	if err != nil {
 		t.Fatal(err)
 	}

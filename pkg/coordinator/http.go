@@ -110,7 +110,8 @@ func (c *Coordinator) httpHandlerWith(token string) http.Handler {
 	if c.cfg.Elect && c.cfg.Inventory != nil {
 		quorum = len(c.cfg.Inventory.Voters)
 	}
-	src := dashboard.Source{Status: c.Status, Voters: c.voters, QuorumSize: quorum, Authorized: tokenOK(token), History: c.hist.Get}
+	src := dashboard.Source{Status: c.Status, Voters: c.voters, QuorumSize: quorum, Authorized: tokenOK(token), History: c.hist.Get,
+		Audit: c.nodeAudit, Cost: c.cfg.Cost}
 	if token != "" { // actions only for an admin the token authenticates, through the API meshctl calls
 		sign, err := c.dashboardSigner()
 		if err != nil {
@@ -122,7 +123,7 @@ func (c *Coordinator) httpHandlerWith(token string) http.Handler {
 		}
 	}
 	dash := dashboard.New(src)
-	for _, p := range []string{"GET /{$}", "GET /ui/", "GET /api/dashboard", "GET /api/dashboard/node", "POST /api/dashboard/act"} {
+	for _, p := range []string{"GET /{$}", "GET /ui/", "GET /api/dashboard", "GET /api/dashboard/node", "GET /api/dashboard/audit", "POST /api/dashboard/act"} {
 		mux.Handle(p, dash)
 	}
 	return mux

@@ -2,11 +2,12 @@
 // ever put into the page with textContent, never parsed as markup.
 "use strict";
 (function () {
-  const POLL_MS = 2000, PAGE = 100, STALE_S = 10;
+  const POLL_MS = 2000, PAGE = 100, STALE_S = 10, AUDIT_MS = 10000;
   const $ = (id) => document.getElementById(id);
   let token = sessionStorage.getItem("ringmesh-token") || "";
   let rows = [], summary = null, lastOK = 0, lastErr = "";
   let sortKey = "Node", sortDir = 1, page = 0;
+  let auditNode = "", auditAt = 0;
 
   // #token=… (the fragment never reaches the server) is kept for this tab.
   function route() {
@@ -102,6 +103,8 @@
       }
       summary = s; rows = all; lastOK = Date.now(); lastErr = "";
       if (node) renderNode(await get("/api/dashboard/node?node=" + encodeURIComponent(node)));
+      if (!node) auditNode = "";
+      else if (node !== auditNode || Date.now() - auditAt > AUDIT_MS) await loadAudit(node);
     } catch (e) {
       lastErr = String(e && e.message ? e.message : e);
     } finally {
@@ -237,7 +240,64 @@
     });
   }
 
+  // The audit timeline is read less often than the rest (it scans the
+  // newest MESH_AUDIT records); a failure shows in its own note.
+  async function loadAudit(node) {
+    if (node !== auditNode) { clear($("n-audit").tBodies[0]); $("n-audit-note").textContent = "loading…"; }
+    auditNode = node; auditAt = Date.now();
+    try {
+      const a = await get("/api/dashboard/audit?node=" + encodeURIComponent(node));
+      if (node === auditNode) renderAudit(a);
+    } catch (e) {
+      if (node === auditNode) $("n-audit-note").textContent = "cannot read the audit: " + String(e && e.message ? e.message : e);
+    }
+  }
+
+  // what summarises an audit entry as meshctl audit does: "healthy → dead",
+  // "stop vast/123 (result: ok)", else its details as key=value.
+  function what(e) {
+    const d = e.detail || {};
+    let s;
+    if (e.from || e.to) s = (e.from || "-") + " → " + (e.to || "-");
+    else if (d.op) {
+      s = d.op + " " + (d.provider || "") + "/" + (d.instance || "");
+      if (d.phase) s += " (" + (d.phase === "result" ? (d.error ? "result: error " + d.error : "result: ok") : d.phase) + ")";
+    } else s = Object.keys(d).sort().map((k) => k + "=" + d[k]).join(" ");
+    return (s || "-") + (e.dry_run ? " [dry run]" : "");
+  }
+  function utc(t) { return new Date(t).toISOString().replace("T", " ").slice(0, 19); }
+
+  function renderAudit(a) {
+    const items = a.items || [];
+    table("n-audit", items, (e) => [utc(e.at), e.kind, what(e), e.cause, e.actor]);
+    $("n-audit-note").textContent = items.length === 0 ? "no audit entries for this node" + (a.partial ? " among the newest audit records" : "") :
+      "newest " + items.length + (a.partial ? ", searched among the newest audit records only" : "");
+  }
+
+  function money(v) { return v.toFixed(Math.abs(v) < 1 ? 4 : 2); }
+  function hours(h) { return h.toFixed(1) + " h"; }
+  // costFacts never shows a guess: an unknown price or an unobserved
+  // interval is said, not counted as 0.
+  function costFacts(c) {
+    if (!c || !c.tracked) return [["accrued", "unknown (this coordinator does not track cost)"], ["price now", "unknown"]];
+    const t = c.accrued || {}, amt = t.amount || {};
+    const parts = Object.keys(amt).sort().map((cur) => money(amt[cur]) + " " + cur);
+    if (t.unknown_hours > 0) parts.push("unknown for " + hours(t.unknown_hours) + " at an unknown price");
+    let acc;
+    if (parts.length) acc = parts.join(" + ");
+    else if (t.idle_hours > 0) acc = "nothing accrued (" + hours(t.idle_hours) + " not billed)";
+    else acc = "unknown (no cost observed for this node)";
+    if (t.unobserved_hours > 0) acc += " (" + hours(t.unobserved_hours) + " unobserved, not charged)";
+    let price;
+    if (!c.instance) price = "unknown (no instance observed for this node)";
+    else if (!c.billable) price = "not billed while " + (c.state || "unknown");
+    else if (c.per_hour === null || c.per_hour === undefined) price = "unknown";
+    else price = money(c.per_hour) + " " + c.currency + "/h" + (c.price_source ? " (" + c.price_source + ")" : "");
+    return [["accrued", acc], ["price now", price], ["instance", c.instance ? c.provider + "/" + c.instance + (c.state ? " (" + c.state + ")" : "") : ""]];
+  }
+
   function renderNode(d) {
+    facts($("n-cost"), costFacts(d.cost));
     charts($("n-charts"), d.history);
     const r = d.record, row = d.row, h = r.health || {};
     $("n-actions").hidden = !(summary && summary.actions);
