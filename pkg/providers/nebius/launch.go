@@ -230,7 +230,7 @@ func (p *Provider) createRequest(req providers.LaunchRequest) (createRequest, er
 		return createRequest{}, p.refuse(fmt.Errorf("needs the VPC subnet for the VM's network interface (providers.nebius.subnet, vpcsubnet-…; nebius vpc subnet list), got %q", p.subnet))
 	}
 	if req.SSHKeyName != "" {
-		return createRequest{}, p.refuse(errors.New("Nebius keeps no SSH keys for VMs (they go in through cloud-init): leave the SSH key out and put it into the startup script"))
+		return createRequest{}, p.refuse(errors.New("nebius keeps no SSH keys for VMs (they go in through cloud-init): leave the SSH key out and put it into the startup script"))
 	}
 	platform, preset, err := ParseOfferID(req.Offer.ID)
 	if err != nil {
