@@ -667,19 +667,17 @@ func (c *Coordinator) revokeTerminated(ctx context.Context, node, cause string) 
 	if c.cfg.Auth == nil || c.isVoter(node) || strings.HasPrefix(node, "coordinator-") {
 		return
 	}
-	users, err := c.cfg.Auth.Users()
+	creds, err := c.credentialsOf(node)
 	if err != nil {
 		c.log.Warn().Err(err).Str("node", node).Msg("terminated node: reading the issuer store")
 		return
 	}
 	live := false
-	for _, u := range users {
-		if u.Name == node {
-			if u.Role != auth.RoleNode {
-				return // an operator or service name: not ours to revoke
-			}
-			live = live || u.RevokedAt.IsZero()
+	for _, u := range creds {
+		if u.Role != auth.RoleNode {
+			return // an operator or service name: not ours to revoke
 		}
+		live = live || u.RevokedAt.IsZero()
 	}
 	if !live {
 		return

@@ -86,26 +86,37 @@ func (c *Coordinator) validNodeKey(node, key string) bool {
 	return false
 }
 
+// credentialsOf returns the issued credentials (live and revoked) named
+// name in the issuer store; an error when the store cannot be read.
+func (c *Coordinator) credentialsOf(name string) ([]auth.Issued, error) {
+	users, err := c.cfg.Auth.Users()
+	if err != nil {
+		return nil, err
+	}
+	var out []auth.Issued
+	for _, u := range users {
+		if u.Name == name {
+			out = append(out, u)
+		}
+	}
+	return out, nil
+}
+
 // revokedName reports whether name has credentials and all are revoked.
 func (c *Coordinator) revokedName(name string) bool {
 	if c.cfg.Auth == nil {
 		return false
 	}
-	users, err := c.cfg.Auth.Users()
+	creds, err := c.credentialsOf(name)
 	if err != nil {
 		return false
 	}
-	n := 0
-	for _, u := range users {
-		if u.Name != name {
-			continue
-		}
+	for _, u := range creds {
 		if u.RevokedAt.IsZero() {
 			return false
 		}
-		n++
 	}
-	return n > 0
+	return len(creds) > 0
 }
 
 // apiForget removes a departed node from the registry and from KV

@@ -221,10 +221,7 @@ func (c *Coordinator) launch(ctx context.Context, r api.LaunchRequest, who strin
 
 	// Claim the request ID (create, or take over an unknown/stale one by revision).
 	now := c.cfg.Now()
-	var tokenHashes []string
-	if prevTokens != nil {
-		tokenHashes = append(tokenHashes, prevTokens...)
-	}
+	tokenHashes := append([]string(nil), prevTokens...)
 	if tok := env[EnvEnrollToken]; tok != "" {
 		tokenHashes = append(tokenHashes, bootstrap.HashToken(tok))
 	}
