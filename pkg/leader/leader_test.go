@@ -215,7 +215,7 @@ func TestCrashedLeaderReplacedAfterTTL(t *testing.T) {
 	// Bucket TTL = lease TTL: the server expires the lease. Bucket TTL
 	// much longer: only the followers' own clocks (revision unchanged for
 	// > TTL) can end it within the wait.
-	for _, bucketTTL := range []time.Duration{testTTL, 30 * testTTL} {
+	for _, bucketTTL := range []time.Duration{testTTL, longBucketTTL} {
 		t.Run("bucket TTL "+bucketTTL.String(), func(t *testing.T) { crashedLeader(t, bucketTTL) })
 	}
 }
@@ -240,7 +240,7 @@ func crashedLeader(t *testing.T, bucketTTL time.Duration) {
 			rest = append(rest, e)
 		}
 	}
-	nw := waitLeader(t, 10*testTTL, rest...)
+	nw := waitLeader(t, patience, rest...)
 	took := time.Since(t0)
 	if old.IsLeader() {
 		t.Error("the crashed elector still reports IsLeader")
@@ -395,9 +395,9 @@ func TestForeignLeaseNeedsLocalEvidence(t *testing.T) {
 		min, max  time.Duration // when the elector may take over
 	}{
 		// Expired by its value, but this elector has not watched it for TTL yet.
-		"expired by value": {expires: -time.Hour, bucketTTL: 30 * testTTL, min: testTTL, max: 10 * testTTL},
+		"expired by value": {expires: -time.Hour, bucketTTL: longBucketTTL, min: testTTL, max: patience},
 		// A clock an hour ahead: only the bucket TTL (2 TTL) removes it.
-		"clock ahead": {expires: time.Hour, bucketTTL: 2 * testTTL, min: 2*testTTL - 50*time.Millisecond, max: 10 * testTTL},
+		"clock ahead": {expires: time.Hour, bucketTTL: 2 * testTTL, min: 2*testTTL - 50*time.Millisecond, max: patience},
 	} {
 		t.Run(name, func(t *testing.T) {
 			url := startBus(t, tc.bucketTTL)
