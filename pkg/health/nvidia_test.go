@@ -216,7 +216,7 @@ func TestProbeGPUsNotFound(t *testing.T) {
 func TestRunCommandFailureCarriesStderr(t *testing.T) {
 	sh, err := exec.LookPath("sh")
 	if err != nil {
-		t.Skip("no sh")
+		t.Skipf("runCommand is tested with sh -c, and sh is not on PATH (%v); run where a POSIX sh is", err)
 	}
 	out, err := runCommand(context.Background(), sh, "-c", "echo partial; echo 'boom happened' >&2; exit 9")
 	if err == nil || !strings.Contains(err.Error(), "exit status 9: boom happened") {
