@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/ringmesh/ringmesh/internal/testutil"
 	"github.com/ringmesh/ringmesh/pkg/bus"
 	"github.com/ringmesh/ringmesh/pkg/bus/busserver"
 )
@@ -152,22 +153,11 @@ func (el *elector) stop(t *testing.T) error {
 	return el.err
 }
 
-func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
 // waitLeader waits until exactly one of els reports IsLeader and returns it.
 func waitLeader(t *testing.T, d time.Duration, els ...*elector) *elector {
 	t.Helper()
 	var got *elector
-	eventually(t, d, "a leader", func() bool {
+	testutil.EventuallyTrue(t, d, "a leader", func() bool {
 		got = nil
 		for _, e := range els {
 			if e.IsLeader() {
