@@ -23,7 +23,7 @@ func TestMain(m *testing.M) {
 // checks that every figure was measured, never how fast.
 func TestScaleSmoke(t *testing.T) {
 	if testing.Short() {
-		t.Skip("starts a coordinator and 20 simulated nodes")
+		t.Skip("-short: starts a coordinator and 20 simulated nodes for about 15 s; run without -short: go test ./bench/scale -run TestScaleSmoke")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()

@@ -17,6 +17,18 @@ func Eventually(t testing.TB, timeout time.Duration, f func() error) {
 	}
 }
 
+// EventuallyTrue calls cond every tick until it returns true or timeout
+// passes, then fails the test saying what it waited for.
+func EventuallyTrue(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	Eventually(t, timeout, func() error {
+		if !cond() {
+			return fmt.Errorf("still waiting for %s", what)
+		}
+		return nil
+	})
+}
+
 // Poll is Eventually without a testing.TB; it returns f's last error.
 func Poll(timeout, tick time.Duration, f func() error) error {
 	deadline := time.Now().Add(timeout)

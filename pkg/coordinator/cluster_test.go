@@ -16,6 +16,7 @@ import (
 	"github.com/ringmesh/ringmesh/pkg/bus/busserver"
 	"github.com/ringmesh/ringmesh/pkg/coordinator"
 	"github.com/ringmesh/ringmesh/pkg/mesh"
+	"github.com/ringmesh/ringmesh/pkg/registry"
 )
 
 // Three voters, each embedding one member of a NATS cluster with R3
@@ -27,7 +28,7 @@ func TestThreeVoterClusterFailover(t *testing.T) {
 	}
 	names := []string{"hetzner-cpu1", "hetzner-cpu2", "hetzner-cpu3"}
 	hs, urls := startVoters(t, names)
-	_, _ = startAgent(t, urls, fakeNode{id: "vast-5", provider: "vast", instance: "5", root: t.TempDir()}, "")
+	ag, _ := startAgent(t, urls, fakeNode{id: "vast-5", provider: "vast", instance: "5", root: t.TempDir()}, "")
 	leaderIdx := func() (int, error) {
 		n, idx := 0, -1
 		for i, h := range hs {
@@ -86,11 +87,23 @@ func TestThreeVoterClusterFailover(t *testing.T) {
 	if second == first {
 		t.Fatal("the stopped voter cannot lead")
 	}
-	// The agent moved to a live server: still healthy in the new leader's view.
+	// The agent moved to a live server: its heartbeats keep reaching the
+	// new leader, so the sequence it applied passes the one it had at the
+	// failover by several (a record's age would measure the machine's load).
+	var before registry.Record
 	testutil.Eventually(t, 30*time.Second, func() error {
-		rec, ok := hs[second].coord.Registry().Get("vast-5")
-		if !ok || rec.State != mesh.StateHealthy || time.Since(rec.LastSeen) > 2*time.Second {
-			return fmt.Errorf("vast-5: %s, last seen %s", rec.State, rec.LastSeen)
+		var ok bool
+		if before, ok = hs[second].coord.Registry().Get("vast-5"); !ok {
+			return fmt.Errorf("vast-5 not in the new leader's registry")
+		}
+		return nil
+	})
+	boot := ag.Boot()
+	testutil.Eventually(t, 30*time.Second, func() error {
+		rec, _ := hs[second].coord.Registry().Get("vast-5")
+		if rec.State != mesh.StateHealthy || rec.Applied[boot] < before.Applied[boot]+3 || !rec.LastSeen.After(before.LastSeen) {
+			return fmt.Errorf("vast-5: %s, seq %d (at failover %d), last seen %s (at failover %s)",
+				rec.State, rec.Applied[boot], before.Applied[boot], rec.LastSeen, before.LastSeen)
 		}
 		return nil
 	})

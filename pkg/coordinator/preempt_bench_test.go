@@ -20,6 +20,7 @@ import (
 //
 //	go test ./pkg/coordinator -run '^$' -bench PreemptNotice -benchtime 10x
 func BenchmarkPreemptNotice(b *testing.B) {
+	const preemptDeadline = 2 * time.Minute
 	r := startSyncRig(b, "")
 	r.stopSrc(errors.New("stop the rig's own source"))
 	<-r.srcDone
@@ -51,13 +52,17 @@ func BenchmarkPreemptNotice(b *testing.B) {
 		writeFile(b, filepath.Join(root, "root/ringrift/ai-service/checkpoints/new.pt"), 4<<20)
 		t0 := time.Now()
 		stop(errors.New("signal:SIGTERM"))
+		// The elapsed time is the measurement; the deadline only ends a
+		// notice that was lost, so it is far beyond any slow machine's.
+		deadline := t0.Add(preemptDeadline)
 		for {
-			if rec, _ := r.h.coord.Registry().Get("vast-bench"); rec.State == mesh.StatePreempting || rec.State == mesh.StatePreempted {
+			rec, _ := r.h.coord.Registry().Get("vast-bench")
+			if rec.State == mesh.StatePreempting || rec.State == mesh.StatePreempted {
 				toRegistry += time.Since(t0)
 				break
 			}
-			if time.Since(t0) > 10*time.Second {
-				b.Fatal("preempt never reached the registry")
+			if time.Now().After(deadline) {
+				b.Fatalf("no preempting state in the registry %s after SIGTERM (state %s, cause %q): the notice was lost", preemptDeadline, rec.State, rec.Cause)
 			}
 			time.Sleep(time.Millisecond)
 		}

@@ -14,23 +14,6 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// eventually polls f every 50 ms until it returns nil, failing the test with
-// f's last error when timeout passes.
-func eventually(t testing.TB, timeout time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not true within %s: %v", timeout, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // tlogWriter sends zerolog output to t.Log until the test's cleanup runs
 // (memberlist goroutines may log a little after Shutdown returns).
 type tlogWriter struct {

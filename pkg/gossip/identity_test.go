@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ringmesh/ringmesh/internal/testutil"
 )
 
 // TestKeyringRotationWithoutRestart rotates a running three-member
@@ -34,7 +36,7 @@ func TestKeyringRotationWithoutRestart(t *testing.T) {
 	c := start(t, cfg("rot-c", a.Addr()))
 	nodes := []*tnode{a, b, c}
 	names := []string{"rot-a", "rot-b", "rot-c"}
-	eventually(t, 30*time.Second, func() error { return allSee(nodes, 3, names...) })
+	testutil.Eventually(t, 30*time.Second, func() error { return allSee(nodes, 3, names...) })
 
 	for _, step := range []struct {
 		what string
@@ -47,7 +49,7 @@ func TestKeyringRotationWithoutRestart(t *testing.T) {
 		mu.Lock()
 		ring = step.keys
 		mu.Unlock()
-		eventually(t, 30*time.Second, func() error {
+		testutil.Eventually(t, 30*time.Second, func() error {
 			for _, n := range nodes {
 				got := n.keyring.GetKeys()
 				if len(got) != len(step.keys) || string(got[0]) != string(step.keys[0]) {
@@ -73,7 +75,7 @@ func TestKeyringRotationWithoutRestart(t *testing.T) {
 	fresh := testConfig("rot-new", a.Addr())
 	fresh.Keys = [][]byte{keyB}
 	start(t, fresh)
-	eventually(t, 30*time.Second, func() error { return a.sees(StateAlive, "rot-new") })
+	testutil.Eventually(t, 30*time.Second, func() error { return a.sees(StateAlive, "rot-new") })
 	if err := a.sees(StateAlive, "rot-old"); err == nil {
 		t.Fatal("rot-old is in the view although it only has the dropped key")
 	}
@@ -115,8 +117,8 @@ func TestVerifyPeerKeepsUnboundNamesOut(t *testing.T) {
 	bad.Sign = func(cluster, name, addr string, port int) (string, error) { return "ok:honest:" + addr, nil }
 	start(t, good)
 	start(t, bad)
-	eventually(t, 30*time.Second, func() error { return v.sees(StateAlive, "honest") })
-	eventually(t, 30*time.Second, func() error {
+	testutil.Eventually(t, 30*time.Second, func() error { return v.sees(StateAlive, "honest") })
+	testutil.Eventually(t, 30*time.Second, func() error {
 		if n := v.counter("ringmesh_gossip_rejected_total", "reason", ReasonIdentity); n < 1 {
 			return fmt.Errorf("rejected{identity} = %v", n)
 		}

@@ -11,6 +11,8 @@ import (
 	"github.com/hashicorp/memberlist"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
+
+	"github.com/ringmesh/ringmesh/internal/testutil"
 )
 
 // cluster3 starts a, then b and c seeded with a, and waits until all see 3.
@@ -19,7 +21,7 @@ func cluster3(t *testing.T) (a, b, c *tnode) {
 	a = start(t, testConfig("a"))
 	b = start(t, testConfig("b", a.Addr()))
 	c = start(t, testConfig("c", a.Addr()))
-	eventually(t, 10*time.Second, func() error { return allSee([]*tnode{a, b, c}, 3, "a", "b", "c") })
+	testutil.Eventually(t, 10*time.Second, func() error { return allSee([]*tnode{a, b, c}, 3, "a", "b", "c") })
 	return a, b, c
 }
 
@@ -44,7 +46,7 @@ func TestJoinThreeMembers(t *testing.T) {
 			t.Errorf("LocalNode() = %+v", ln)
 		}
 	}
-	eventually(t, 5*time.Second, func() error {
+	testutil.Eventually(t, 5*time.Second, func() error {
 		for _, name := range []string{"b", "c"} {
 			if err := a.ev.has(EventJoin, name); err != nil {
 				return err
@@ -67,7 +69,7 @@ func TestGracefulLeaveIsLeave(t *testing.T) {
 		t.Fatalf("Run after cancel: %v", err)
 	}
 	for _, n := range []*tnode{a, b} {
-		eventually(t, 10*time.Second, func() error {
+		testutil.Eventually(t, 10*time.Second, func() error {
 			if err := n.ev.has(EventLeave, "c"); err != nil {
 				return err
 			}
@@ -98,7 +100,7 @@ func TestCrashIsFail(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, n := range []*tnode{a, b} {
-		eventually(t, 20*time.Second, func() error {
+		testutil.Eventually(t, 20*time.Second, func() error {
 			if err := n.ev.has(EventFail, "c"); err != nil {
 				return err
 			}
@@ -133,7 +135,7 @@ func twoPlusIntruder(t *testing.T, mutate func(*Config)) (a, b, x *tnode) {
 	t.Helper()
 	a = start(t, testConfig("a"))
 	b = start(t, testConfig("b", a.Addr()))
-	eventually(t, 10*time.Second, func() error { return allSee([]*tnode{a, b}, 2, "a", "b") })
+	testutil.Eventually(t, 10*time.Second, func() error { return allSee([]*tnode{a, b}, 2, "a", "b") })
 	cfg := testConfig("x", a.Addr())
 	mutate(&cfg)
 	x = start(t, cfg)
@@ -159,7 +161,7 @@ func checkUndisturbed(t *testing.T, a, b, x *tnode) {
 func TestKeyMismatchRejected(t *testing.T) {
 	t.Parallel()
 	a, b, x := twoPlusIntruder(t, func(c *Config) { c.Keys = [][]byte{[]byte("fedcba9876543210")} })
-	eventually(t, 10*time.Second, func() error {
+	testutil.Eventually(t, 10*time.Second, func() error {
 		if v := a.counter("ringmesh_gossip_rejected_total", "reason", "key"); v < 2 {
 			return fmt.Errorf("rejected_total{key} = %v, want >= 2 (initial join and a rejoin)", v)
 		}
@@ -179,7 +181,7 @@ func TestKeyMismatchRejected(t *testing.T) {
 func TestLabelMismatchRejected(t *testing.T) {
 	t.Parallel()
 	a, b, x := twoPlusIntruder(t, func(c *Config) { c.ClusterLabel = "other-cluster" })
-	eventually(t, 10*time.Second, func() error {
+	testutil.Eventually(t, 10*time.Second, func() error {
 		if v := a.counter("ringmesh_gossip_rejected_total", "reason", "label"); v < 2 {
 			return fmt.Errorf("rejected_total{label} = %v, want >= 2", v)
 		}
@@ -195,11 +197,11 @@ func TestNameConflictRejected(t *testing.T) {
 	t.Parallel()
 	a := start(t, testConfig("a"))
 	b := start(t, testConfig("b", a.Addr()))
-	eventually(t, 10*time.Second, func() error { return allSee([]*tnode{a, b}, 2, "a", "b") })
+	testutil.Eventually(t, 10*time.Second, func() error { return allSee([]*tnode{a, b}, 2, "a", "b") })
 	bAddr := b.Addr()
 	// A second "b" at another port while the first is alive.
 	_ = start(t, testConfig("b", a.Addr()))
-	eventually(t, 10*time.Second, func() error {
+	testutil.Eventually(t, 10*time.Second, func() error {
 		if v := a.counter("ringmesh_gossip_rejected_total", "reason", "conflict"); v < 1 {
 			return fmt.Errorf("rejected_total{conflict} = %v", v)
 		}
@@ -215,7 +217,7 @@ func TestUpdateMetaPropagates(t *testing.T) {
 	t.Parallel()
 	a := start(t, testConfig("a"))
 	b := start(t, testConfig("b", a.Addr()))
-	eventually(t, 10*time.Second, func() error { return allSee([]*tnode{a, b}, 2, "a", "b") })
+	testutil.Eventually(t, 10*time.Second, func() error { return allSee([]*tnode{a, b}, 2, "a", "b") })
 
 	want := Meta{Role: "coordinator", Provider: "hetzner", AgentVersion: "1.2.3"}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -224,7 +226,7 @@ func TestUpdateMetaPropagates(t *testing.T) {
 		t.Fatalf("UpdateMeta: %v", err)
 	}
 	want.Version = MetaVersion
-	eventually(t, 5*time.Second, func() error {
+	testutil.Eventually(t, 5*time.Second, func() error {
 		if err := a.ev.has(EventUpdate, "b"); err != nil {
 			return err
 		}
@@ -316,14 +318,14 @@ func TestPartitionAndHeal(t *testing.T) {
 		}
 		nodes = append(nodes, n)
 	}
-	eventually(t, 10*time.Second, func() error { return allSee(nodes, 4, names...) })
+	testutil.Eventually(t, 10*time.Second, func() error { return allSee(nodes, 4, names...) })
 
 	a, b, c, d := nodes[0], nodes[1], nodes[2], nodes[3]
 	p.Block([]string{a.Addr(), b.Addr()}, []string{c.Addr(), d.Addr()})
 	if !p.Blocked(a.Addr(), d.Addr()) || !p.Blocked(d.Addr(), a.Addr()) || p.Blocked(a.Addr(), b.Addr()) {
 		t.Fatal("Block did not set up the expected cuts")
 	}
-	eventually(t, 25*time.Second, func() error {
+	testutil.Eventually(t, 25*time.Second, func() error {
 		for _, side := range [][]*tnode{{a, b}, {c, d}} {
 			for _, n := range side {
 				others := []string{"c", "d"}
@@ -352,7 +354,7 @@ func TestPartitionAndHeal(t *testing.T) {
 	healed := time.Now()
 	p.Heal()
 	// Within a few rejoin intervals (1 s here) the halves merge again.
-	eventually(t, 15*time.Second, func() error { return allSee(nodes, 4, names...) })
+	testutil.Eventually(t, 15*time.Second, func() error { return allSee(nodes, 4, names...) })
 	t.Logf("merged %s after heal", time.Since(healed).Round(time.Millisecond))
 	for _, n := range []*tnode{a, b} {
 		for _, o := range []string{"c", "d"} {

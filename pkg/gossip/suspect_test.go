@@ -3,6 +3,8 @@ package gossip
 import (
 	"testing"
 	"time"
+
+	"github.com/ringmesh/ringmesh/internal/testutil"
 )
 
 // A crash is reported as suspect before it is reported failed, by every
@@ -14,7 +16,7 @@ func TestCrashIsSuspectBeforeFail(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, n := range []*tnode{a, b} {
-		eventually(t, 30*time.Second, func() error { return n.ev.has(EventFail, "c") })
+		testutil.Eventually(t, 30*time.Second, func() error { return n.ev.has(EventFail, "c") })
 		var order []EventType
 		for _, ev := range n.ev.all() {
 			if ev.Node == "c" && (ev.Type == EventSuspect || ev.Type == EventFail) {
@@ -40,11 +42,11 @@ func TestSuspectReportSpreadsAndClears(t *testing.T) {
 	if err := b.sees(StateSuspect, "c"); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, func() error { return b.ev.has(EventSuspect, "c") })
+	testutil.Eventually(t, 10*time.Second, func() error { return b.ev.has(EventSuspect, "c") })
 	// Passed on through gossip to a, which did not probe c itself.
-	eventually(t, 20*time.Second, func() error { return a.ev.has(EventSuspect, "c") })
+	testutil.Eventually(t, 20*time.Second, func() error { return a.ev.has(EventSuspect, "c") })
 	// c is alive: b's next probe of it clears the suspicion.
-	eventually(t, 30*time.Second, func() error {
+	testutil.Eventually(t, 30*time.Second, func() error {
 		if err := b.ev.has(EventAlive, "c"); err != nil {
 			return err
 		}
@@ -86,5 +88,5 @@ func TestSuspicionExpires(t *testing.T) {
 	if err := a.sees(StateAlive, "c"); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, func() error { return a.ev.has(EventAlive, "c") })
+	testutil.Eventually(t, 5*time.Second, func() error { return a.ev.has(EventAlive, "c") })
 }

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ringmesh/ringmesh/internal/testutil"
 	"github.com/ringmesh/ringmesh/pkg/sync/sshtest"
 )
 
@@ -194,7 +195,7 @@ func TestDBDeltaContinuousWriter(t *testing.T) {
 		// Wait for the writer to have committed something new since the
 		// last push: every cycle pushes a changed database.
 		last := committed.Load()
-		eventually(t, time.Minute, "a new commit", func() bool { return committed.Load() > last })
+		testutil.EventuallyTrue(t, time.Minute, "a new commit", func() bool { return committed.Load() > last })
 		before := committed.Load()
 		rowsAt = append(rowsAt, inserted.Load())
 		rc, snap := r.mustPush(ctx)
@@ -506,7 +507,7 @@ func TestDBRPOCountsFromFirstUnsyncedChange(t *testing.T) {
 	insertRows(t, db, 1)
 	// More commits until the file's mtime is past that moment (file mtimes
 	// come from a coarser clock).
-	eventually(t, 30*time.Second, "a later mtime", func() bool {
+	testutil.EventuallyTrue(t, 30*time.Second, "a later mtime", func() bool {
 		insertRows(t, db, 1)
 		v, err := statVersion(p, true)
 		return err == nil && v.Latest().After(before)

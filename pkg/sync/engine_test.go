@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ringmesh/ringmesh/internal/testutil"
 	"github.com/ringmesh/ringmesh/pkg/sync/sshtest"
 )
 
@@ -229,7 +230,7 @@ func (f *engineFixture) db(t *testing.T, rel string, rows int) string {
 		t.Fatal(err)
 	}
 	w := startWriter(t, p, "WAL")
-	eventually(t, 30*time.Second, "rows", func() bool { return w.rows.Load() >= int64(rows) })
+	testutil.EventuallyTrue(t, 30*time.Second, "rows", func() bool { return w.rows.Load() >= int64(rows) })
 	w.Stop(t)
 	return p
 }
@@ -273,7 +274,7 @@ func TestEngineContinuousSyncOverSFTP(t *testing.T) {
 		}
 	}()
 
-	eventually(t, 30*time.Second, "RPO zero", func() bool { r := eng.RPO(); return r.Zero() && r.TotalFiles == 3 })
+	testutil.EventuallyTrue(t, 30*time.Second, "RPO zero", func() bool { r := eng.RPO(); return r.Zero() && r.TotalFiles == 3 })
 	for _, s := range []*sshtest.Server{s1, s2} {
 		for rel, p := range map[string]string{"checkpoint/epoch1.pt": ckpt, "npz/hex8.npz": npz} {
 			if got, want := fileSHA(t, s.LocalPath("/store/vast-29129529/"+rel)), fileSHA(t, p); got != want {
@@ -287,13 +288,13 @@ func TestEngineContinuousSyncOverSFTP(t *testing.T) {
 	// New data is pushed within a few cycles.
 	newFile := f.file(t, "models/best.bin", 100<<10, 0)
 	eng.Trigger()
-	eventually(t, 30*time.Second, "new model synced", func() bool {
+	testutil.EventuallyTrue(t, 30*time.Second, "new model synced", func() bool {
 		e, ok := f.m.Entry(newFile)
 		return ok && e.Synced(2)
 	})
 	// A changed file is pushed again.
 	writeRandom(t, ckpt, 310<<10, 99)
-	eventually(t, 30*time.Second, "changed checkpoint synced", func() bool {
+	testutil.EventuallyTrue(t, 30*time.Second, "changed checkpoint synced", func() bool {
 		e, ok := f.m.Entry(ckpt)
 		return ok && e.SHA256 == fileSHA(t, ckpt) && e.Synced(2)
 	})
@@ -422,7 +423,7 @@ func TestFlushPreemption(t *testing.T) {
 	runDone := make(chan struct{})
 	go func() { defer close(runDone); _ = eng.Run(ctx) }()
 	defer func() { cancel(); <-runDone }()
-	eventually(t, 30*time.Second, "continuous sync of the old files", func() bool { return eng.RPO().Zero() })
+	testutil.EventuallyTrue(t, 30*time.Second, "continuous sync of the old files", func() bool { return eng.RPO().Zero() })
 
 	// New data lands just before the notice: small files that fit in the
 	// deadline and big ones that cannot.

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ringmesh/ringmesh/internal/testutil"
 	"github.com/ringmesh/ringmesh/pkg/sync/sshtest"
 )
 
@@ -112,7 +113,7 @@ func TestOpenSSH(t *testing.T) {
 			t.Fatal(err)
 		}
 		w := startWriter(t, dbPath, "WAL")
-		eventually(t, 30*time.Second, "rows", func() bool { return w.rows.Load() > 200 })
+		testutil.EventuallyTrue(t, 30*time.Second, "rows", func() bool { return w.rows.Load() > 200 })
 		m, err := OpenManifest(filepath.Join(dir, "state", "m.db"), ManifestOptions{ReplicationTarget: 1,
 			Sources: []Source{{Class: ClassDB, Root: filepath.Join(dir, "games")}}})
 		if err != nil {

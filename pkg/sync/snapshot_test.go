@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ringmesh/ringmesh/internal/testutil"
 	"github.com/ringmesh/ringmesh/pkg/sync/sshtest"
 )
 
@@ -118,7 +119,7 @@ func TestSQLiteSnapshotWhileWriting(t *testing.T) {
 				t.Fatal(err)
 			}
 			w := startWriter(t, dbPath, journal)
-			eventually(t, 30*time.Second, "writer to commit 30 transactions", func() bool { return w.commits.Load() >= 30 })
+			testutil.EventuallyTrue(t, 30*time.Second, "writer to commit 30 transactions", func() bool { return w.commits.Load() >= 30 })
 
 			srv := sshtest.New(t, sshtest.Options{})
 			tr := NewSFTPTransport(SFTPOptions{})
@@ -151,7 +152,7 @@ func TestSQLiteSnapshotWhileWriting(t *testing.T) {
 					t.Fatal(err)
 				}
 				c := w.commits.Load()
-				eventually(t, 30*time.Second, "more commits", func() bool { return w.commits.Load() > c+5 })
+				testutil.EventuallyTrue(t, 30*time.Second, "more commits", func() bool { return w.commits.Load() > c+5 })
 			}
 			if w.rows.Load() <= last {
 				t.Fatalf("writer wrote %d rows, copies had %d: the writer was not running during the copy", w.rows.Load(), last)
@@ -167,7 +168,7 @@ func TestEngineSyncsBusyDatabase(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := startWriter(t, dbPath, "WAL")
-	eventually(t, 30*time.Second, "writer to commit", func() bool { return w.commits.Load() >= 10 })
+	testutil.EventuallyTrue(t, 30*time.Second, "writer to commit", func() bool { return w.commits.Load() >= 10 })
 
 	srv := sshtest.New(t, sshtest.Options{})
 	tr := NewSFTPTransport(SFTPOptions{})
@@ -199,7 +200,7 @@ func TestEngineSyncsBusyDatabase(t *testing.T) {
 	}
 	// The writer keeps going: the database is a new version, unsynced again.
 	c := w.commits.Load()
-	eventually(t, 30*time.Second, "more commits", func() bool { return w.commits.Load() > c+3 })
+	testutil.EventuallyTrue(t, 30*time.Second, "more commits", func() bool { return w.commits.Load() > c+3 })
 	w.Stop(t)
 	if _, err := m.Scan(context.Background(), ScanOptions{}); err != nil {
 		t.Fatal(err)

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/ringmesh/ringmesh/internal/testutil"
 )
 
 func openTestManifest(t *testing.T, sources []Source) *Manifest {
@@ -57,26 +59,26 @@ func TestWatchSeesNewAndChangedFilesWithoutScan(t *testing.T) {
 		}
 	}
 	// Watch arms before it is ready; retry the write until it is seen.
-	eventually(t, 10*time.Second, "old.npz counted", rpoHas(1, 1000))
+	testutil.EventuallyTrue(t, 10*time.Second, "old.npz counted", rpoHas(1, 1000))
 
 	// New file in an existing directory.
 	time.Sleep(100 * time.Millisecond) // let the watch on train be in place
 	writeRandom(t, filepath.Join(train, "new.npz"), 5000, 2)
-	eventually(t, 10*time.Second, "new.npz counted without a scan", rpoHas(2, 6000))
+	testutil.EventuallyTrue(t, 10*time.Second, "new.npz counted without a scan", rpoHas(2, 6000))
 
 	// New file in a new subdirectory.
 	writeRandom(t, filepath.Join(train, "sub", "deep", "x.npz"), 7000, 3)
-	eventually(t, 10*time.Second, "file in a new directory counted", rpoHas(3, 13000))
+	testutil.EventuallyTrue(t, 10*time.Second, "file in a new directory counted", rpoHas(3, 13000))
 
 	// Not covered by a glob: ignored.
 	writeRandom(t, filepath.Join(train, "notes.txt"), 100, 4)
 
 	// A database and then a commit that only grows its -wal.
 	writeRandom(t, filepath.Join(games, "g.db"), 4096, 5)
-	eventually(t, 10*time.Second, "g.db counted", rpoHas(4, 13000+4096))
+	testutil.EventuallyTrue(t, 10*time.Second, "g.db counted", rpoHas(4, 13000+4096))
 	e, _ := m.Entry(filepath.Join(games, "g.db"))
 	writeRandom(t, filepath.Join(games, "g.db-wal"), 999, 6)
-	eventually(t, 10*time.Second, "-wal change recorded on g.db", func() bool {
+	testutil.EventuallyTrue(t, 10*time.Second, "-wal change recorded on g.db", func() bool {
 		n, _ := m.Entry(filepath.Join(games, "g.db"))
 		return n.WALSize == 999 && !n.Version.Equal(e.Version)
 	})

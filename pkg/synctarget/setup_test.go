@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -17,6 +18,7 @@ import (
 	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
 
+	"github.com/ringmesh/ringmesh/internal/testutil"
 	"github.com/ringmesh/ringmesh/pkg/auth"
 	meshsync "github.com/ringmesh/ringmesh/pkg/sync"
 	"github.com/ringmesh/ringmesh/pkg/sync/sshtest"
@@ -202,22 +204,6 @@ func (e *env) dialSync(signer ssh.Signer) (*ssh.Client, error) {
 		HostKeyCallback: ssh.FixedHostKey(e.o.HostKey.Signer.PublicKey()), Timeout: 10 * time.Second})
 }
 
-// eventually polls f until it returns nil (sshd re-executes itself on SIGHUP).
-func eventually(t *testing.T, what string, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %v", what, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 func TestSetupChrootedTarget(t *testing.T) {
 	e := rootEnv(t)
 	ctx := ctxT(t)
@@ -295,11 +281,13 @@ func TestSetupChrootedTarget(t *testing.T) {
 	}
 	target := meshsync.Target{NodeID: "hetzner-cpu1", Endpoint: meshsync.Endpoint{Host: e.o.Host, Port: e.o.Port, User: e.l.Account},
 		Signer: node, HostKey: meshsync.HostKeyConfig{Fingerprint: pin}, RemoteDir: e.l.RemoteDir()}
-	eventually(t, "sync into the chroot", func() error {
+	testutil.Eventually(t, time.Minute, func() error { // sshd re-executes itself on SIGHUP
 		tr := meshsync.NewSFTPTransport(meshsync.SFTPOptions{})
 		defer tr.Close()
-		_, err := tr.Push(ctx, meshsync.LocalFile{Path: local, RemoteName: "vast-1/checkpoint/ckpt.pt"}, target)
-		return err
+		if _, err := tr.Push(ctx, meshsync.LocalFile{Path: local, RemoteName: "vast-1/checkpoint/ckpt.pt"}, target); err != nil {
+			return fmt.Errorf("sync into the chroot: %w", err)
+		}
+		return nil
 	})
 	got, err := os.ReadFile(filepath.Join(e.l.IncomingDir(), "vast-1/checkpoint/ckpt.pt"))
 	if err != nil || string(got) != string(data) {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/ringmesh/ringmesh/internal/testutil"
 	"github.com/ringmesh/ringmesh/pkg/providers"
 	"github.com/ringmesh/ringmesh/pkg/providers/hetzner"
 	"github.com/ringmesh/ringmesh/pkg/providers/hetzner/hetznerfake"
@@ -54,23 +55,6 @@ func newEnv(t *testing.T, fo hetznerfake.Options, po hetzner.Options) env {
 		}
 	})
 	return env{p: p, fake: fake, logs: &logs}
-}
-
-func eventually(t *testing.T, d time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	var last string
-	for {
-		ok, msg := cond()
-		if ok {
-			return
-		}
-		last = msg
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s (last: %s)", what, last)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 func id(n int64) string { return strconv.FormatInt(n, 10) }
@@ -135,9 +119,11 @@ func TestLifecycle(t *testing.T) {
 	if err := e.p.Terminate(ctx, sid); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "server gone", func() (bool, string) {
-		_, err := e.p.Get(ctx, sid)
-		return errors.Is(err, providers.ErrNotFound), fmt.Sprint(err)
+	testutil.Eventually(t, 5*time.Second, func() error {
+		if _, err := e.p.Get(ctx, sid); !errors.Is(err, providers.ErrNotFound) {
+			return fmt.Errorf("server gone: get says %v", err)
+		}
+		return nil
 	})
 	if err := e.p.Terminate(ctx, sid); err != nil {
 		t.Fatalf("second terminate: %v", err)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/ringmesh/ringmesh/internal/testutil"
 	"github.com/ringmesh/ringmesh/pkg/providers"
 	"github.com/ringmesh/ringmesh/pkg/providers/vultr"
 	"github.com/ringmesh/ringmesh/pkg/providers/vultr/vultrfake"
@@ -42,34 +43,19 @@ func newPair(t *testing.T, opts vultrfake.Options, perPage int) (*vultr.Provider
 	return p, fake, &logs
 }
 
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, d time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	last := ""
-	for {
-		ok, msg := cond()
-		if ok {
-			return
-		}
-		last = msg
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s (last: %s)", what, last)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func waitState(t *testing.T, p *vultr.Provider, id string, want providers.State) providers.Instance {
 	t.Helper()
 	var got providers.Instance
-	eventually(t, 5*time.Second, fmt.Sprintf("%s to be %s", id, want), func() (bool, string) {
+	testutil.Eventually(t, 5*time.Second, func() error {
 		in, err := p.Get(context.Background(), id)
 		if err != nil {
-			return false, err.Error()
+			return fmt.Errorf("%s to be %s: %w", id, want, err)
 		}
 		got = in
-		return in.State == want, string(in.State)
+		if in.State != want {
+			return fmt.Errorf("%s to be %s: is %s", id, want, in.State)
+		}
+		return nil
 	})
 	return got
 }
@@ -264,9 +250,11 @@ func TestMutationFaultsAreNotRetriedByTheClient(t *testing.T) {
 		t.Fatalf("halt sent %d times; the client must not retry a mutation itself", n)
 	}
 	// A retry by the caller reads the state first and does not halt again.
-	eventually(t, 5*time.Second, "halt to land", func() (bool, string) {
-		in, _ := fake.Instance(id)
-		return in.PowerStatus == "stopped", in.PowerStatus
+	testutil.Eventually(t, 5*time.Second, func() error {
+		if in, _ := fake.Instance(id); in.PowerStatus != "stopped" {
+			return fmt.Errorf("halt to land: power status %q", in.PowerStatus)
+		}
+		return nil
 	})
 	if err := p.Stop(context.Background(), id); err != nil {
 		t.Fatal(err)
