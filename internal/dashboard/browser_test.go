@@ -68,6 +68,9 @@ func TestTenThousandNodesInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	wait("search", `document.getElementById("shown").textContent`, "(10 of 10000)")
+	// The page's policy is enforced: an inline script that got into the
+	// document (as injected markup would) does not run.
+	wait("inline script blocked", `(function(){const s=document.createElement("script");s.textContent="window.__inline='ran'";document.body.appendChild(s);return window.__inline||"blocked";})()`, "blocked")
 
 	// A node page draws its health history; the unmeasured point breaks
 	// the utilisation line into two instead of drawing a 0.

@@ -146,6 +146,30 @@ func TestBadRequestsAndAuth(t *testing.T) {
 	}
 }
 
+// The page is served with a policy that runs only the embedded script and
+// forbids plugins, <base> rewrites, foreign form targets and framing, with
+// or without the token.
+func TestIndexSecurityHeaders(t *testing.T) {
+	for _, authorized := range []bool{true, false} {
+		rec := httptest.NewRecorder()
+		New(source(3, authorized)).ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+		directives := map[string]string{}
+		for _, d := range strings.Split(rec.Header().Get("Content-Security-Policy"), ";") {
+			name, value, _ := strings.Cut(strings.TrimSpace(d), " ")
+			directives[name] = value
+		}
+		for name, want := range map[string]string{"default-src": "'self'", "script-src": "'self'", "object-src": "'none'",
+			"base-uri": "'none'", "form-action": "'self'", "frame-ancestors": "'none'"} {
+			if got, ok := directives[name]; !ok || got != want {
+				t.Errorf("authorized=%v: CSP %s = %q (present %v), want %q", authorized, name, got, ok, want)
+			}
+		}
+		if got := rec.Header().Get("X-Content-Type-Options"); got != "nosniff" {
+			t.Errorf("authorized=%v: X-Content-Type-Options = %q", authorized, got)
+		}
+	}
+}
+
 // The script never puts data into the page as markup.
 func TestScriptUsesTextContentOnly(t *testing.T) {
 	b, err := assets.ReadFile("assets/app.js")
