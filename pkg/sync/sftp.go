@@ -143,10 +143,20 @@ type sftpConn struct {
 	execMode  atomic.Int32
 	dirs      sync.Map // remote directories known to exist
 	closeOnce sync.Once
-	done      chan struct{}
+	done      chan struct{} // closed by shutdown
+	kaDone    chan struct{} // closed when the keepalive goroutine has returned
 }
 
+// close shuts the connection and waits for its keepalive goroutine, so no
+// goroutine outlives the connection.
 func (c *sftpConn) close() {
+	c.shutdown()
+	<-c.kaDone
+}
+
+// shutdown marks the connection broken and closes it; the keepalive
+// goroutine calls it on its own failures (close would wait for itself).
+func (c *sftpConn) shutdown() {
 	c.closeOnce.Do(func() {
 		c.broken.Store(true)
 		close(c.done)
@@ -156,6 +166,7 @@ func (c *sftpConn) close() {
 }
 
 func (c *sftpConn) keepalive(interval time.Duration) {
+	defer close(c.kaDone)
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	for {
@@ -174,14 +185,18 @@ func (c *sftpConn) keepalive(interval time.Duration) {
 		case err := <-res:
 			timer.Stop()
 			if err != nil {
-				c.close()
+				c.shutdown()
 				return
 			}
 		case <-timer.C:
-			c.close()
+			// A closed ssh client fails the pending request, so the probe
+			// goroutine returns once shutdown has run.
+			c.shutdown()
+			<-res
 			return
 		case <-c.done:
 			timer.Stop()
+			<-res
 			return
 		}
 	}
@@ -295,9 +310,11 @@ func (t *SFTPTransport) dial(ctx context.Context, target Target, key string) (*s
 		_ = client.Close()
 		return nil, fmt.Errorf("start sftp on %s (%s): %w", target.NodeID, target.Endpoint.Addr(), err)
 	}
-	c := &sftpConn{key: key, addr: target.Endpoint.Addr(), ssh: client, sc: sc, done: make(chan struct{})}
+	c := &sftpConn{key: key, addr: target.Endpoint.Addr(), ssh: client, sc: sc, done: make(chan struct{}), kaDone: make(chan struct{})}
 	if t.opts.KeepAlive > 0 {
 		go c.keepalive(t.opts.KeepAlive)
+	} else {
+		close(c.kaDone)
 	}
 	return c, nil
 }
