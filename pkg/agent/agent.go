@@ -293,7 +293,15 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.log.Error().Err(err).Msg("outbox drain stopped")
 		}
 	}()
-	defer func() { stopBackground(); wg.Wait() }()
+	// The sync state closes after every goroutine that uses it has returned.
+	var closeSync func()
+	defer func() {
+		stopBackground()
+		wg.Wait()
+		if closeSync != nil {
+			closeSync()
+		}
+	}()
 
 	if err := a.emit(bus.KindHello, hello, false); err != nil {
 		return err
@@ -304,7 +312,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			return fmt.Errorf("agent sync: %w", err)
 		}
 		a.sync = st
-		defer st.manifest.Close()
+		closeSync = st.close
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -101,12 +101,15 @@ func DefaultSources(l paths.Layout, r paths.Resolver) []meshsync.Source {
 }
 
 type syncState struct {
-	engine    *meshsync.Engine
-	manifest  *meshsync.Manifest
-	targets   atomic.Pointer[[]meshsync.Target]
-	flushed   atomic.Bool
-	lastFlush atomic.Pointer[meshsync.FlushResult]
-	started   time.Time
+	engine   *meshsync.Engine
+	manifest *meshsync.Manifest
+	// ownTransport is the SFTP transport setUpSync made (nil when the
+	// config gave one): its cached connections close with the agent.
+	ownTransport *meshsync.SFTPTransport
+	targets      atomic.Pointer[[]meshsync.Target]
+	flushed      atomic.Bool
+	lastFlush    atomic.Pointer[meshsync.FlushResult]
+	started      time.Time
 	// assigned: the coordinator sent an assignment (possibly empty);
 	// noTargetWhy is its explanation when it was empty.
 	assigned    atomic.Bool
@@ -156,11 +159,12 @@ func (a *Agent) setUpSync(l paths.Layout) (*syncState, error) {
 	if err != nil {
 		return nil, err
 	}
+	st := &syncState{manifest: m, started: time.Now()}
 	tr := sc.Transport
 	if tr == nil {
-		tr = meshsync.NewSFTPTransport(meshsync.SFTPOptions{Logger: a.log, DBStateDir: filepath.Join(a.cfg.StateDir, "dbdelta")})
+		st.ownTransport = meshsync.NewSFTPTransport(meshsync.SFTPOptions{Logger: a.log, DBStateDir: filepath.Join(a.cfg.StateDir, "dbdelta")})
+		tr = st.ownTransport
 	}
-	st := &syncState{manifest: m, started: time.Now()}
 	empty := []meshsync.Target{}
 	st.targets.Store(&empty)
 	none := ""
@@ -172,11 +176,19 @@ func (a *Agent) setUpSync(l paths.Layout) (*syncState, error) {
 		Logger:  a.log,
 	})
 	if err != nil {
-		m.Close()
+		st.close()
 		return nil, err
 	}
 	st.engine = eng
 	return st, nil
+}
+
+// close releases what setUpSync opened; the engine must have stopped.
+func (st *syncState) close() {
+	if st.ownTransport != nil {
+		_ = st.ownTransport.Close()
+	}
+	st.manifest.Close()
 }
 
 // onCycle publishes a sync result when a continuous cycle moved or failed something.
