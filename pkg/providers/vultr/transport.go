@@ -1,9 +1,11 @@
 package vultr
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -41,17 +43,47 @@ func withRecord(ctx context.Context) (context.Context, *callRecord) {
 	return context.WithValue(ctx, callRecordKey{}, rec), rec
 }
 
-// bearerTransport adds "Authorization: Bearer <key>" and records statuses. The
-// key is held only here and is never logged or put into an error.
+// bearerTransport adds "Authorization: Bearer <key>", bounds each request by
+// timeout and records statuses. The key is held only here and is never
+// logged or put into an error.
+//
+// The timeout is applied here rather than as http.Client.Timeout because
+// govultr's error handler (vultrErrorHandler, govultr v3.34.0) reads a
+// non-2xx body but never closes it: under Client.Timeout that leaves a
+// timer goroutine per failed call until the timeout. So a non-2xx body is
+// read (at most maxErrorBody bytes) and closed here, and the deadline ends
+// with it.
 type bearerTransport struct {
-	key  string
-	base http.RoundTripper
+	key     string
+	base    http.RoundTripper
+	timeout time.Duration // whole request including its body; 0 = none
 }
 
+// maxErrorBody bounds the error text kept from a non-2xx answer, bytes.
+const maxErrorBody = 1 << 20
+
 func (t *bearerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	r := req.Clone(req.Context())
+	ctx, cancel := req.Context(), context.CancelFunc(func() {})
+	if t.timeout > 0 {
+		ctx, cancel = context.WithTimeout(ctx, t.timeout)
+	}
+	r := req.Clone(ctx)
 	r.Header.Set("Authorization", "Bearer "+t.key)
 	resp, err := t.base.RoundTrip(r)
+	switch {
+	case err != nil:
+		cancel()
+	case resp.StatusCode < 200 || resp.StatusCode > 299:
+		body, rerr := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+		_ = resp.Body.Close()
+		cancel()
+		if rerr != nil {
+			return nil, rerr
+		}
+		resp.Body = io.NopCloser(bytes.NewReader(body))
+	default:
+		resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: cancel}
+	}
 	if rec, ok := req.Context().Value(callRecordKey{}).(*callRecord); ok {
 		rec.mu.Lock()
 		if err != nil {
@@ -67,6 +99,18 @@ func (t *bearerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		rec.mu.Unlock()
 	}
 	return resp, err
+}
+
+// cancelOnClose ends a request's deadline when its body is closed.
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (b *cancelOnClose) Close() error {
+	err := b.ReadCloser.Close()
+	b.cancel()
+	return err
 }
 
 // isDialError reports whether err happened before the request left this host

@@ -103,7 +103,8 @@ func New(opts Options) (*Provider, error) {
 		rt = http.DefaultTransport
 	}
 	authed := *hc
-	authed.Transport = &bearerTransport{key: strings.TrimSpace(opts.APIKey), base: rt}
+	authed.Transport = &bearerTransport{key: strings.TrimSpace(opts.APIKey), base: rt, timeout: hc.Timeout}
+	authed.Timeout = 0 // applied by bearerTransport (see there why)
 
 	c := govultr.NewClient(&authed)
 	if err := c.SetBaseURL(strings.TrimRight(base, "/")); err != nil {
