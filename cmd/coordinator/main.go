@@ -120,6 +120,7 @@ func run(ctx context.Context, args []string) error {
 		noAuth       = fs.Bool("insecure-no-auth", false, "run the bus without authentication or TLS (anyone who reaches the port can command every node; never outside a lab)")
 		fleetSize    = fs.Int("fleet-size", 1000, "nodes the events stream MESH_EVT is sized for (its byte cap grows with it; heartbeats are kept 60 per node, the rarer events up to 7 days)")
 		reconcile    = fs.Duration("reconcile-interval", 30*time.Second, "how often every provider is listed and reconciled with the nodes")
+		policyEvery  = fs.Duration("policy-interval", 30*time.Second, "how often the leader runs the inventory's policies (idle, budget, fleet size)")
 		launchNATS   = fs.String("launch-nats-url", "", "NATS URL(s) a node started by meshctl launch connects to (tls://voter:4222, comma-separated); empty = launches refused, except with --dev/--demo (the local listener)")
 		launchAgent  = fs.String("launch-agent-url", "", "http(s) URL a launched node downloads the agent binary from when its image has no ringmesh-agent")
 	)
@@ -133,6 +134,11 @@ func run(ctx context.Context, args []string) error {
 	}
 	if err := cli.ApplyEnv(fs, "RINGMESH"); err != nil {
 		return err
+	}
+	for name, d := range map[string]time.Duration{"--reconcile-interval": *reconcile, "--policy-interval": *policyEvery} {
+		if d <= 0 {
+			return fmt.Errorf("%s %s: must be positive", name, d)
+		}
 	}
 	log, err := logging.Stderr(*logFormat, *logLevel)
 	if err != nil {
@@ -260,6 +266,7 @@ func run(ctx context.Context, args []string) error {
 		Fleet:             rec,
 		Cost:              tracker,
 		ReconcileInterval: *reconcile,
+		PolicyInterval:    *policyEvery,
 		Name:              *name,
 		NATSURLs:          cli.SplitList(*natsURL),
 		Embedded:          embedded,
