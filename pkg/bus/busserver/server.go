@@ -143,6 +143,7 @@ func StartServer(cfg ServerConfig, log zerolog.Logger) (*Server, error) {
 	}
 	if !s.ReadyForConnections(wait) {
 		s.Shutdown()
+		s.WaitForShutdown() // no server goroutine outlives a failed start
 		return nil, fmt.Errorf("bus: server %s not ready within %s", cfg.Name, wait)
 	}
 	return &Server{Server: s, opts: opts, cfg: cfg, log: l}, nil
