@@ -121,6 +121,7 @@ func run(ctx context.Context, args []string) error {
 		fleetSize    = fs.Int("fleet-size", 1000, "nodes the events stream MESH_EVT is sized for (its byte cap grows with it; heartbeats are kept 60 per node, the rarer events up to 7 days)")
 		reconcile    = fs.Duration("reconcile-interval", 30*time.Second, "how often every provider is listed and reconciled with the nodes")
 		policyEvery  = fs.Duration("policy-interval", 30*time.Second, "how often the leader runs the inventory's policies (idle, budget, fleet size)")
+		claimStale   = fs.Duration("launch-claim-stale", 5*time.Minute, "how long a launch claimed by a coordinator that died in the create call blocks a retry; after it the retry looks for the request ID at the cloud first (must exceed the longest create call: 30 s per attempt)")
 		launchNATS   = fs.String("launch-nats-url", "", "NATS URL(s) a node started by meshctl launch connects to (tls://voter:4222, comma-separated); empty = launches refused, except with --dev/--demo (the local listener)")
 		launchAgent  = fs.String("launch-agent-url", "", "http(s) URL a launched node downloads the agent binary from when its image has no ringmesh-agent")
 	)
@@ -135,7 +136,7 @@ func run(ctx context.Context, args []string) error {
 	if err := cli.ApplyEnv(fs, "RINGMESH"); err != nil {
 		return err
 	}
-	for name, d := range map[string]time.Duration{"--reconcile-interval": *reconcile, "--policy-interval": *policyEvery} {
+	for name, d := range map[string]time.Duration{"--reconcile-interval": *reconcile, "--policy-interval": *policyEvery, "--launch-claim-stale": *claimStale} {
 		if d <= 0 {
 			return fmt.Errorf("%s %s: must be positive", name, d)
 		}
@@ -267,6 +268,7 @@ func run(ctx context.Context, args []string) error {
 		Cost:              tracker,
 		ReconcileInterval: *reconcile,
 		PolicyInterval:    *policyEvery,
+		LaunchClaimStale:  *claimStale,
 		Name:              *name,
 		NATSURLs:          cli.SplitList(*natsURL),
 		Embedded:          embedded,

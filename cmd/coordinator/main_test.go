@@ -157,7 +157,7 @@ func TestUsageNamesTheEnvironment(t *testing.T) {
 // A zero or negative period is refused before anything starts (a ticker
 // would panic on it), naming the flag.
 func TestNonPositiveIntervalsRefused(t *testing.T) {
-	for _, args := range [][]string{{"--policy-interval", "0s"}, {"--reconcile-interval", "-5s"}} {
+	for _, args := range [][]string{{"--policy-interval", "0s"}, {"--reconcile-interval", "-5s"}, {"--launch-claim-stale", "0s"}} {
 		err := run(context.Background(), append(args, "--data-dir", t.TempDir()))
 		if err == nil || !strings.Contains(err.Error(), args[0]) || !strings.Contains(err.Error(), "must be positive") {
 			t.Errorf("%v: %v, want an error naming %s", args, err, args[0])

@@ -75,6 +75,12 @@ type Config struct {
 	ReconcileInterval time.Duration
 	// PolicyInterval between runs of the inventory's policies (default 30 s).
 	PolicyInterval time.Duration
+	// LaunchClaimStale is how long a launch request claimed by a coordinator
+	// that never recorded its outcome (it died in the create call) blocks a
+	// retry (default 5 min). It must exceed the longest a create call can
+	// run (the provider call timeout, 30 s per attempt, times its attempts):
+	// a retry after it looks for the request ID at the cloud first.
+	LaunchClaimStale time.Duration
 	// Cost tracks accrued cost (nil = none); it is persisted in KV mesh_state.
 	Cost *cost.Tracker
 	// Startup renders the startup script of a launched node (api.OpLaunch);
@@ -201,6 +207,9 @@ func New(cfg Config, log zerolog.Logger) (*Coordinator, error) {
 	}
 	if cfg.PolicyInterval == 0 {
 		cfg.PolicyInterval = 30 * time.Second
+	}
+	if cfg.LaunchClaimStale == 0 {
+		cfg.LaunchClaimStale = defaultLaunchClaimStale
 	}
 	dec, err := wire.NewDecoder(wire.Limits{})
 	if err != nil {

@@ -117,12 +117,10 @@ func (f flipLeader) Leader() (string, uint64, bool) {
 	return "coord-b", 2, true
 }
 
-// TestFleetSizeLeaderChangeMidLaunchCreatesOne: coordinator A starts the
-// policy's launch, the create is applied but its answer held; leadership
-// moves to B, whose policy repeats the same request ID (policy, generation):
-// it waits for A's outcome instead of creating, and the kind ends with one
-// instance.
-func TestFleetSizeLeaderChangeMidLaunchCreatesOne(t *testing.T) {
+// fleetPair starts coordinators A and B over the same fakes with the
+// fleet-size policy on and a leader lease the test moves (A leads first);
+// the Vast create is applied but its answer held for hold. modB changes B's config.
+func fleetPair(t *testing.T, hold time.Duration, modB func(*coordinator.Config)) (a, b *harness, fakes *demo.Fakes, aLeads *atomic.Bool) {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	fakes, err := demo.StartFakes(ctx, demo.Options{Delay: -1})
@@ -130,24 +128,26 @@ func TestFleetSizeLeaderChangeMidLaunchCreatesOne(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(fakes.Close)
-	fakes.Vast.Inject(vastfake.Fault{Kind: vastfake.Timeout, Method: "PUT", Path: "/api/v0/asks/", AfterApply: true, Delay: 2 * time.Second})
-	var aLeads atomic.Bool
+	fakes.Vast.Inject(vastfake.Fault{Kind: vastfake.Timeout, Method: "PUT", Path: "/api/v0/asks/", AfterApply: true, Delay: hold})
+	aLeads = new(atomic.Bool)
 	aLeads.Store(true)
-	mk := func(name string) (*config.Inventory, coordinator.Config) {
+	mk := func(name string) coordinator.Config {
 		inv, err := config.Parse("demo.yaml", []byte(demo.DemoInventory))
 		if err != nil {
 			t.Fatal(err)
 		}
 		fleetPolicyInventory(inv)
 		cfg := launchConfig(t, fakes, inv)
-		cfg.Name, cfg.PolicyInterval, cfg.Leadership = "coord-"+name, 100*time.Millisecond, flipLeader{aLeads: &aLeads, me: name}
-		return inv, cfg
+		cfg.Name, cfg.PolicyInterval, cfg.Leadership = "coord-"+name, 100*time.Millisecond, flipLeader{aLeads: aLeads, me: name}
+		return cfg
 	}
-	_, cfgA := mk("a")
-	a := startCoordinator(t, cfgA)
-	_, cfgB := mk("b")
+	a = startCoordinator(t, mk("a"))
+	cfgB := mk("b")
 	cfgB.NATSURLs = []string{a.url}
-	b := startCoordinator(t, cfgB)
+	if modB != nil {
+		modB(&cfgB)
+	}
+	b = startCoordinator(t, cfgB)
 
 	// A's create reached the cloud; its answer is held. Leadership moves to B.
 	testutil.Eventually(t, 30*time.Second, func() error {
@@ -157,12 +157,18 @@ func TestFleetSizeLeaderChangeMidLaunchCreatesOne(t *testing.T) {
 		return nil
 	})
 	aLeads.Store(false)
+	return a, b, fakes, aLeads
+}
 
-	// B (now the leader) ends with A's instance under the same request ID.
+// waitInstanceOnly waits until h's launch record of the policy's first
+// launch names an instance, lets six more reconciles (and policy runs) go
+// by, and checks the kind has exactly that one instance.
+func waitInstanceOnly(t *testing.T, h *harness, fakes *demo.Fakes, within time.Duration) api.LaunchStatus {
+	t.Helper()
 	var st api.LaunchStatus
-	testutil.Eventually(t, 30*time.Second, func() error {
+	testutil.Eventually(t, within, func() error {
 		var err error
-		st, err = launchStatus(t, b, "policy-fleet-r4090-0")
+		st, err = launchStatus(t, h, "policy-fleet-r4090-0")
 		if err != nil {
 			return err
 		}
@@ -173,7 +179,7 @@ func TestFleetSizeLeaderChangeMidLaunchCreatesOne(t *testing.T) {
 	})
 	for range 6 {
 		select {
-		case <-b.coord.Reconciled():
+		case <-h.coord.Reconciled():
 		case <-time.After(30 * time.Second):
 			t.Fatal("no reconcile")
 		}
@@ -183,5 +189,34 @@ func TestFleetSizeLeaderChangeMidLaunchCreatesOne(t *testing.T) {
 	}
 	if id := vastByLabel(t, fakes, "r4090-0"); strconv.FormatInt(id, 10) != st.InstanceID {
 		t.Fatalf("launch record names instance %s, the fake holds %d", st.InstanceID, id)
+	}
+	return st
+}
+
+// TestFleetSizeLeaderChangeMidLaunchCreatesOne: coordinator A starts the
+// policy's launch, the create is applied but its answer held; leadership
+// moves to B, whose policy repeats the same request ID (policy, generation):
+// it waits for A's outcome instead of creating, and the kind ends with one
+// instance.
+func TestFleetSizeLeaderChangeMidLaunchCreatesOne(t *testing.T) {
+	_, b, fakes, _ := fleetPair(t, 2*time.Second, nil)
+	waitInstanceOnly(t, b, fakes, 30*time.Second)
+}
+
+// TestFleetSizeStaleClaimAdoptedFromTheCloud: A's claim outlives
+// LaunchClaimStale with no outcome (as when A died in the create call).
+// B's policy then looks for the request ID at the cloud before choosing an
+// offer (the only matching offer is the one A rented, so choosing first
+// would find none) and records A's instance as the launch's, long before
+// A's held answer (25 s) could have: one instance, adopted by B, audited.
+func TestFleetSizeStaleClaimAdoptedFromTheCloud(t *testing.T) {
+	_, b, fakes, _ := fleetPair(t, 25*time.Second, func(cfg *coordinator.Config) { cfg.LaunchClaimStale = 500 * time.Millisecond })
+	waitInstanceOnly(t, b, fakes, 20*time.Second)
+	out, err := run(t, b.url, "", "audit", "--kind", "provider_call", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, `"result": "found: instance of an earlier call (claimed by coord-a)"`) {
+		t.Fatalf("no audit of B adopting A's instance:\n%s", out)
 	}
 }

@@ -21,11 +21,11 @@ import (
 	"github.com/ringmesh/ringmesh/pkg/providers"
 )
 
-// launchClaimStale is how long a claim of a launch request by a
-// coordinator that never finished it (it died mid-call) blocks a retry.
-// After it, a retry looks for the request ID at the cloud (the resilient
-// layer does) before it creates anything.
-const launchClaimStale = 5 * time.Minute
+// defaultLaunchClaimStale is how long, by default (Config.LaunchClaimStale),
+// a claim of a launch request by a coordinator that never finished it (it
+// died mid-call) blocks a retry. After it, a retry looks for the request ID
+// at the cloud before it picks an offer or creates anything.
+const defaultLaunchClaimStale = 5 * time.Minute
 
 // errLaunchInFlight: another call (or coordinator) is applying the same launch request.
 var errLaunchInFlight = errors.New("launch in flight")
@@ -35,11 +35,14 @@ var launchArgRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,199}$`)
 
 // launchRecord is what KV mesh_state holds under launch_<request ID>.
 type launchRecord struct {
-	State     string              `json:"state"` // "claimed", "outcome unknown", "done"
-	By        string              `json:"by"`
-	At        time.Time           `json:"at"`
-	Node      string              `json:"node"`
-	Provider  string              `json:"provider"`
+	State    string    `json:"state"` // "claimed", "outcome unknown", "done"
+	By       string    `json:"by"`
+	At       time.Time `json:"at"`
+	Node     string    `json:"node"`
+	Provider string    `json:"provider"`
+	// Offer is the offer the claimant chose (absent in records written
+	// before it was kept).
+	Offer     *providers.Offer    `json:"offer,omitempty"`
 	Instance  *providers.Instance `json:"instance,omitempty"`
 	Result    *api.Launch         `json:"result,omitempty"`
 	Error     string              `json:"error,omitempty"`
@@ -134,13 +137,18 @@ func (c *Coordinator) launch(ctx context.Context, r api.LaunchRequest, who strin
 			res.Stage, res.Message = "already created", "already created by request "+r.RequestID+": "+res.Message
 			return res, nil
 		}
-		if prev != nil && prev.State == "claimed" && c.cfg.Now().Sub(prev.At) < launchClaimStale {
+		if prev != nil && prev.State == "claimed" && c.cfg.Now().Sub(prev.At) < c.cfg.LaunchClaimStale {
 			return api.Launch{}, fmt.Errorf("launch request %s is being applied by coordinator %s since %s; not applying it twice (retry after %s): %w",
-				r.RequestID, prev.By, prev.At.UTC().Format(time.RFC3339), launchClaimStale, errLaunchInFlight)
+				r.RequestID, prev.By, prev.At.UTC().Format(time.RFC3339), c.cfg.LaunchClaimStale, errLaunchInFlight)
 		}
 		if prev != nil {
-			// An unknown outcome or a stale claim: the retry goes ahead, and
-			// the resilient layer looks for the request ID at the cloud first.
+			// An unknown outcome or a stale claim: the earlier call may have
+			// created the instance. Look for the request ID at the cloud
+			// before choosing an offer (the offer it rented is gone from the
+			// list); only when it is not there does the retry go ahead.
+			if res, found, err := c.adoptLaunch(ctx, kv, r, who, prev, rev); err != nil || found {
+				return res, err
+			}
 			claimRev = rev
 			prevTokens = prev.TokenHashes
 			if r.Node == "" {
@@ -225,7 +233,7 @@ func (c *Coordinator) launch(ctx context.Context, r api.LaunchRequest, who strin
 	if tok := env[EnvEnrollToken]; tok != "" {
 		tokenHashes = append(tokenHashes, bootstrap.HashToken(tok))
 	}
-	claim, _ := json.Marshal(launchRecord{State: "claimed", By: c.cfg.Name, At: now, Node: node, Provider: offer.Provider, CreatedAt: now, TokenHashes: tokenHashes})
+	claim, _ := json.Marshal(launchRecord{State: "claimed", By: c.cfg.Name, At: now, Node: node, Provider: offer.Provider, Offer: &offer, CreatedAt: now, TokenHashes: tokenHashes})
 	if claimRev == 0 {
 		_, err = kv.Create(ctx, launchKey(r.RequestID), claim)
 	} else {
@@ -244,7 +252,7 @@ func (c *Coordinator) launch(ctx context.Context, r api.LaunchRequest, who strin
 	a := events.Audit{Kind: "provider_call", Node: node, Cause: r.Reason, Actor: strings.TrimSpace(who + " via coordinator:" + c.cfg.Name),
 		Detail: map[string]string{"provider": offer.Provider, "op": providers.OpLaunch, "offer": offer.ID, "region": offer.Region,
 			"request_id": r.RequestID, "price": priceText(offer.Price)}}
-	rec := launchRecord{By: c.cfg.Name, At: c.cfg.Now(), Node: node, Provider: offer.Provider, CreatedAt: now, TokenHashes: tokenHashes}
+	rec := launchRecord{By: c.cfg.Name, At: c.cfg.Now(), Node: node, Provider: offer.Provider, Offer: &offer, CreatedAt: now, TokenHashes: tokenHashes}
 	wctx := context.WithoutCancel(ctx)
 	if lerr != nil {
 		a.Detail["result"] = "error: " + lerr.Error()
@@ -269,21 +277,76 @@ func (c *Coordinator) launch(ctx context.Context, r api.LaunchRequest, who strin
 	if _, err := kv.Put(wctx, launchKey(r.RequestID), b); err != nil {
 		c.log.Error().Err(err).Str("request", r.RequestID).Msg("store launch result")
 	}
-	// The coordinator made this instance for this node: admit the node (by
-	// name, as enrolment does); launch_status flags a node that then reports
-	// another instance ID.
-	c.reg.Admit(node, "launch:"+offer.Provider+"/"+inst.ID)
-	// Bind the token(s) to the instance the cloud answered: a retry that
-	// found an instance made by an earlier call binds that call's token.
-	for _, h := range tokenHashes {
-		if err := c.bindToken(wctx, h, inst.ID); err != nil {
-			c.log.Warn().Err(err).Str("node", node).Str("instance", inst.ID).Msg("binding a launch enrollment token")
+	c.launched(wctx, &out, rec)
+	return out, nil
+}
+
+// launched admits the node of a launch whose instance exists and binds the
+// request's enrollment tokens to that instance: the coordinator made this
+// instance for this node, so the node is admitted by name, as enrolment
+// does (launch_status flags a node that then reports another instance ID).
+// A retry that found an instance made by an earlier call binds that call's
+// token. Binding failures are appended to out.Message.
+func (c *Coordinator) launched(ctx context.Context, out *api.Launch, rec launchRecord) {
+	inst := rec.Instance
+	c.reg.Admit(rec.Node, "launch:"+rec.Provider+"/"+inst.ID)
+	for _, h := range rec.TokenHashes {
+		if err := c.bindToken(ctx, h, inst.ID); err != nil {
+			c.log.Warn().Err(err).Str("node", rec.Node).Str("instance", inst.ID).Msg("binding a launch enrollment token")
 			out.Message += "; binding an enrollment token to the instance failed: " + err.Error()
 		}
 	}
-	c.log.Info().Str("node", node).Str("provider", offer.Provider).Str("instance", inst.ID).Str("request", r.RequestID).Msg("launched")
+	c.log.Info().Str("node", rec.Node).Str("provider", rec.Provider).Str("instance", inst.ID).Str("request", out.RequestID).Msg("launched")
 	c.refreshSoon()
-	return out, nil
+}
+
+// adoptLaunch looks at the cloud for the instance of a launch request whose
+// earlier call left no outcome (prev: an unknown outcome or a stale claim,
+// at KV revision rev). Found, it records the request as done with that
+// instance (taking the record over by revision, so two coordinators cannot
+// both adopt), audits it and answers as if the create had just returned.
+// Not found, it returns found=false and the caller goes on to create. It
+// returns an error, and creates nothing, when the cloud cannot be asked (a
+// glitch there is no proof the instance does not exist) or the record
+// moved meanwhile. Only the leader adopts.
+func (c *Coordinator) adoptLaunch(ctx context.Context, kv jetstream.KeyValue, r api.LaunchRequest, who string, prev *launchRecord, rev uint64) (api.Launch, bool, error) {
+	if !c.IsLeader() {
+		return api.Launch{}, false, errors.New("this coordinator is not the leader; the launch is left to the leader")
+	}
+	p, err := c.cfg.Fleet.Providers().Get(prev.Provider)
+	if err != nil {
+		return api.Launch{}, false, fmt.Errorf("launch request %s was sent to %s: %w", r.RequestID, prev.Provider, err)
+	}
+	inst, found, err := providers.FindByRequestID(ctx, p, r.RequestID)
+	if err != nil {
+		return api.Launch{}, false, fmt.Errorf("launch request %s (%s): looking for its instance at %s before another create: %w (nothing created; retry)",
+			r.RequestID, prev.State, prev.Provider, err)
+	}
+	if !found {
+		return api.Launch{}, false, nil
+	}
+	out := api.Launch{RequestID: r.RequestID, Node: prev.Node, Offer: providers.Offer{Provider: prev.Provider}, Instance: &inst, Stage: "created",
+		Message: fmt.Sprintf("created %s instance %s for node %s (found by request ID after an earlier call left no outcome)", prev.Provider, inst.ID, prev.Node)}
+	if prev.Offer != nil {
+		out.Offer = *prev.Offer
+		if out.Offer.Price.Known() {
+			ph, pd := out.Offer.Price.PerHour, out.Offer.Price.PerHour*24
+			out.PerHour, out.PerDay, out.Currency = &ph, &pd, out.Offer.Price.Currency
+		}
+	}
+	rec := *prev
+	rec.State, rec.By, rec.At, rec.Instance, rec.Result, rec.Error = "done", c.cfg.Name, c.cfg.Now(), &inst, &out, ""
+	b, _ := json.Marshal(rec)
+	if _, err := kv.Update(ctx, launchKey(r.RequestID), b, rev); err != nil {
+		return api.Launch{}, false, fmt.Errorf("launch request %s changed while its instance was looked for; not recording it twice: %w", r.RequestID, errLaunchInFlight)
+	}
+	wctx := context.WithoutCancel(ctx)
+	c.audit(ctx, "provider_call", "launch:"+r.RequestID+":adopted", events.Audit{Kind: "provider_call", Node: prev.Node, Cause: r.Reason,
+		Actor: strings.TrimSpace(who + " via coordinator:" + c.cfg.Name),
+		Detail: map[string]string{"provider": prev.Provider, "op": providers.OpLaunch, "offer": out.Offer.ID, "request_id": r.RequestID,
+			"price": priceText(out.Offer.Price), "instance": inst.ID, "result": "found: instance of an earlier call (" + prev.State + " by " + prev.By + ")"}})
+	c.launched(wctx, &out, rec)
+	return out, true, nil
 }
 
 // launchSupport says which clouds launch, for errors.
