@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -18,7 +17,6 @@ import (
 	"github.com/ringmesh/ringmesh/pkg/api"
 	"github.com/ringmesh/ringmesh/pkg/auth"
 	"github.com/ringmesh/ringmesh/pkg/bus"
-	"github.com/ringmesh/ringmesh/pkg/bus/busserver"
 	"github.com/ringmesh/ringmesh/pkg/config"
 	"github.com/ringmesh/ringmesh/pkg/events"
 	"github.com/ringmesh/ringmesh/pkg/fleet"
@@ -76,83 +74,29 @@ func runLeaderKill(ctx context.Context, env Env) (res Result, err error) {
 		return res, err
 	}
 
-	names := []string{"hetzner-cpu1", "hetzner-cpu2", "hetzner-cpu3"}
-	ports, err := busserver.FreePorts(3 * len(names))
+	t0 = time.Now()
+	vs, startRestarts, err := startVoters(ctx, env, bin, invPath, fakes, voterOptions{})
 	if err != nil {
 		return res, err
 	}
-	sec, err := newSecure(env)
-	if err != nil {
-		return res, err
-	}
-	procEnv := coordinatorEnv(fakes)
-	var procs []*proc
-	var urls []string
-	for i, name := range names {
-		var routes []string
-		for j := range names {
-			if j != i {
-				routes = append(routes, "nats-route://127.0.0.1:"+strconv.Itoa(ports[3+j]))
-			}
-		}
-		urls = append(urls, "nats://127.0.0.1:"+strconv.Itoa(ports[i]))
-		httpAddr := "127.0.0.1:" + strconv.Itoa(ports[6+i])
-		procs = append(procs, &proc{name: name, bin: bin, env: procEnv, httpAddr: httpAddr, logPath: filepath.Join(env.Dir, name+".log"),
-			args: []string{"--name", name, "--data-dir", filepath.Join(env.Dir, name), "--inventory", invPath,
-				"--nats-listen", "127.0.0.1:" + strconv.Itoa(ports[i]),
-				"--nats-cluster-listen", "127.0.0.1:" + strconv.Itoa(ports[3+i]), "--nats-cluster-name", "chaos",
-				"--nats-routes", strings.Join(routes, ","), "--replicas", "3", "--http", httpAddr,
-				"--reconcile-interval", "5s", "--log-format", "json", "--log-level", "warn", "--auth-dir", sec.dir}})
-	}
+	procs, byName, urls, sec := vs.procs, vs.byName, vs.urls, vs.sec
 	defer func() {
-		for _, p := range procs {
-			p.stop(10 * time.Second)
-		}
+		vs.stop()
 		if err != nil {
-			for _, p := range procs {
-				env.Logf("leader-kill: last lines of %s:\n%s", p.name, p.logTail(5))
-			}
+			vs.logTails(env, "leader-kill")
 		}
 	}()
-	// The three start together and race to create the R3 streams, as
-	// voters do on a cold start; one that exits meanwhile is restarted.
-	for _, p := range procs {
-		if err := p.start(); err != nil {
-			return res, err
-		}
-	}
-	byName := map[string]*proc{}
-	for _, p := range procs {
-		byName[p.name] = p
-	}
-	t0 = time.Now()
-	startRestarts, err := superviseReady(ctx, procs, 2*time.Minute, env.Logf)
-	if err != nil {
-		return res, fmt.Errorf("coordinators not ready: %w", err)
-	}
 	res.Add("start", time.Since(t0))
 	res.Add("start_restarts", startRestarts)
 
-	mcfg, err := sec.conn(bus.ConnConfig{URLs: urls, Name: "chaos-meshctl", ReconnectWait: 250 * time.Millisecond}, auth.RoleAdmin, "chaos-admin")
-	if err != nil {
-		return res, err
-	}
-	nc, err := bus.Connect(mcfg, env.Log)
+	nc, cli, err := vs.admin(env, "chaos-admin")
 	if err != nil {
 		return res, err
 	}
 	defer nc.Close()
-	signer, err := sec.signer()
-	if err != nil {
-		return res, err
-	}
-	cli := api.Client{NC: nc, Sign: signer.Sign}
 	// leader is the coordinator every running coordinator names as leader
 	// (each asked on its own /api/status).
-	leader := func() (string, error) { return agreedLeader(ctx, procs) }
-	if err := poll(ctx, time.Minute, 250*time.Millisecond, func() error { _, err := leader(); return err }); err != nil {
-		return res, fmt.Errorf("no leader: %w", err)
-	}
+	leader := func() (string, error) { return vs.leader(ctx) }
 
 	// The decision stream.
 	ds := &decisions{cli: cli, seed: env.Seed}

@@ -86,7 +86,7 @@ type Scenario struct {
 
 // Scenarios returns every scenario in the order they run.
 func Scenarios() []Scenario {
-	return []Scenario{natsBounce(), leaderKill(), busCut(), providerFaults(), gossipPartition()}
+	return []Scenario{natsBounce(), leaderKill(), fleetLeaderKill(), busCut(), providerFaults(), gossipPartition()}
 }
 
 // Select returns the scenarios named in list (comma-separated; empty = all).
