@@ -21,7 +21,10 @@ import (
 //	go test ./pkg/coordinator -run '^$' -bench PreemptNotice -benchtime 10x
 func BenchmarkPreemptNotice(b *testing.B) {
 	const preemptDeadline = 2 * time.Minute
-	r := startSyncRig(b, "")
+	// vast-bench is in the inventory: an unknown node is quarantined and
+	// never given a sync target.
+	r := startSyncRigWith(b, "", "sync_routing: {max_disk_usage_percent: 100, min_free_disk_percent: 0.01, replication_target: 1}\n"+
+		"hosts:\n  hetzner-cpu2: {provider: hetzner, $SSH}\n  vast-77: {provider: vast, is_ephemeral: true}\n  vast-bench: {provider: vast, is_ephemeral: true}\n")
 	r.stopSrc(errors.New("stop the rig's own source"))
 	<-r.srcDone
 	var toByte, toRegistry time.Duration
