@@ -9,6 +9,7 @@ import (
 
 	"github.com/ringmesh/ringmesh/internal/testutil"
 	"github.com/ringmesh/ringmesh/pkg/api"
+	"github.com/ringmesh/ringmesh/pkg/bus"
 	"github.com/ringmesh/ringmesh/pkg/fleet"
 	"github.com/ringmesh/ringmesh/pkg/providers/vast/vastfake"
 )
@@ -58,5 +59,51 @@ func TestEnrollAdmitsABoxNamedAfterItsNode(t *testing.T) {
 	}
 	if err := admin.Call(ctx, api.OpEnroll, api.EnrollRequest{Node: "vast-39000999"}, nil); err == nil || !strings.Contains(err.Error(), "not known to the coordinator") {
 		t.Fatalf("a name no provider lists: %v", err)
+	}
+}
+
+// TestAttackClaimedInstanceNotActedOn: a box admitted because Vast lists
+// it under its node ID is then compromised; its hello claims the instance
+// ID of another configured Vast box. The coordinator records the claim
+// but acts on the instance the node was admitted with, never on the
+// victim's: the act names the admitted instance, and Vast sees no call on
+// the victim.
+func TestAttackClaimedInstanceNotActedOn(t *testing.T) {
+	h, fakes, _ := startFleet(t)
+	fakes.Vast.Add(vastfake.SeedInstance(39000002, "vast-39000002"))
+	nc, err := natsConnect(t, h.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	admin := testutil.Lookup(h.url).Client(t, nc)
+	testutil.Eventually(t, 30*time.Second, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return admin.Call(ctx, api.OpEnroll, api.EnrollRequest{Node: "vast-39000002"}, nil)
+	})
+
+	evil := newAttacker(t, h.url, "vast-39000002")
+	b := hello("ssh9.vast.ai", "root", "")
+	b.InstanceID = "29129529" // vast-29129529's, from the demo inventory
+	evil.publish("vast-39000002", bus.KindHello, 1, b)
+	testutil.Eventually(t, 15*time.Second, func() error {
+		if rec, _ := h.coord.Registry().Get("vast-39000002"); rec.InstanceID != "29129529" {
+			return fmt.Errorf("claim not recorded yet: %q", rec.InstanceID)
+		}
+		return nil
+	})
+	before := len(fakes.Vast.MutatingCalls())
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var res fleet.ActionResult
+	err = admin.Call(ctx, api.OpAct, fleet.ActionRequest{Node: "vast-39000002", Op: fleet.OpStop, Force: true, Reason: "attack test", RequestID: "claim-1"}, &res)
+	if err != nil || res.InstanceID != "39000002" || res.InstanceSource != fleet.SourceAdmission {
+		t.Fatalf("act on the compromised node: %+v %v, want its admitted instance 39000002", res, err)
+	}
+	for _, c := range fakes.Vast.MutatingCalls()[before:] {
+		if strings.Contains(c.Path, "29129529") {
+			t.Fatalf("a call reached the victim's instance: %s %s", c.Method, c.Path)
+		}
 	}
 }

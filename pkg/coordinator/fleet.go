@@ -171,7 +171,7 @@ func (c *Coordinator) act(ctx context.Context, r fleet.ActionRequest) (fleet.Act
 		// The gate trusts a figure measured now, never the last heartbeat.
 		_, _, recp, freshErr = c.safeToTerminate(ctx, r.Node)
 	}
-	res, err := fleet.Act(ctx, c.cfg.Fleet.Providers(), c.cfg.Fleet.Inventory(), recp, r, term, func(ctx context.Context, id string, a events.Audit) {
+	res, err := fleet.Act(ctx, c.cfg.Fleet.Providers(), c.cfg.Fleet.Inventory(), recp, c.cfg.Fleet.InstanceName, r, term, func(ctx context.Context, id string, a events.Audit) {
 		a.Actor = strings.TrimSpace(a.Actor + " via coordinator:" + c.cfg.Name)
 		c.audit(ctx, "provider_call", id, a)
 	}, c.IsLeader)

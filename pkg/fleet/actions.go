@@ -39,9 +39,12 @@ type ActionResult struct {
 	Node       string `json:"node"`
 	Provider   string `json:"provider"`
 	InstanceID string `json:"instance_id"`
-	Op         string `json:"op"`
-	DryRun     bool   `json:"dry_run"`
-	Applied    bool   `json:"applied"`
+	// InstanceSource says where InstanceID comes from (SourceInventory,
+	// SourceAdmission, SourceListing; SourceClaim when refused for it).
+	InstanceSource string `json:"instance_source,omitempty"`
+	Op             string `json:"op"`
+	DryRun         bool   `json:"dry_run"`
+	Applied        bool   `json:"applied"`
 	// Outcome of an applied call: OutcomeDone, or for a terminate whose
 	// answer did not confirm it, what a get by ID said afterwards
 	// (OutcomePending, OutcomeUnknown). "" when nothing was applied.
@@ -88,14 +91,16 @@ func SafeToTerminate(rec *registry.Record, force bool) (ok bool, why string) {
 }
 
 // Act carries out req through the gates: known node with a linked
-// instance, configured provider, voter protection and the safe-to-terminate
-// gate for stop/terminate. The decision is audited before the call (and
+// instance from a trusted source (trustedInstance: inventory, admission, or
+// the node's report confirmed by named, the provider listing's name of an
+// instance; nil = none), configured provider, voter protection and the
+// safe-to-terminate gate for stop/terminate. The decision is audited before the call (and
 // the result after it); a dry run stops after the gates. The caller checks
 // leadership. term stamps the audit IDs so a decision is applied once.
 //
 // canAct (may be nil) is asked once more right before the provider call:
 // a coordinator that lost its lease meanwhile must not act.
-func Act(ctx context.Context, provs *providers.Registry, inv *config.Inventory, rec *registry.Record, req ActionRequest, term uint64, audit Auditor, canAct func() bool) (ActionResult, error) {
+func Act(ctx context.Context, provs *providers.Registry, inv *config.Inventory, rec *registry.Record, named func(provider, id string) string, req ActionRequest, term uint64, audit Auditor, canAct func() bool) (ActionResult, error) {
 	res := ActionResult{Node: req.Node, Op: req.Op, DryRun: req.DryRun, Term: term}
 	switch req.Op {
 	case OpStart, OpStop, OpTerminate:
@@ -105,20 +110,20 @@ func Act(ctx context.Context, provs *providers.Registry, inv *config.Inventory, 
 	if err := mesh.ValidateNodeID(req.Node); err != nil {
 		return res, fmt.Errorf("%w: %v", ErrRefused, err)
 	}
-	var nodes []registry.Record
-	if rec != nil {
-		nodes = []registry.Record{*rec}
-	}
-	prov, id := nodeInstance(inv, nodes, req.Node)
+	prov, id, source := trustedInstance(inv, rec, req.Node, named)
 	if prov == "" && rec == nil {
 		return res, fmt.Errorf("%w: node %q is neither in the inventory nor known to the registry", ErrRefused, req.Node)
 	}
-	res.Provider, res.InstanceID = prov, id
+	res.Provider, res.InstanceID, res.InstanceSource = prov, id, source
 	if !isCloud(prov) {
 		return res, fmt.Errorf("%w: node %s has provider %q, which has no API", ErrRefused, req.Node, prov)
 	}
 	if id == "" {
 		return res, fmt.Errorf("%w: node %s has no %s instance ID (inventory %s_id or agent detection)", ErrRefused, req.Node, prov, prov)
+	}
+	if source == SourceClaim {
+		return res, fmt.Errorf("%w: node %s's %s instance ID %s comes only from the node's own report, which %s's listing does not confirm (it does not name that instance %s): set %s_id in the inventory, or name the instance %s at %s",
+			ErrRefused, req.Node, prov, id, prov, req.Node, prov, req.Node, prov)
 	}
 	p, err := provs.Get(prov)
 	if err != nil {
@@ -147,7 +152,7 @@ func Act(ctx context.Context, provs *providers.Registry, inv *config.Inventory, 
 		return res, fmt.Errorf("%w: %s cannot stop instances (terminate only)", ErrRefused, prov)
 	}
 	base := fmt.Sprintf("provider_call:%s:%s:%s:%d", prov, id, req.Op, term)
-	detail := map[string]string{"provider": prov, "instance": id, "op": req.Op, "force": fmt.Sprint(req.Force)}
+	detail := map[string]string{"provider": prov, "instance": id, "instance_source": source, "op": req.Op, "force": fmt.Sprint(req.Force)}
 	intent := events.Audit{Kind: "provider_call", Node: req.Node, Cause: req.Reason, Actor: req.Actor, DryRun: req.DryRun, Detail: with(detail, "phase", "intent")}
 	if audit != nil {
 		audit(ctx, base+":intent:"+fmt.Sprint(time.Now().UnixNano()), intent)

@@ -446,12 +446,20 @@ func isCloud(p string) bool {
 }
 
 // linkIndex maps provider/instance ID to node ID: the inventory's *_id
-// fields first, then what agents detected. Never by (host, port).
+// fields first, then the instance each node was admitted with, then what
+// agents report. Never by (host, port).
 func linkIndex(inv *config.Inventory, nodes []registry.Record) map[string]string {
 	out := map[string]string{}
 	for _, n := range nodes {
 		if n.InstanceID != "" && isCloud(n.Provider) {
 			out[key(n.Provider, n.InstanceID)] = n.Node
+		}
+	}
+	// A trusted link (the instance a node was admitted with, then the
+	// inventory's) wins over any node's report naming the same instance.
+	for _, n := range nodes {
+		if p, id, ok := admittedInstance(n.Admitted); ok {
+			out[key(p, id)] = n.Node
 		}
 	}
 	if inv != nil {
@@ -482,7 +490,84 @@ func nodeIDs(inv *config.Inventory, nodes []registry.Record) []string {
 	return out
 }
 
-// nodeInstance returns the node's provider and instance ID: inventory first, then the agent's report.
+// Where a node's instance ID comes from (ActionResult.InstanceSource).
+const (
+	// SourceInventory: <provider>_id in distributed_hosts.yaml.
+	SourceInventory = "inventory"
+	// SourceAdmission: the coordinator launched the instance for the node,
+	// or the provider's listing named the instance after the node when the
+	// node was admitted (registry.Record.Admitted "launch:P/ID", "provider:P/ID").
+	SourceAdmission = "admission"
+	// SourceListing: the node's own report, confirmed by the provider's
+	// current listing, which names that instance after the node.
+	SourceListing = "listing"
+	// SourceClaim: only the node's own report (hello). A node may say
+	// anything about itself, so no provider call is made on it.
+	SourceClaim = "claim"
+)
+
+// admittedInstance parses an admission source "launch:<provider>/<id>" or
+// "provider:<provider>/<id>"; ok is false for any other source.
+func admittedInstance(src string) (provider, id string, ok bool) {
+	for _, pre := range []string{"launch:", "provider:"} {
+		if rest, found := strings.CutPrefix(src, pre); found {
+			provider, id, ok = strings.Cut(rest, "/")
+			return provider, id, ok && provider != "" && id != ""
+		}
+	}
+	return "", "", false
+}
+
+// trustedInstance returns the provider and instance ID a provider call on
+// node may use, and their source: the inventory's ID, else the instance
+// the node was admitted with, else the node's own report when named (the
+// provider's current listing, may be nil) calls that instance by the
+// node's name. A report confirmed by none of these comes back with
+// SourceClaim: shown, never acted on (a compromised node must not point a
+// stop or terminate at another box of the same account).
+func trustedInstance(inv *config.Inventory, rec *registry.Record, node string, named func(provider, id string) string) (provider, id, source string) {
+	if inv != nil {
+		if h := inv.Hosts[node]; h != nil {
+			provider = h.Provider
+			if id = h.InstanceID(); id != "" {
+				return provider, id, SourceInventory
+			}
+		}
+	}
+	if rec == nil {
+		return provider, "", ""
+	}
+	if p, i, ok := admittedInstance(rec.Admitted); ok && (provider == "" || provider == mesh.ProviderUnknown || provider == p) {
+		return p, i, SourceAdmission
+	}
+	if provider == "" || provider == mesh.ProviderUnknown {
+		provider = rec.Provider
+	}
+	if rec.InstanceID == "" {
+		return provider, "", ""
+	}
+	if named != nil && named(provider, rec.InstanceID) == node {
+		return provider, rec.InstanceID, SourceListing
+	}
+	return provider, rec.InstanceID, SourceClaim
+}
+
+// InstanceName returns the name provider's last successful listing gives
+// instance id ("" when not listed or unknown), for trustedInstance.
+func (r *Reconciler) InstanceName(provider, id string) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if st := r.state[provider]; st != nil {
+		if in, ok := st.instances[id]; ok {
+			return in.Name
+		}
+	}
+	return ""
+}
+
+// nodeInstance returns the node's provider and instance ID for display and
+// linking: inventory first, then the agent's report (provider calls use
+// trustedInstance).
 func nodeInstance(inv *config.Inventory, nodes []registry.Record, node string) (provider, id string) {
 	if inv != nil {
 		if h := inv.Hosts[node]; h != nil {

@@ -25,6 +25,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -217,11 +218,17 @@ func (r *Registry) Protect(nodes ...string) {
 }
 
 // Admit takes node out of quarantine on the word of a trusted source
-// ("provider:<name>/<instance>", "enrolled", "coordinator"), now or when
-// it is first heard from; it creates no record.
+// ("provider:<name>/<instance>", "launch:<name>/<instance>", "enrolled",
+// "coordinator"), now or when it is first heard from; it creates no
+// record. An admission that names an instance is kept over a later one
+// that does not (an enrollment after the listing vouched): provider calls
+// on the node trust that instance, never the node's own report.
 func (r *Registry) Admit(node, source string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if namesInstance(r.admitted[node]) && !namesInstance(source) {
+		return
+	}
 	r.admitted[node] = source
 	rec, ok := r.nodes[node]
 	if !ok || rec.Configured || rec.Admitted == source {
@@ -878,4 +885,10 @@ func (r *Registry) ApplyInstance(node string, info InstanceInfo, at time.Time) [
 		return []Transition{t}
 	}
 	return nil
+}
+
+// namesInstance reports whether an admission source names the instance
+// ("provider:" or "launch:" followed by <name>/<instance>).
+func namesInstance(src string) bool {
+	return (strings.HasPrefix(src, "provider:") || strings.HasPrefix(src, "launch:")) && strings.Contains(src, "/")
 }
