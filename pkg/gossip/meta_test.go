@@ -64,6 +64,12 @@ func TestDecodeMetaRejectsGarbage(t *testing.T) {
 		"wrong types": `{"v":"one"}`,
 		"vsn range":   `{"v":300}`,
 		"too long":    `{"v":1,"r":"` + strings.Repeat("x", 600) + `"}`,
+		// Written by any member, shown by meshctl members and logged.
+		"escape in version": `{"v":1,"r":"agent","av":"v1\u001b]0;owned\u0007"}`,
+		"newline in role":   `{"v":1,"r":"agent\nHost *"}`,
+		"space in provider": `{"v":1,"r":"agent","p":"vast ; rm"}`,
+		"long role":         `{"v":1,"r":"` + strings.Repeat("a", 33) + `"}`,
+		"quote in token":    `{"v":1,"r":"agent","t":"a\"b"}`,
 	} {
 		if out, err := DecodeMeta([]byte(in)); err == nil {
 			t.Errorf("%s: decoded %+v", name, out)

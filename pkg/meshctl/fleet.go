@@ -475,8 +475,9 @@ func membersCmd(o *Options) *cobra.Command {
 			tw := tabwriter.NewWriter(o.out, 0, 0, 2, ' ', 0)
 			fmt.Fprintln(tw, "MEMBER\tADDRESS\tSTATE\tROLE\tPROVIDER\tVERSION\tSINCE")
 			for _, mi := range m.Members {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", mi.Name, mi.Addr, mi.State, dash(mi.Meta.Role), dash(mi.Meta.Provider),
-					dash(mi.Meta.AgentVersion), mi.Since.UTC().Format("15:04:05"))
+				// Gossip meta is written by the members themselves: no control characters reach the terminal.
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", clean(mi.Name, 64), clean(mi.Addr, 64), clean(string(mi.State), 16), dash(clean(mi.Meta.Role, 32)),
+					dash(clean(mi.Meta.Provider, 32)), dash(clean(mi.Meta.AgentVersion, 64)), mi.Since.UTC().Format("15:04:05"))
 			}
 			return tw.Flush()
 		},

@@ -11,6 +11,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/ringmesh/ringmesh/pkg/events"
 )
 
 // State is a member's liveness as seen by this member.
@@ -133,6 +135,19 @@ func DecodeMeta(b []byte) (Meta, error) {
 	}
 	if w.V == nil || *w.V == 0 {
 		return Meta{}, errors.New("gossip: node meta has no version")
+	}
+	// Any member may write its meta: every string is checked against the
+	// bus patterns (pkg/events) before it reaches a log, a terminal or a label.
+	for _, f := range []struct {
+		name, pattern, v string
+		max              int
+	}{{"role", "token", w.R, 32}, {"provider", "token", w.P, 32}, {"agent version", "text", w.AV, 128}, {"token", "token", w.T, MetaMaxSize}} {
+		if len(f.v) > f.max {
+			return Meta{}, fmt.Errorf("gossip: node meta %s is %d bytes (at most %d)", f.name, len(f.v), f.max)
+		}
+		if err := events.Check("gossip: node meta "+f.name, f.pattern, f.v); err != nil {
+			return Meta{}, err
+		}
 	}
 	return Meta{Version: *w.V, Role: w.R, Provider: w.P, AgentVersion: w.AV, Token: w.T}, nil
 }
