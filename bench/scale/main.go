@@ -50,6 +50,7 @@ func main() {
 	fs.DurationVar(&o.DeadAfter, "dead-after", 45*time.Second, "the coordinator's --dead-after")
 	fs.IntVar(&o.GPUs, "gpus", 8, "GPUs per GPU node")
 	fs.BoolVar(&o.NoFailure, "no-failure", false, "skip the mass failure")
+	fs.StringVar(&o.MemProfile, "memprofile", "", "write a heap profile of the coordinator's process here at the end of the window (go tool pprof)")
 	verbose := fs.Bool("v", false, "log the coordinator at info level (default: warnings)")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		os.Exit(2)

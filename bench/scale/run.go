@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -44,6 +46,10 @@ type Options struct {
 	GPUs int
 	// NoFailure skips the mass failure (and its figures).
 	NoFailure bool
+	// MemProfile, when set, is the file a heap profile (go tool pprof) of
+	// the coordinator's process is written to at the end of the window,
+	// after a GC.
+	MemProfile string
 	// Log receives the coordinator's log.
 	Log zerolog.Logger
 }
@@ -317,6 +323,11 @@ func Run(ctx context.Context, o Options, w io.Writer) (Result, error) {
 	res.CPU = (cpuTime() - cpu0).Seconds() / el.Seconds()
 	res.RSSMiB = rssMiB()
 	res.RSSMaxMiB = max(res.RSSMaxMiB, res.RSSMiB)
+	if o.MemProfile != "" {
+		if err := writeHeapProfile(o.MemProfile); err != nil {
+			return res, err
+		}
+	}
 	res.Applied = float64(coord.Applied()-applied0) / el.Seconds()
 	res.Expected = float64(o.Nodes) / o.Heartbeat.Seconds()
 	res.KVWrites = float64(kvSeq()-kv0) / el.Seconds()
@@ -500,4 +511,19 @@ func rssMiB() float64 {
 		}
 	}
 	return 0
+}
+
+// writeHeapProfile writes this process's heap profile to path, after a GC
+// (so it shows live memory).
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("-memprofile: %w", err)
+	}
+	runtime.GC()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		f.Close()
+		return fmt.Errorf("-memprofile %s: %w", path, err)
+	}
+	return f.Close()
 }

@@ -3,6 +3,7 @@ package coordinator_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/ringmesh/ringmesh/pkg/api"
 	"github.com/ringmesh/ringmesh/pkg/auth"
 	"github.com/ringmesh/ringmesh/pkg/bus"
+	"github.com/ringmesh/ringmesh/pkg/config"
 	"github.com/ringmesh/ringmesh/pkg/coordinator"
 	"github.com/ringmesh/ringmesh/pkg/events"
 	"github.com/ringmesh/ringmesh/pkg/fleet"
@@ -175,4 +177,43 @@ func TestMeshctlRevokeDropsNode(t *testing.T) {
 		t.Fatal("a viewer revoked")
 	}
 	waitState(t, h.url, "vast-6", mesh.StateHealthy, 5*time.Second)
+}
+
+// TestRetiredNodeRevoked: a host the inventory marks `status: retired`
+// keeps no working credential. When its agent (with a credential issued
+// earlier) speaks, the leader revokes it by itself: the connection is
+// dropped, a reconnect is refused, the revoke is audited with the
+// inventory's reason, and the record stays. A host marked offline keeps
+// its credential (it comes back).
+func TestRetiredNodeRevoked(t *testing.T) {
+	inv, err := config.Parse("inv.yaml", []byte("hosts:\n  vast-old: {provider: vast, status: retired}\n  vast-off: {provider: vast, status: offline}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := startCoordinator(t, coordinator.Config{Inventory: inv})
+	sb := testutil.Lookup(h.url)
+	for _, node := range []string{"vast-old", "vast-off"} {
+		a := newAttacker(t, h.url, node)
+		a.publish(node, bus.KindHello, 1, hello("198.51.100.7", "root", ""))
+	}
+	testutil.Eventually(t, 30*time.Second, func() error {
+		nc, err := sb.Connect(t, []string{h.url}, auth.RoleNode, "vast-old", nats.MaxReconnects(0))
+		if err == nil {
+			nc.Close()
+			return errors.New("vast-old still connects")
+		}
+		return nil
+	})
+	nc, err := sb.Connect(t, []string{h.url}, auth.RoleNode, "vast-off", nats.MaxReconnects(0))
+	if err != nil {
+		t.Fatalf("an offline host lost its credential: %v", err)
+	}
+	nc.Close()
+	out, err := run(t, h.url, "", "audit", "--kind", "revoke", "--json")
+	if err != nil || !strings.Contains(out, "the inventory says status retired") || strings.Contains(out, "vast-off") {
+		t.Fatalf("revoke audit: %v\n%s", err, out)
+	}
+	if _, ok := nodeIn(status(t, h.url), "vast-old"); !ok {
+		t.Fatal("the retired node's record is gone")
+	}
 }

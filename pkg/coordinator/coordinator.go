@@ -567,6 +567,11 @@ func (c *Coordinator) handle(msg jetstream.Msg) {
 	}
 	c.m.applied.WithLabelValues(m.Kind).Inc()
 	c.appliedN.Add(1)
+	if _, retired := c.retiredForGood(m.Node); retired {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		c.revokeRetired(ctx, m.Node)
+		cancel()
+	}
 	if len(trs) > 0 {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		c.recordTransitions(ctx, trs, m.ID)
@@ -578,25 +583,31 @@ func (c *Coordinator) handle(msg jetstream.Msg) {
 }
 
 // checkReceipts drops the RPO of a sync result that claims copies on a
-// target the router did not choose for that node (known only on the
-// leader, once it routed): such receipts never make RPO zero.
+// target the router did not choose for that node: such receipts never make
+// RPO zero. Which targets were chosen is known only on the leader once it
+// routed the node; before that (a follower, a leader that just started or
+// took over) a result naming targets cannot be checked, so its RPO is not
+// taken either (unknown, never a figure nobody vouched for). A result that
+// names no targets carries the node's own measurement and is kept.
 func (c *Coordinator) checkReceipts(m *wire.Message) {
-	p := c.chosenTargets.Load()
-	if !c.IsLeader() || p == nil {
-		return
-	}
-	set, routed := (*p)[m.Node]
-	if !routed {
-		return
+	var set map[string]bool
+	routed := false
+	if p := c.chosenTargets.Load(); c.IsLeader() && p != nil {
+		set, routed = (*p)[m.Node]
 	}
 	for _, f := range m.Sync.Made {
 		for _, t := range f.Targets {
-			if !set[t] {
-				c.m.dropped.WithLabelValues("receipt_from_unchosen_target").Inc()
-				c.log.Warn().Str("node", m.Node).Str("target", t).Msg("sync receipt from a target the router did not choose: RPO not taken")
-				m.Sync.RPO = events.RPO{}
-				return
+			if set[t] {
+				continue
 			}
+			reason, why := "receipt_from_unchosen_target", "a target the router did not choose"
+			if !routed {
+				reason, why = "receipt_before_routing", "targets this coordinator has not routed the node to (yet)"
+			}
+			c.m.dropped.WithLabelValues(reason).Inc()
+			c.log.Warn().Str("node", m.Node).Str("target", t).Msg("sync receipt from " + why + ": RPO not taken")
+			m.Sync.RPO = events.RPO{}
+			return
 		}
 	}
 }
@@ -659,26 +670,26 @@ func (c *Coordinator) recordTransitions(ctx context.Context, trs []registry.Tran
 		}
 		c.audit(ctx, "transition", id, a)
 		if t.To == mesh.StateTerminated {
-			c.revokeTerminated(ctx, t.Node, t.Cause)
+			c.revokeNode(ctx, t.Node, "the node's instance is terminated ("+t.Cause+")")
 		}
 	}
 }
 
-// revokeTerminated revokes the bus credentials of a node whose instance is
-// gone (terminated is only concluded from the provider: a confirmed
-// not-found or a terminated state, never from silence), so a credential
-// copied off the dead box is worth nothing. Its sync certificate, which
-// only reaches it over the bus, is then never renewed and expires within
-// auth.DefaultSyncCertValidity; a new instance of the same name enrolls
-// anew. Voters and coordinators are never revoked
-// here.
-func (c *Coordinator) revokeTerminated(ctx context.Context, node, cause string) {
+// revokeNode revokes the bus credentials of a node that is out of service
+// for good, why says how that is known (audited): its instance is gone
+// (terminated is only concluded from the provider: a confirmed not-found
+// or a terminated state, never from silence), or the inventory retired it.
+// A credential copied off the box is then worth nothing. Its sync
+// certificate, which only reaches it over the bus, is then never renewed
+// and expires within auth.DefaultSyncCertValidity; a new instance of the
+// same name enrolls anew. Voters and coordinators are never revoked here.
+func (c *Coordinator) revokeNode(ctx context.Context, node, why string) {
 	if c.cfg.Auth == nil || c.isVoter(node) || strings.HasPrefix(node, "coordinator-") {
 		return
 	}
 	creds, err := c.credentialsOf(node)
 	if err != nil {
-		c.log.Warn().Err(err).Str("node", node).Msg("terminated node: reading the issuer store")
+		c.log.Warn().Err(err).Str("node", node).Msg("revoking a node out of service: reading the issuer store")
 		return
 	}
 	live := false
@@ -697,14 +708,50 @@ func (c *Coordinator) revokeTerminated(ctx context.Context, node, cause string) 
 		keys = append(keys, u.PublicKey)
 	}
 	if err != nil {
-		c.log.Error().Err(err).Str("node", node).Msg("terminated node: revoking its credentials")
+		c.log.Error().Err(err).Str("node", node).Str("why", why).Msg("revoking the credentials of a node out of service")
 	} else {
-		c.log.Info().Str("node", node).Int("keys", len(keys)).Msg("terminated node: credentials revoked")
+		c.log.Info().Str("node", node).Int("keys", len(keys)).Str("why", why).Msg("credentials revoked: node out of service")
 	}
 	if len(keys) > 0 {
 		a := auditRevoke(ctx, node, keys, err)
-		a.Cause, a.Actor = "credentials revoked: the node's instance is terminated ("+cause+")", "coordinator:"+c.cfg.Name
+		a.Cause, a.Actor = "credentials revoked: "+why, "coordinator:"+c.cfg.Name
 		c.audit(ctx, "revoke", "revoke:"+node+":"+keys[len(keys)-1], a)
+	}
+}
+
+// retiredForGood returns the inventory status of node when it takes the
+// host out of service for good (retired, terminated, archived): its
+// credentials are revoked. Hosts offline or in setup come back and keep them.
+func (c *Coordinator) retiredForGood(node string) (string, bool) {
+	if c.cfg.Inventory == nil {
+		return "", false
+	}
+	h := c.cfg.Inventory.Hosts[node]
+	if h == nil {
+		return "", false
+	}
+	switch st := strings.ToLower(h.Status); st {
+	case "retired", "terminated", "archived":
+		return st, true
+	}
+	return "", false
+}
+
+// revokeRetired, on the leader, revokes the credentials of every host the
+// inventory retired for good (run when this coordinator becomes the leader,
+// and for a retired node's message, so a retirement takes effect without
+// anyone running meshctl revoke).
+func (c *Coordinator) revokeRetired(ctx context.Context, nodes ...string) {
+	if c.cfg.Auth == nil || !c.IsLeader() {
+		return
+	}
+	if len(nodes) == 0 && c.cfg.Inventory != nil {
+		nodes = c.cfg.Inventory.Names()
+	}
+	for _, n := range nodes {
+		if st, ok := c.retiredForGood(n); ok {
+			c.revokeNode(ctx, n, "the inventory says status "+st)
+		}
 	}
 }
 

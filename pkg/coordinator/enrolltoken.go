@@ -358,6 +358,7 @@ func (s *enrollServer) handle(m *nats.Msg) {
 	reply := func(r bootstrap.Reply) {
 		b, _ := json.Marshal(r)
 		if err := m.Respond(b); err != nil {
+			c.m.respondErrors.WithLabelValues("enroll").Inc()
 			c.log.Warn().Err(err).Msg("enrollment reply failed")
 		}
 	}

@@ -30,6 +30,9 @@ func (c *Coordinator) watchLeadership(ctx context.Context) {
 		return
 	}
 	c.wasLeader = now
+	if now {
+		c.revokeRetired(ctx)
+	}
 	if c.cfg.Leadership == nil {
 		return // a single coordinator is always the leader
 	}

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -424,4 +425,33 @@ func TestHTTPTokenGuardsStatusAndAPI(t *testing.T) {
 		}
 	}
 	_ = mesh.StateHealthy
+}
+
+// TestAttackReceiptsBeforeRoutingNotTaken: a node the router never gave a
+// target (no routing has happened for it) reports a sync result whose
+// receipts name a persistent node and an RPO of zero. The receipts cannot
+// be checked, so the RPO is not taken: the node's RPO stays unknown and
+// the safe-to-terminate gate does not open; the same node's own heartbeat
+// figure still counts.
+func TestAttackReceiptsBeforeRoutingNotTaken(t *testing.T) {
+	inv, err := config.Parse("inv.yaml", []byte("hosts:\n  hetzner-cpu1: {provider: hetzner, ssh_host: 203.0.113.1, role: coordinator}\n  hetzner-cpu2: {provider: hetzner, ssh_host: 203.0.113.2}\n  vast-5: {provider: vast, is_ephemeral: true}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := startCoordinator(t, coordinator.Config{Name: "hetzner-cpu1", Inventory: inv})
+	a := newAttacker(t, h.url, "vast-5")
+	a.publish("vast-5", bus.KindHello, 1, hello("198.51.100.5", "root", ""))
+	zero, none := int64(0), 0
+	a.publish("vast-5", bus.KindSync, 2, events.Sync{Phase: "result", Trigger: "continuous", BytesSent: 1 << 20, BytesTotal: 1 << 20,
+		Made: []events.FileRef{{Path: "ckpt/a.pt", Size: 1 << 20, Targets: []string{"hetzner-cpu2"}}},
+		RPO:  events.RPO{UnsyncedBytes: &zero, UnsyncedFiles: &none}})
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if rec, _ := h.coord.Registry().Get("vast-5"); rec.LastSync == nil {
+			return errors.New("sync result not applied yet")
+		}
+		return nil
+	})
+	if rec, _ := h.coord.Registry().Get("vast-5"); rec.RPO.UnsyncedBytes != nil {
+		t.Fatalf("RPO taken from receipts nobody routed: %d unsynced bytes", *rec.RPO.UnsyncedBytes)
+	}
 }
