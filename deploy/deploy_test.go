@@ -234,7 +234,7 @@ func TestUnitsAgreeWithVoters(t *testing.T) {
 			t.Errorf("agent --%s %q, want %q", k, a[k], v)
 		}
 	}
-	// The drop-ins leave the NATS URLs (with passwords) to the environment.
+	// The drop-ins leave the NATS URLs to the environment (credentials are files, never in URLs).
 	if ext := flagValues(execStart(t, "examples/external-nats.conf")[0]); ext["nats-listen"] != "" || ext["nats-url"] != "" || ext["replicas"] != "3" {
 		t.Errorf("external-nats.conf flags %v", ext)
 	}
