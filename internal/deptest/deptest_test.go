@@ -313,3 +313,29 @@ func sortedKeys[V any](m map[string]V) []string {
 	sort.Strings(keys)
 	return keys
 }
+
+// TestTrustBoundaryDependsOnStdlibAndValidatorOnly: pkg/wire, where every
+// inbound bus message is decoded, validated and bounded once, links only
+// the standard library, the schema validator (santhosh-tekuri/jsonschema
+// and its golang.org/x/text) and ringmesh's own contract packages (the
+// message types, their patterns and the generated schemas): nothing a
+// review of the boundary would also have to read.
+func TestTrustBoundaryDependsOnStdlibAndValidatorOnly(t *testing.T) {
+	allowed := []string{mod + "/pkg/events", mod + "/pkg/paths", mod + "/schemas", "github.com/santhosh-tekuri/jsonschema/", "golang.org/x/text/"}
+	pkgs := goList(t, "-deps", "./pkg/wire")
+	if len(pkgs) == 0 {
+		t.Fatal("go list -deps ./pkg/wire: nothing listed")
+	}
+	for _, p := range pkgs {
+		if p.Standard || p.ImportPath == mod+"/pkg/wire" {
+			continue
+		}
+		ok := false
+		for _, a := range allowed {
+			ok = ok || hasPrefix(p.ImportPath, a)
+		}
+		if !ok {
+			t.Errorf("pkg/wire links %s: the trust boundary may depend only on the standard library, the schema validator and %v", p.ImportPath, allowed[:3])
+		}
+	}
+}
