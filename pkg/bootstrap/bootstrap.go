@@ -15,20 +15,17 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
-	"errors"
 	"fmt"
 
 	"github.com/ringmesh/ringmesh/pkg/events"
-	"github.com/ringmesh/ringmesh/pkg/mesh"
 )
 
 // TokenPrefix starts every enrollment token, so a leaked one is easy to
 // recognise (secret scanners, logs).
 const TokenPrefix = "rme_"
 
-// MaxRequestBytes is the largest enrollment request the coordinator reads;
-// a valid one is about 300 bytes.
-const MaxRequestBytes = 1024
+// MaxRequestBytes is the largest enrollment request the coordinator reads.
+const MaxRequestBytes = events.MaxEnrollRequestBytes
 
 // NewToken returns a fresh token: TokenPrefix and 32 random bytes
 // (256 bits) in unpadded base64url, 47 characters in all.
@@ -50,46 +47,9 @@ func HashToken(tok string) string {
 // ValidToken reports whether tok has the shape NewToken makes.
 func ValidToken(tok string) bool { return events.Match("enroll_token", tok) }
 
-// Request is what a booting node sends on bus.EnrollSubject (JSON).
-type Request struct {
-	// Token is the one-time enrollment token (pattern enroll_token).
-	Token string `json:"token"`
-	// InstanceID is the node's provider instance ID as the node sees it
-	// (Vast CONTAINER_ID, RunPod RUNPOD_POD_ID, or --instance-id); it must
-	// equal the one the token was created for.
-	InstanceID string `json:"instance_id"`
-	// Provider is the node's provider as detected ("" = unknown); when set
-	// and the token names one, they must be equal.
-	Provider string `json:"provider,omitempty"`
-	// Node, when set, is the node ID the node was told it has (--node); it
-	// must equal the token's.
-	Node string `json:"node,omitempty"`
-	// PublicKey is the node's own public user nkey ("U…"), for which the
-	// node JWT is signed.
-	PublicKey string `json:"public_key"`
-}
-
-// Validate checks every field against its pattern; the error names the
-// field, never the token's value.
-func (r Request) Validate() error {
-	if !ValidToken(r.Token) {
-		return errors.New("token: not an enrollment token (want rme_ and 43 base64url characters)")
-	}
-	if err := events.Check("instance_id", "instance_id", r.InstanceID); err != nil {
-		return err
-	}
-	if r.Provider != "" {
-		if err := events.Check("provider", "node", r.Provider); err != nil {
-			return err
-		}
-	}
-	if r.Node != "" {
-		if err := mesh.ValidateNodeID(r.Node); err != nil {
-			return fmt.Errorf("node: %w", err)
-		}
-	}
-	return events.Check("public_key", "nkey_user", r.PublicKey)
-}
+// Request is what a booting node sends on bus.EnrollSubject (JSON); the
+// contract type lives in pkg/events, its decoding in pkg/wire.
+type Request = events.EnrollRequest
 
 // Reply answers a Request: either the node's ID and its user JWT (signed
 // for Request.PublicKey), or Error. Refusals are deliberately alike ("token

@@ -22,6 +22,7 @@ import (
 	"github.com/ringmesh/ringmesh/pkg/bus"
 	"github.com/ringmesh/ringmesh/pkg/events"
 	"github.com/ringmesh/ringmesh/pkg/mesh"
+	"github.com/ringmesh/ringmesh/pkg/wire"
 )
 
 // Enrollment tokens live in KV mesh_state under enrollKeyPrefix + the hex
@@ -391,11 +392,8 @@ func (s *enrollServer) handle(m *nats.Msg) {
 // marks it used (compare-and-set) and issues the node's JWT. Every
 // outcome but a malformed request is audited.
 func (c *Coordinator) redeem(ctx context.Context, data []byte) bootstrap.Reply {
-	var req bootstrap.Request
-	if err := json.Unmarshal(data, &req); err != nil {
-		return bootstrap.Reply{Error: "request refused: not JSON"}
-	}
-	if err := req.Validate(); err != nil {
+	req, err := wire.DecodeEnrollRequest(data) // the trust boundary: bounded, strict, every field checked
+	if err != nil {
 		c.log.Warn().Err(err).Msg("enrollment request refused: invalid")
 		return bootstrap.Reply{Error: "request refused: " + err.Error()}
 	}
