@@ -54,7 +54,10 @@ type StatusRequest struct {
 // Status is the answer to OpStatus. Nodes holds one page of rows; Counts
 // and Total cover the whole registry.
 type Status struct {
-	Coordinator string                 `json:"coordinator"`
+	Coordinator string `json:"coordinator"`
+	// Version is the answering coordinator's release (pkg/version; meshctl
+	// enroll installs agents of this version).
+	Version     string                 `json:"version,omitempty"`
 	Leader      string                 `json:"leader,omitempty"`
 	Voters      []VoterStatus          `json:"voters,omitempty"`
 	GeneratedAt time.Time              `json:"generated_at"`

@@ -17,6 +17,7 @@ import (
 	"github.com/ringmesh/ringmesh/pkg/events"
 	"github.com/ringmesh/ringmesh/pkg/mesh"
 	"github.com/ringmesh/ringmesh/pkg/registry"
+	"github.com/ringmesh/ringmesh/pkg/version"
 )
 
 // apiHandler answers one operation; req is the raw request body.
@@ -219,6 +220,7 @@ func (c *Coordinator) Status() api.Status {
 	th := c.reg.Thresholds()
 	return api.Status{
 		Coordinator: c.cfg.Name,
+		Version:     version.String(),
 		Leader:      leaderName(c),
 		GeneratedAt: c.cfg.Now().UTC(),
 		Thresholds:  api.ThresholdsView{SuspectAfterSeconds: th.SuspectAfter.Seconds(), DeadAfterSeconds: th.DeadAfter.Seconds()},

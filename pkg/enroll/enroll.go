@@ -172,6 +172,13 @@ type Config struct {
 	// Mode is ModeAuto (systemd where it is PID 1 and root or sudo -n is
 	// available, else the supervisor), ModeSystemd or ModeSupervisor.
 	Mode string
+	// CoordinatorVersion is the coordinator's version (api.Status.Version);
+	// an agent binary of another version is refused unless
+	// AllowVersionSkew. Empty = not known (an older coordinator): not checked.
+	CoordinatorVersion string
+	// AllowVersionSkew installs an agent whose version differs from the
+	// coordinator's (meshctl enroll --allow-version-skew).
+	AllowVersionSkew bool
 	// Deadline bounds one node's enrollment, the wait for its hello
 	// included (default 2 minutes).
 	Deadline time.Duration
@@ -417,6 +424,9 @@ func (cfg *Config) enroll(ctx context.Context, n Node, res *Result) (Outcome, er
 	if err != nil {
 		return "", err
 	}
+	if err := cfg.checkVersion(version); err != nil {
+		return "", err
+	}
 	res.PreviousVersion = pr.version
 	// A credential already on the node is kept while the coordinator says
 	// it is valid; a revoked one is replaced.
@@ -488,6 +498,9 @@ func (cfg *Config) enroll(ctx context.Context, n Node, res *Result) (Outcome, er
 			return "", fmt.Errorf("the uploaded binary is not a ringmesh agent (--version said %q)", events.StripControl(clip(out, 100)))
 		}
 		version = v
+		if err := cfg.checkVersion(version); err != nil {
+			return "", err
+		}
 	}
 	res.Version = version
 	if pr.version == version && credsValid {
@@ -602,6 +615,17 @@ func (cfg *Config) boot(ctx context.Context, node string) (string, error) {
 		return "", fmt.Errorf("ask the coordinator for %s: %w", node, err)
 	}
 	return b, nil
+}
+
+// checkVersion refuses an agent binary whose version is known and differs
+// from the coordinator's, unless the operator allows the skew ("" = not
+// known yet: a binary given by the operator says it on the node).
+func (cfg *Config) checkVersion(agent string) error {
+	if agent == "" || cfg.CoordinatorVersion == "" || agent == cfg.CoordinatorVersion || cfg.AllowVersionSkew {
+		return nil
+	}
+	return fmt.Errorf("the agent binary is version %s, the coordinator runs %s: give the agent of the coordinator's release (--agent-binary), or --allow-version-skew to install it anyway",
+		events.StripControl(clip(agent, 64)), events.StripControl(clip(cfg.CoordinatorVersion, 64)))
 }
 
 func (cfg *Config) wait(ctx context.Context, node, version, before string, l layout) error {

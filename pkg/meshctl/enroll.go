@@ -38,6 +38,7 @@ type enrollFlags struct {
 	gossipPort    int
 	metrics       string
 	knownHosts    string
+	versionSkew   bool
 }
 
 func enrollCmd(o *Options) *cobra.Command {
@@ -70,6 +71,7 @@ current, upgraded, or failed: why. docs/enrollment.md has the details.`,
 	fl.StringVar(&f.gossipKeyFile, "gossip-key-file", "", "gossip keyring to install on the node (default $RINGMESH_GOSSIP_KEY; none = the node runs without gossip)")
 	fl.IntVar(&f.gossipPort, "gossip-port", 7946, "memberlist port on the node")
 	fl.StringVar(&f.metrics, "metrics-listen", "", "the agent's --metrics-listen on the node (default: the agent's own, loopback)")
+	fl.BoolVar(&f.versionSkew, "allow-version-skew", false, "install an agent whose version differs from the coordinator's (default: refused)")
 	fl.StringVar(&f.knownHosts, "known-hosts", fleet.KnownHostsFile, "known_hosts file of pinned host keys (one line per node ID)")
 	return cmd
 }
@@ -173,6 +175,7 @@ func (o *Options) runEnroll(cmd *cobra.Command, args []string, f enrollFlags) er
 		Prefix: f.prefix, Pins: enroll.NewPins(expandHome(f.knownHosts)), AcceptHostKey: f.acceptHostKey,
 		Binaries: bins, Creds: enroll.APICreds{Client: c}, Waiter: &enroll.StatusWaiter{Client: c},
 		NATSURLs: urls, GossipKey: gossipKey, GossipPort: f.gossipPort, Mode: f.mode, Deadline: f.deadline,
+		CoordinatorVersion: st.Version, AllowVersionSkew: f.versionSkew,
 	}
 	if cmd.Flags().Changed("metrics-listen") {
 		ecfg.MetricsListen = &f.metrics
