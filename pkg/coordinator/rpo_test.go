@@ -239,3 +239,34 @@ func TestAgentSweepsOrphanedPartials(t *testing.T) {
 		}
 	}
 }
+
+// TestEventsKindSyncShowsFlushMisses: the final flush's result is read as
+// an operator reads it: `meshctl events --kind sync --node` shows the flush
+// line with what did not make it and why (here every target is gone when
+// the node is told to stop).
+func TestEventsKindSyncShowsFlushMisses(t *testing.T) {
+	r := startSyncRig(t, "")
+	data := filepath.Join(r.srcRoot, "root/ringrift/ai-service")
+	writeFile(t, filepath.Join(data, "checkpoints/ckpt-1.pt"), 64<<10)
+	testutil.Eventually(t, 30*time.Second, func() error {
+		out, err := run(t, r.h.url, "", "events", "--kind", "sync", "--node", "vast-77")
+		if err != nil || !strings.Contains(out, "made 1") {
+			return fmt.Errorf("no continuous result yet: %v\n%s", err, out)
+		}
+		return nil
+	})
+	_ = r.target.Close() // the only target goes away
+	writeFile(t, filepath.Join(data, "checkpoints/ckpt-2.pt"), 64<<10)
+	r.stopSrc(errors.New("signal:SIGTERM"))
+	<-r.srcDone
+	var out string
+	testutil.Eventually(t, 30*time.Second, func() error {
+		var err error
+		out, err = run(t, r.h.url, "", "events", "--kind", "sync", "--node", "vast-77")
+		if err != nil || !strings.Contains(out, "flush") || !strings.Contains(out, "missed 1,") || !strings.Contains(out, "checkpoints/ckpt-2.pt (64.0 KiB): error: push") {
+			return fmt.Errorf("no flush result naming the missed file yet: %v\n%s", err, out)
+		}
+		return nil
+	})
+	t.Logf("meshctl events --kind sync --node vast-77:\n%s", out)
+}
