@@ -187,8 +187,10 @@ func (r *enrollRig) enroll(bin string, extra ...string) (string, error) {
 	if b, _ := os.ReadFile("/proc/1/comm"); strings.TrimSpace(string(b)) == "systemd" {
 		mode = enroll.ModeSupervisor // the container path is what this test covers
 	}
+	// The two test builds are stamped with versions of their own, not the
+	// coordinator's ("dev" in a test binary): the skew is what this test is about.
 	args := []string{"enroll", r.node, "--prefix", r.prefix, "--agent-binary", bin, "--known-hosts", r.known,
-		"--mode", mode, "--metrics-listen", "", "--deadline", "2m"}
+		"--mode", mode, "--metrics-listen", "", "--deadline", "2m", "--allow-version-skew"}
 	return r.meshctl(append(args, extra...)...)
 }
 
@@ -268,6 +270,17 @@ func TestEnrollLifecycleOverRealSSH(t *testing.T) {
 	out, err = r.enroll(bins[0])
 	if err == nil || !strings.Contains(out, "host key not trusted") || !strings.Contains(out, r.sshd.Fingerprint()) {
 		t.Fatalf("enroll with an unconfirmed host key: err %v, output:\n%s", err, out)
+	}
+
+	// An agent of another version than the coordinator's is refused
+	// without --allow-version-skew, before anything is installed.
+	out, err = r.meshctl("enroll", r.node, "--prefix", r.prefix, "--agent-binary", bins[0], "--known-hosts", r.known,
+		"--metrics-listen", "", "--deadline", "2m", "--accept-host-key", r.sshd.Fingerprint())
+	if err == nil || !strings.Contains(out, "the agent binary is version "+testVersion1+", the coordinator runs") {
+		t.Fatalf("enroll of an agent of another version: err %v, output:\n%s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(r.prefix, "bin", "ringmesh-agent")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("an agent was installed after the version refusal: %v", err)
 	}
 
 	// Enroll.
