@@ -1,9 +1,11 @@
 package coordinator_test
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/ringmesh/ringmesh/internal/promcheck"
 	"github.com/ringmesh/ringmesh/internal/testutil"
+	"github.com/ringmesh/ringmesh/pkg/auth"
 	"github.com/ringmesh/ringmesh/pkg/bus"
 	"github.com/ringmesh/ringmesh/pkg/bus/busserver"
 	"github.com/ringmesh/ringmesh/pkg/coordinator"
@@ -123,6 +126,14 @@ func TestThreeVoterClusterFailover(t *testing.T) {
 // a NATS cluster on loopback, R3 streams, leader election on.
 func startVoters(t *testing.T, names []string) ([]*harness, []string) {
 	t.Helper()
+	return startVotersWith(t, names, nil)
+}
+
+// startVotersWith is startVoters; mod (may be nil) changes voter i's
+// config before it starts; dir is the cluster's scratch directory (the
+// shared issuer store is dir/.auth).
+func startVotersWith(t *testing.T, names []string, mod func(dir string, i int, cfg *coordinator.Config)) ([]*harness, []string) {
+	t.Helper()
 	ports, err := busserver.FreePorts(2 * len(names))
 	if err != nil {
 		t.Fatal(err)
@@ -148,6 +159,9 @@ func startVoters(t *testing.T, names []string) ([]*harness, []string) {
 			Topology:  bus.Topology{Replicas: len(names)},
 			Elect:     true,
 			LeaderTTL: 3 * time.Second,
+		}
+		if mod != nil {
+			mod(dir, i, &cfg)
 		}
 		go func(i int) {
 			var err error
@@ -213,4 +227,87 @@ func TestReadyzWithoutQuorum(t *testing.T) {
 	})
 	_, body := readyz(hs[2])
 	t.Logf("last voter standing, %s after the second voter stopped: /readyz says %q", time.Since(lost).Round(100*time.Millisecond), strings.TrimSpace(body))
+}
+
+// TestUserRecordsReplicateAcrossVoterStores: each voter has its own copy
+// of the issuer store, as deploy/README.md sets voters up. A credential
+// issued on one voter's store (meshctl creds issue there, or an
+// enrollment it answered) reaches the other voters' stores through KV; so
+// does a revocation made on another voter; and the leader can revoke, by
+// name, a node it did not issue.
+func TestUserRecordsReplicateAcrossVoterStores(t *testing.T) {
+	if testing.Short() {
+		t.Skip("three voters; skipped with -short")
+	}
+	names := []string{"hetzner-cpu1", "hetzner-cpu2", "hetzner-cpu3"}
+	stores := make([]*auth.Issuer, len(names))
+	hs, _ := startVotersWith(t, names, func(dir string, i int, cfg *coordinator.Config) {
+		shared := testutil.SecureBusAt(t, filepath.Join(dir, ".auth")).Issuer
+		if i == 0 {
+			stores[0] = shared // voter 0 uses the store the test helpers know
+			return
+		}
+		own := filepath.Join(dir, ".auth-"+names[i])
+		if err := os.CopyFS(own, os.DirFS(filepath.Join(dir, ".auth"))); err != nil {
+			t.Fatal(err)
+		}
+		iss, err := auth.Open(own)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stores[i], cfg.Auth = iss, iss
+	})
+	has := func(iss *auth.Issuer, name string, revoked bool) error {
+		users, err := iss.Users()
+		if err != nil {
+			return err
+		}
+		for _, u := range users {
+			if u.Name == name && u.RevokedAt.IsZero() != revoked {
+				return nil
+			}
+		}
+		return fmt.Errorf("%s: no record of %s (revoked %v)", iss.Dir(), name, revoked)
+	}
+	everywhere := func(name string, revoked bool) {
+		t.Helper()
+		testutil.Eventually(t, 60*time.Second, func() error {
+			for _, iss := range stores {
+				if err := has(iss, name, revoked); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	if _, err := stores[1].Issue(auth.RoleNode, "vast-repl-1"); err != nil {
+		t.Fatal(err)
+	}
+	everywhere("vast-repl-1", false)
+	if _, _, err := stores[2].Revoke("vast-repl-1"); err != nil {
+		t.Fatal(err)
+	}
+	everywhere("vast-repl-1", true)
+
+	// The leader revokes a node issued on another voter's store.
+	var leader int
+	testutil.Eventually(t, 30*time.Second, func() error {
+		for i, h := range hs {
+			if h.coord.IsLeader() {
+				leader = i
+				return nil
+			}
+		}
+		return errors.New("no leader")
+	})
+	other := (leader + 1) % len(names)
+	if _, err := stores[other].Issue(auth.RoleNode, "vast-repl-2"); err != nil {
+		t.Fatal(err)
+	}
+	everywhere("vast-repl-2", false)
+	out, err := run(t, hs[0].url, "", "revoke", "vast-repl-2")
+	if err != nil || !strings.Contains(out, "revoked vast-repl-2") {
+		t.Fatalf("meshctl revoke through leader %s of a node issued on %s: %v\n%s", names[leader], names[other], err, out)
+	}
+	everywhere("vast-repl-2", true)
 }

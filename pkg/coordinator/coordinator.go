@@ -415,6 +415,9 @@ func (c *Coordinator) Run(ctx context.Context) error {
 		}
 	}
 	loops.Go(func() { c.routeLoop(ctx) })
+	if c.cfg.Auth != nil {
+		loops.Go(func() { c.replicateUsers(ctx) })
+	}
 	beat := time.NewTicker(voterBeatInterval)
 	defer beat.Stop()
 	c.beat(ctx)
