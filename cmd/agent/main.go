@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"maps"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -63,6 +64,10 @@ func run(args []string) error {
 		bootCreds  = fs.String("bootstrap-creds", "", "with an enrollment token: the shared bootstrap credential (default bootstrap.creds next to --creds)")
 		confFile   = fs.String("config", "", "file of name=value lines, one flag each (written by meshctl enroll); command line and environment win")
 	)
+	var classes cli.DataClasses
+	fs.Var(&classes, "data-class", "NAME=GLOB[,GLOB...]: the files of data source NAME to protect, replacing its default globs (repeatable; over the inventory's auto_sync.data_classes; written by meshctl enroll from the coordinator's inventory)")
+	replTarget := fs.Int("replication-target", 0, "verified copies wanted per file (0 = the inventory's sync_routing.replication_target, else 2)")
+	maxSyncs := fs.Int("max-concurrent-syncs", 0, "pushes at the same time (0 = the inventory's auto_sync.max_concurrent_syncs, else 1)")
 	gf := gossipflags.Add(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -77,6 +82,12 @@ func run(args []string) error {
 		if err := cli.ApplyFile(fs, *confFile); err != nil {
 			return err
 		}
+	}
+	if *replTarget < 0 || *replTarget > 16 {
+		return fmt.Errorf("--replication-target %d: want 0 (the inventory's or 2) to 16", *replTarget)
+	}
+	if *maxSyncs < 0 || *maxSyncs > 64 {
+		return fmt.Errorf("--max-concurrent-syncs %d: want 0 (the inventory's or 1) to 64", *maxSyncs)
 	}
 	log, err := logging.Stderr(*logFormat, *logLevel)
 	if err != nil {
@@ -143,7 +154,20 @@ func run(args []string) error {
 			if inv != nil {
 				cfg.Sync.ReplicationTarget = inv.SyncRouting.ReplicationTarget
 				cfg.Sync.MaxConcurrent = inv.AutoSync.MaxConcurrentSyncs
-				cfg.Sync.DataClasses = inv.AutoSync.DataClasses
+				cfg.Sync.DataClasses = maps.Clone(inv.AutoSync.DataClasses)
+			}
+			// Flags (an enrolled node's agent.conf) win over the inventory.
+			if *replTarget > 0 {
+				cfg.Sync.ReplicationTarget = *replTarget
+			}
+			if *maxSyncs > 0 {
+				cfg.Sync.MaxConcurrent = *maxSyncs
+			}
+			for name, globs := range classes {
+				if cfg.Sync.DataClasses == nil {
+					cfg.Sync.DataClasses = map[string][]string{}
+				}
+				cfg.Sync.DataClasses[name] = globs
 			}
 		}
 	case "off":

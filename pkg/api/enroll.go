@@ -29,6 +29,21 @@ type Enrolled struct {
 	// Valid is true when the request's CurrentKey is still good: Creds
 	// and CAPEM are then empty.
 	Valid bool `json:"valid,omitempty"`
+	// Sync is what the coordinator's inventory says about protecting data
+	// on nodes (nil = nothing set there: the agent's defaults); meshctl
+	// enroll writes it into the node's agent.conf.
+	Sync *SyncSettings `json:"sync,omitempty"`
+}
+
+// SyncSettings are the inventory's data-protection settings an enrolled
+// agent runs with: zero fields are not set (the agent's default).
+type SyncSettings struct {
+	// ReplicationTarget is sync_routing.replication_target: verified copies per file.
+	ReplicationTarget int `json:"replication_target,omitempty"`
+	// MaxConcurrentSyncs is auto_sync.max_concurrent_syncs: pushes at a time.
+	MaxConcurrentSyncs int `json:"max_concurrent_syncs,omitempty"`
+	// DataClasses is auto_sync.data_classes: source name → globs.
+	DataClasses map[string][]string `json:"data_classes,omitempty"`
 }
 
 // OpForget removes a departed node from the registry (admin only, leader):

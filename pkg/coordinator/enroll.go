@@ -48,7 +48,7 @@ func (c *Coordinator) apiEnroll(ctx context.Context, req []byte) (any, error) {
 		c.reg.Admit(r.Node, "provider:"+iv.Provider+"/"+iv.ID)
 	}
 	if r.CurrentKey != "" && c.validNodeKey(r.Node, r.CurrentKey) {
-		return api.Enrolled{Node: r.Node, PublicKey: r.CurrentKey, Valid: true}, nil
+		return api.Enrolled{Node: r.Node, PublicKey: r.CurrentKey, Valid: true, Sync: c.syncSettings()}, nil
 	}
 	creds, err := c.cfg.Auth.Issue(auth.RoleNode, r.Node)
 	if err != nil {
@@ -69,7 +69,7 @@ func (c *Coordinator) apiEnroll(ctx context.Context, req []byte) (any, error) {
 	c.reg.Admit(r.Node, "enrolled")
 	c.audit(ctx, "enroll", "enroll:"+r.Node+":"+uc.Subject, events.Audit{Kind: "enroll", Node: r.Node,
 		Cause: "node credential issued for enrollment", Actor: actor(ctx, ""), Detail: map[string]string{"key": uc.Subject}})
-	return api.Enrolled{Node: r.Node, PublicKey: uc.Subject, Creds: string(creds), CAPEM: string(ca)}, nil
+	return api.Enrolled{Node: r.Node, PublicKey: uc.Subject, Creds: string(creds), CAPEM: string(ca), Sync: c.syncSettings()}, nil
 }
 
 // validNodeKey reports whether key is an unrevoked node credential issued to node.
@@ -162,4 +162,19 @@ func (c *Coordinator) apiForget(ctx context.Context, req []byte) (any, error) {
 	c.audit(ctx, "forget", "forget:"+r.Node+":"+c.cfg.Now().UTC().Format("20060102T150405.000000000"), events.Audit{Kind: "forget", Node: r.Node,
 		Cause: "departed node removed from the registry", Actor: actor(ctx, ""), Detail: d})
 	return api.Forgotten{Node: r.Node, State: string(rec.State), Configured: rec.Configured}, nil
+}
+
+// syncSettings are the inventory's data-protection settings for enrolled
+// agents (nil when it sets none).
+func (c *Coordinator) syncSettings() *api.SyncSettings {
+	inv := c.cfg.Inventory
+	if inv == nil {
+		return nil
+	}
+	s := api.SyncSettings{ReplicationTarget: inv.SyncRouting.ReplicationTarget, MaxConcurrentSyncs: inv.AutoSync.MaxConcurrentSyncs,
+		DataClasses: inv.AutoSync.DataClasses}
+	if s.ReplicationTarget == 0 && s.MaxConcurrentSyncs == 0 && len(s.DataClasses) == 0 {
+		return nil
+	}
+	return &s
 }

@@ -17,18 +17,18 @@ type APICreds struct{ Client api.Client }
 
 // Issue asks the coordinator for a node credential (none when current is
 // still valid).
-func (a APICreds) Issue(ctx context.Context, node, current string) ([]byte, []byte, error) {
+func (a APICreds) Issue(ctx context.Context, node, current string) (Credential, error) {
 	var out api.Enrolled
 	if err := a.Client.Call(ctx, api.OpEnroll, api.EnrollRequest{Node: node, CurrentKey: current}, &out); err != nil {
-		return nil, nil, err
+		return Credential{}, err
 	}
 	if current != "" && out.Valid && out.PublicKey == current {
-		return nil, nil, nil
+		return Credential{Sync: out.Sync}, nil
 	}
 	if out.Node != node || out.Creds == "" || out.CAPEM == "" {
-		return nil, nil, fmt.Errorf("the coordinator's enroll reply for %s is incomplete", node)
+		return Credential{}, fmt.Errorf("the coordinator's enroll reply for %s is incomplete", node)
 	}
-	return []byte(out.Creds), []byte(out.CAPEM), nil
+	return Credential{Creds: []byte(out.Creds), CAPEM: []byte(out.CAPEM), Sync: out.Sync}, nil
 }
 
 // StatusWaiter watches the coordinator's status API for enrolled nodes.

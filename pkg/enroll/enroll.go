@@ -20,8 +20,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -32,6 +34,8 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/crypto/ssh"
 
+	"github.com/ringmesh/ringmesh/pkg/api"
+	"github.com/ringmesh/ringmesh/pkg/cli"
 	"github.com/ringmesh/ringmesh/pkg/events"
 	"github.com/ringmesh/ringmesh/pkg/fleet"
 	"github.com/ringmesh/ringmesh/pkg/mesh"
@@ -126,10 +130,19 @@ func (r Result) Line() string {
 // Credentials issues a node's own bus credential.
 type Credentials interface {
 	// Issue returns a .creds file for node (role node) and the CA
-	// certificate (PEM) its servers are signed with. When current (the
+	// certificate (PEM) its servers are signed with, and the coordinator's
+	// data-protection settings for the node's agent.conf. When current (the
 	// public key of the credential the node holds) is still a valid
-	// credential of node, it returns nil, nil, nil: nothing new is issued.
-	Issue(ctx context.Context, node, current string) (creds, caPEM []byte, err error)
+	// credential of node, Creds and CAPEM are nil: nothing new is issued.
+	Issue(ctx context.Context, node, current string) (Credential, error)
+}
+
+// Credential is what Credentials.Issue returns.
+type Credential struct {
+	Creds, CAPEM []byte
+	// Sync, when set, goes into agent.conf (--replication-target,
+	// --max-concurrent-syncs, --data-class).
+	Sync *api.SyncSettings
 }
 
 // Waiter waits for the node's agent to speak under its own identity.
@@ -431,11 +444,14 @@ func (cfg *Config) enroll(ctx context.Context, n Node, res *Result) (Outcome, er
 	// A credential already on the node is kept while the coordinator says
 	// it is valid; a revoked one is replaced.
 	var newCreds, newCA []byte
+	var syncSettings *api.SyncSettings
 	credsValid := false
 	if pr.credsKey != "" {
-		if newCreds, newCA, err = cfg.Creds.Issue(ctx, e.Node, pr.credsKey); err != nil {
+		cr, err := cfg.Creds.Issue(ctx, e.Node, pr.credsKey)
+		if err != nil {
 			return "", fmt.Errorf("check the node's credential: %w", err)
 		}
+		newCreds, newCA, syncSettings = cr.Creds, cr.CAPEM, cr.Sync
 		credsValid = newCreds == nil
 		if !credsValid {
 			res.Notes = append(res.Notes, "its credential was revoked: a new one was issued")
@@ -512,9 +528,11 @@ func (cfg *Config) enroll(ctx context.Context, n Node, res *Result) (Outcome, er
 	installed = true
 	upgrade := pr.version != "" && pr.version != version
 	if !credsValid && newCreds == nil {
-		if newCreds, newCA, err = cfg.Creds.Issue(ctx, e.Node, ""); err != nil {
+		cr, err := cfg.Creds.Issue(ctx, e.Node, "")
+		if err != nil {
 			return "", fmt.Errorf("issue the node's credential: %w", err)
 		}
+		newCreds, newCA, syncSettings = cr.Creds, cr.CAPEM, cr.Sync
 		if newCreds == nil {
 			return "", errors.New("issue the node's credential: the coordinator issued none")
 		}
@@ -527,7 +545,7 @@ func (cfg *Config) enroll(ctx context.Context, n Node, res *Result) (Outcome, er
 			return "", err
 		}
 	}
-	conf, notes := cfg.agentConf(n, l)
+	conf, notes := cfg.agentConf(n, l, syncSettings)
 	res.Notes = append(res.Notes, notes...)
 	if len(cfg.GossipKey) > 0 && strings.Contains(conf, "gossip-key-file") {
 		if err := putFile(sc, l.gossipKey(), bytes.NewReader(cfg.GossipKey), 0o600); err != nil {
@@ -640,7 +658,7 @@ func (cfg *Config) wait(ctx context.Context, node, version, before string, l lay
 
 // agentConf is the node's agent.conf (flag=value lines, read by the
 // agent's --config) and notes about what was left out.
-func (cfg *Config) agentConf(n Node, l layout) (string, []string) {
+func (cfg *Config) agentConf(n Node, l layout, ss *api.SyncSettings) (string, []string) {
 	var notes []string
 	var b strings.Builder
 	b.WriteString("# ringmesh agent configuration, written by meshctl enroll.\n# One flag per line (name=value); flags on the command line win.\n")
@@ -663,6 +681,25 @@ func (cfg *Config) agentConf(n Node, l layout) (string, []string) {
 		kv("sync", "on")
 	} else {
 		kv("sync", "off")
+	}
+	if ss != nil {
+		// The coordinator's inventory (sync_routing, auto_sync): the node
+		// has no inventory of its own.
+		if ss.ReplicationTarget > 0 {
+			kv("replication-target", strconv.Itoa(ss.ReplicationTarget))
+		}
+		if ss.MaxConcurrentSyncs > 0 {
+			kv("max-concurrent-syncs", strconv.Itoa(ss.MaxConcurrentSyncs))
+		}
+		names := slices.Sorted(maps.Keys(ss.DataClasses))
+		for _, name := range names {
+			var d cli.DataClasses
+			if err := d.Set(cli.FormatDataClass(name, ss.DataClasses[name])); err != nil {
+				notes = append(notes, "data class left out of agent.conf: "+err.Error())
+				continue
+			}
+			kv("data-class", d.String())
+		}
 	}
 	if cfg.MetricsListen != nil {
 		kv("metrics-listen", *cfg.MetricsListen)

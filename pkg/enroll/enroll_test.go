@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/ringmesh/ringmesh/pkg/api"
 	"github.com/ringmesh/ringmesh/pkg/fleet"
 	"github.com/ringmesh/ringmesh/pkg/sync/sshtest"
 )
@@ -140,16 +141,19 @@ func TestAgentConf(t *testing.T) {
 	cfg := &Config{NATSURLs: []string{"tls://a:4222", "tls://b:4222"}, GossipKey: []byte("k\n")}
 	l := layout{p: "/opt/ringmesh"}
 	conf, notes := cfg.agentConf(Node{Entry: fleet.SSHEntry{Node: "vast-1", Host: "ssh6.vast.ai", Port: 19528, Source: "provider:proxy"},
-		Provider: "vast", InstanceID: "29129529", Ephemeral: true}, l)
-	for _, want := range []string{"node=vast-1\n", "nats-url=tls://a:4222,tls://b:4222\n", "creds=/opt/ringmesh/etc/node.creds\n", "sync=on\n", "provider=vast\n", "instance-id=29129529\n"} {
+		Provider: "vast", InstanceID: "29129529", Ephemeral: true}, l,
+		&api.SyncSettings{ReplicationTarget: 3, MaxConcurrentSyncs: 2, DataClasses: map[string][]string{"games": {"*.db"}, "checkpoints": {"*.pt", "*.safetensors"}, "bad": {"a b"}}})
+	for _, want := range []string{"node=vast-1\n", "nats-url=tls://a:4222,tls://b:4222\n", "creds=/opt/ringmesh/etc/node.creds\n", "sync=on\n", "provider=vast\n", "instance-id=29129529\n",
+		"replication-target=3\n", "max-concurrent-syncs=2\n", "data-class=checkpoints=*.pt,*.safetensors\ndata-class=games=*.db\n"} {
 		if !strings.Contains(conf, want) {
 			t.Errorf("agent.conf lacks %q:\n%s", want, conf)
 		}
 	}
-	if strings.Contains(conf, "gossip") || len(notes) != 1 {
-		t.Errorf("a proxied node got gossip: %q %v", conf, notes)
+	// The glob with a space is left out (never written into the file), and said.
+	if strings.Contains(conf, "gossip") || strings.Contains(conf, "a b") || len(notes) != 2 || !strings.Contains(strings.Join(notes, "\n"), "data class left out") {
+		t.Errorf("a proxied node got gossip, or a bad data class: %q %v", conf, notes)
 	}
-	conf, notes = cfg.agentConf(Node{Entry: fleet.SSHEntry{Node: "hetzner-1", Host: "203.0.113.7", Port: 22, Source: "config"}}, l)
+	conf, notes = cfg.agentConf(Node{Entry: fleet.SSHEntry{Node: "hetzner-1", Host: "203.0.113.7", Port: 22, Source: "config"}}, l, nil)
 	if !strings.Contains(conf, "gossip-advertise=203.0.113.7:7946\n") || !strings.Contains(conf, "sync=off\n") || len(notes) != 0 {
 		t.Errorf("direct node: %q %v", conf, notes)
 	}
