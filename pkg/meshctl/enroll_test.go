@@ -119,7 +119,7 @@ func startEnrollRig(t *testing.T) *enrollRig {
 	r := &enrollRig{t: t, sshd: sshd, node: "runpod-enroll1", prefix: filepath.Join(sshd.Dir, "ringmesh"),
 		known: filepath.Join(t.TempDir(), "ringmesh_known_hosts")}
 	invPath := filepath.Join(t.TempDir(), "hosts.yaml")
-	inv := fmt.Sprintf("hosts:\n  %s:\n    provider: runpod\n    ssh_host: 127.0.0.1\n    ssh_port: %d\n    ssh_user: %s\n    ssh_key: %s\n    is_ephemeral: true\n",
+	inv := fmt.Sprintf("auto_sync:\n  data_classes:\n    checkpoints: [\"**/*.pt\"]\nhosts:\n  %s:\n    provider: runpod\n    ssh_host: 127.0.0.1\n    ssh_port: %d\n    ssh_user: %s\n    ssh_key: %s\n    is_ephemeral: true\n",
 		r.node, sshd.Port, sshd.User, sshd.ClientKeyPath)
 	if err := os.WriteFile(invPath, []byte(inv), 0o600); err != nil {
 		t.Fatal(err)
@@ -309,6 +309,11 @@ func TestEnrollLifecycleOverRealSSH(t *testing.T) {
 		if m := mode(t, filepath.Join(r.prefix, f)); m != 0o600 {
 			t.Errorf("%s has mode %v, want 0600", f, m)
 		}
+	}
+	// The coordinator's inventory settings reached the node (it has no inventory), and the agent took them.
+	if conf, err := os.ReadFile(filepath.Join(r.prefix, "etc/agent.conf")); err != nil ||
+		!strings.Contains(string(conf), "data-class=checkpoints=**/*.pt\n") || !strings.Contains(string(conf), "replication-target=2\n") {
+		t.Errorf("agent.conf without the inventory's sync settings: %v\n%s", err, conf)
 	}
 	if m := mode(t, filepath.Join(r.prefix, "etc")); m != 0o700 {
 		t.Errorf("etc/ has mode %v, want 0700", m)
