@@ -205,3 +205,29 @@ func TestFleetInstancesStatusSSHConfigAndActions(t *testing.T) {
 		t.Errorf("meshctl cost: %v\n%s", err, out)
 	}
 }
+
+// Shell completion of a NODE argument (`meshctl __complete`, what the
+// bash/zsh scripts of `meshctl completion` call) offers the coordinator's
+// node IDs with the typed prefix, and no file names.
+func TestCompletionOffersNodeIDs(t *testing.T) {
+	h, _, _ := startFleet(t)
+	complete := func(args ...string) string {
+		t.Helper()
+		var out bytes.Buffer
+		root := meshctl.NewRoot(&out, &out)
+		// Flags first: cobra completes the last argument.
+		root.SetArgs(append(append([]string{"__complete", "--nats-url", h.url}, testutil.Lookup(h.url).MeshctlArgs(t)...), args...))
+		if err := root.Execute(); err != nil {
+			t.Fatalf("__complete %v: %v\n%s", args, err, out.String())
+		}
+		return out.String()
+	}
+	out := complete("sync", "vast-2912")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) < 4 || lines[0] != "vast-29129529" || lines[1] != "vast-29129530" || lines[2] != "vast-29129531" || lines[3] != ":4" {
+		t.Fatalf("completion of sync vast-2912:\n%s", out)
+	}
+	if out := complete("ssh", "hetzner-"); !strings.Contains(out, "hetzner-cpu1\n") || strings.Contains(out, "vast-") {
+		t.Fatalf("completion of ssh hetzner-:\n%s", out)
+	}
+}
