@@ -55,11 +55,15 @@ func BenchmarkAgentIdle(b *testing.B) {
 		cpu1 := cpuTicks(b, cmd.Process.Pid)
 		el := time.Since(t0)
 		rss := rssKiB(b, cmd.Process.Pid)
+		anon, file := statusKiB(b, cmd.Process.Pid, "RssAnon:"), statusKiB(b, cmd.Process.Pid, "RssFile:")
 		_ = cmd.Process.Signal(os.Interrupt)
 		_ = cmd.Wait()
 		const hz = 100 // USER_HZ on Linux
 		cpuPct := float64(cpu1-cpu0) / hz / el.Seconds() * 100
 		b.ReportMetric(float64(rss)/1024, "rss-MiB")
+		// Anonymous (heap, stacks, runtime) and file-backed (the binary's pages) parts of it.
+		b.ReportMetric(float64(anon)/1024, "anon-MiB")
+		b.ReportMetric(float64(file)/1024, "file-MiB")
 		b.ReportMetric(cpuPct, "cpu-%")
 		b.ReportMetric(el.Seconds(), "window-s")
 	}
@@ -88,5 +92,20 @@ func rssKiB(b *testing.B, pid int) int64 {
 		}
 	}
 	b.Fatal("no VmRSS")
+	return 0
+}
+
+// statusKiB reads one kB field of /proc/<pid>/status (RssAnon:, RssFile:); 0 when absent.
+func statusKiB(b *testing.B, pid int, field string) int64 {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, l := range strings.Split(string(raw), "\n") {
+		if strings.HasPrefix(l, field) {
+			n, _ := strconv.ParseInt(strings.Fields(l)[1], 10, 64)
+			return n
+		}
+	}
 	return 0
 }
