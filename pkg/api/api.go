@@ -46,6 +46,9 @@ type StatusRequest struct {
 	// states / of one of those providers (at most 32 each).
 	States    []mesh.NodeState `json:"states,omitempty"`
 	Providers []string         `json:"providers,omitempty"`
+	// Nodes, when not empty, keeps only these node IDs (at most 32): one
+	// node's detail without the whole table (meshctl status NODE).
+	Nodes []string `json:"nodes,omitempty"`
 	// ProblemsFirst orders nodes by how much they need attention (see
 	// mesh.StateSeverity), then by name, instead of by name alone.
 	ProblemsFirst bool `json:"problems_first,omitempty"`

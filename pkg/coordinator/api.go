@@ -127,8 +127,13 @@ func (c *Coordinator) apiStatus(ctx context.Context, req []byte) (any, error) {
 			return nil, errors.New("bad request: " + err.Error())
 		}
 	}
-	if len(r.States) > 32 || len(r.Providers) > 32 {
-		return nil, errors.New("bad request: at most 32 states and 32 providers")
+	if len(r.States) > 32 || len(r.Providers) > 32 || len(r.Nodes) > 32 {
+		return nil, errors.New("bad request: at most 32 states, 32 providers and 32 nodes")
+	}
+	for _, n := range r.Nodes {
+		if !events.Match("node", n) {
+			return nil, fmt.Errorf("bad request: bad node ID %q", events.StripControl(n))
+		}
 	}
 	for _, s := range r.States {
 		if !mesh.KnownState(s) {
@@ -154,7 +159,8 @@ func selectNodes(nodes []registry.Record, r api.StatusRequest) ([]registry.Recor
 	out := nodes[:0:0]
 	for _, n := range nodes {
 		byProvider[n.Provider]++
-		if (len(r.States) == 0 || slices.Contains(r.States, n.State)) && (len(r.Providers) == 0 || slices.Contains(r.Providers, n.Provider)) {
+		if (len(r.States) == 0 || slices.Contains(r.States, n.State)) && (len(r.Providers) == 0 || slices.Contains(r.Providers, n.Provider)) &&
+			(len(r.Nodes) == 0 || slices.Contains(r.Nodes, n.Node)) {
 			out = append(out, n)
 		}
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/ringmesh/ringmesh/pkg/fleet"
 	"github.com/ringmesh/ringmesh/pkg/meshctl"
 	"github.com/ringmesh/ringmesh/pkg/providers"
+	"github.com/ringmesh/ringmesh/pkg/registry"
 	"github.com/ringmesh/ringmesh/pkg/providers/demo"
 )
 
@@ -229,5 +230,39 @@ func TestCompletionOffersNodeIDs(t *testing.T) {
 	}
 	if out := complete("ssh", "hetzner-"); !strings.Contains(out, "hetzner-cpu1\n") || strings.Contains(out, "vast-") {
 		t.Fatalf("completion of ssh hetzner-:\n%s", out)
+	}
+}
+
+// `meshctl status NODE` shows one node's detail: state and cause, trust,
+// agent, its GPUs from the last health sample, RPO; --json gives only
+// that node's record; an unknown node is an error naming it.
+func TestMeshctlStatusNodeDetail(t *testing.T) {
+	h, _, _ := startFleet(t)
+	startAgent(t, []string{h.url}, fakeNode{id: "vast-29129529", provider: "vast", instance: "29129529", root: t.TempDir(), smi: "h100x1.csv"}, "")
+	var out string
+	testutil.Eventually(t, 30*time.Second, func() error {
+		var err error
+		out, err = run(t, h.url, "", "status", "vast-29129529")
+		if err != nil || !strings.HasPrefix(out, "vast-29129529  healthy") || !strings.Contains(out, "H100") {
+			return fmt.Errorf("status vast-29129529: %v\n%s", err, out)
+		}
+		return nil
+	})
+	t.Logf("meshctl status vast-29129529:\n%s", out)
+	for _, want := range []string{"trust", "configured (inventory)", "instance 29129529", "at risk (RPO)", "GPU  NAME", "UTIL"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("node detail lacks %q:\n%s", want, out)
+		}
+	}
+	js, err := run(t, h.url, "", "status", "vast-29129529", "--json")
+	var recs []registry.Record
+	if err != nil || json.Unmarshal([]byte(js), &recs) != nil || len(recs) != 1 || recs[0].Node != "vast-29129529" {
+		t.Fatalf("status NODE --json: %v\n%s", err, js)
+	}
+	if out, err := run(t, h.url, "", "status", "vast-29129529", "nope-1"); err == nil || !strings.Contains(err.Error(), "not known to the coordinator: nope-1") {
+		t.Fatalf("unknown node: %v\n%s", err, out)
+	}
+	if _, err := run(t, h.url, "", "status", "vast-29129529", "--watch"); err == nil {
+		t.Fatal("status NODE --watch accepted")
 	}
 }

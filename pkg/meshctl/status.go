@@ -2,6 +2,7 @@ package meshctl
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -19,6 +20,7 @@ import (
 	"github.com/ringmesh/ringmesh/pkg/cli"
 	"github.com/ringmesh/ringmesh/pkg/events"
 	"github.com/ringmesh/ringmesh/pkg/mesh"
+	"github.com/ringmesh/ringmesh/pkg/registry"
 	"github.com/ringmesh/ringmesh/pkg/view"
 )
 
@@ -58,10 +60,17 @@ func (q statusQuery) request() (api.StatusRequest, error) {
 func statusCmd(o *Options) *cobra.Command {
 	var q statusQuery
 	cmd := &cobra.Command{
-		Use:   "status",
-		Short: "Show the cluster: a summary by state and provider, then the nodes that need attention first (--all for every node)",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		Use:               "status [NODE...]",
+		ValidArgsFunction: completeNodes(o),
+		Short:             "Show the cluster: a summary by state and provider, then the nodes that need attention first (--all for every node); with NODE, that node's detail",
+		Args:              cobra.MaximumNArgs(32),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				if q.watch || q.all || q.states != "" || q.providers != "" {
+					return errors.New("status NODE shows those nodes: --watch, --all, --state and --provider are for the cluster view")
+				}
+				return o.nodeStatus(args)
+			}
 			req, err := q.request()
 			if err != nil {
 				return err
@@ -263,4 +272,47 @@ func completeNodes(o *Options) func(*cobra.Command, []string, string) ([]string,
 		slices.Sort(out)
 		return out, cobra.ShellCompDirectiveNoFileComp
 	}
+}
+
+// nodeStatus prints the named nodes' detail (or their records with
+// --json); a node the coordinator does not know is an error naming it.
+func (o *Options) nodeStatus(nodes []string) error {
+	for _, n := range nodes {
+		if err := mesh.ValidateNodeID(n); err != nil {
+			return err
+		}
+	}
+	st, err := o.statusPage(api.StatusRequest{Nodes: nodes}, true)
+	if err != nil {
+		return err
+	}
+	byName := map[string]registry.Record{}
+	for _, r := range st.Nodes {
+		byName[r.Node] = r
+	}
+	var missing []string
+	for _, n := range nodes {
+		if _, ok := byName[n]; !ok {
+			missing = append(missing, n)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("not known to the coordinator: %s (meshctl status lists the nodes)", strings.Join(missing, ", "))
+	}
+	if o.JSON {
+		return o.printJSON(st.Nodes)
+	}
+	now := st.GeneratedAt
+	if now.IsZero() {
+		now = time.Now()
+	}
+	for i, n := range nodes {
+		if i > 0 {
+			fmt.Fprintln(o.out)
+		}
+		if err := printNodeDetail(o.out, byName[n], now); err != nil {
+			return err
+		}
+	}
+	return nil
 }
