@@ -54,7 +54,7 @@ func TestSyncIntoSetUpTarget(t *testing.T) {
 	})
 	conf := t.TempDir()
 	o := sshtest.StartOpenSSHWith(t, sshtest.OpenSSHOptions{AllowUsers: []string{acct}, Extra: "Include " + filepath.Join(conf, "sshd_config.d", "*.conf") + "\n"})
-	l := synctarget.Layout{Account: acct, ChrootDir: filepath.Join(parent, "chroot"), ConfDir: filepath.Join(conf, "ringmesh-sync"),
+	l := synctarget.Layout{Account: acct, ChrootDir: filepath.Join(parent, "chroot"), ConfDir: filepath.Join(conf, "ringmesh-sync"), PartialSweep: "none",
 		DropIn: filepath.Join(conf, "sshd_config.d", "ringmesh-sync.conf"), SSHDConfig: o.ConfigPath, SSHD: sshtest.FindSSHD(),
 		Reload: "kill -HUP " + strconv.Itoa(o.Pid())}.WithDefaults()
 

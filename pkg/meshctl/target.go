@@ -195,6 +195,7 @@ issuer store: agents syncing to NODE log in as the account, in /incoming, and ve
 	f.StringVar(&l.SSHDConfig, "sshd-config", "", "main sshd_config to validate with sshd -t -f (default: sshd's own)")
 	f.StringVar(&l.SSHD, "sshd", synctarget.DefaultSSHD, "sshd binary on the target")
 	f.StringVar(&l.Reload, "reload-command", "", "shell command that reloads sshd (default: systemctl reload ssh/sshd, else SIGHUP to /run/sshd.pid)")
+	f.StringVar(&l.PartialSweep, "partial-sweep", synctarget.DefaultPartialSweep, "cron file on the target that removes partial uploads older than a day from the incoming directory (none = do not write one)")
 	return cmd
 }
 

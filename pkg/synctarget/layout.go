@@ -14,6 +14,7 @@ package synctarget
 import (
 	"fmt"
 	"path"
+	"strconv"
 	"strings"
 
 	"github.com/ringmesh/ringmesh/pkg/auth"
@@ -66,7 +67,21 @@ type Layout struct {
 	// Reload is the shell command run after the configuration changed.
 	// Default DefaultReload.
 	Reload string
+	// PartialSweep is the cron file that removes uploads left half-done
+	// (*.partial, .rsync-partial/) in the incoming directory once they are
+	// a day old, as every agent does in its own sync_incoming: a source
+	// preempted mid-upload never comes back for them. Default
+	// DefaultPartialSweep; "none" = not written. Written only where its
+	// directory exists (cron installed).
+	PartialSweep string
 }
+
+// DefaultPartialSweep is where Setup writes the partial-sweep cron file.
+const DefaultPartialSweep = "/etc/cron.d/ringmesh-sync-partials"
+
+// PartialSweepMinutes is the age, minutes, after which a partial upload
+// on a set-up target is removed (agent.PartialMaxAge, 24 hours).
+const PartialSweepMinutes = 24 * 60
 
 // WithDefaults fills every empty field with its default.
 func (l Layout) WithDefaults() Layout {
@@ -82,6 +97,7 @@ func (l Layout) WithDefaults() Layout {
 	def(&l.DropIn, DefaultDropIn)
 	def(&l.SSHD, DefaultSSHD)
 	def(&l.Reload, DefaultReload)
+	def(&l.PartialSweep, DefaultPartialSweep)
 	return l
 }
 
@@ -95,6 +111,14 @@ func (l Layout) Validate() error {
 	for _, p := range []struct{ name, v string }{{"chroot", l.ChrootDir}, {"conf dir", l.ConfDir}, {"drop-in", l.DropIn}, {"sshd", l.SSHD}} {
 		if err := checkAbs(p.v); err != nil {
 			return fmt.Errorf("sync target: %s: %w", p.name, err)
+		}
+	}
+	if l.PartialSweep != "none" {
+		if err := checkAbs(l.PartialSweep); err != nil {
+			return fmt.Errorf("sync target: partial sweep: %w", err)
+		}
+		if strings.HasPrefix(l.PartialSweep, l.ChrootDir+"/") {
+			return fmt.Errorf("sync target: the partial-sweep cron file %s must not lie inside the chroot %s", l.PartialSweep, l.ChrootDir)
 		}
 	}
 	if l.SSHDConfig != "" {
@@ -185,4 +209,17 @@ func effective(l Layout) [][2]string {
 		{"passwordauthentication", "no"},
 		{"authorizedkeysfile", "none"},
 	}
+}
+
+// RenderPartialSweep is the cron file of l.PartialSweep: hourly, as root,
+// remove regular files named *.partial or under .rsync-partial/ in the
+// incoming directory (not crossing filesystems) older than
+// PartialSweepMinutes. Final files are never touched.
+func RenderPartialSweep(l Layout) string {
+	dir := shellQuote(path.Join(l.ChrootDir, l.Incoming))
+	return "# Written by meshctl target setup: remove uploads left half-done for a day (their source was\n" +
+		"# preempted mid-upload and never comes back for them). Final files are never touched.\n" +
+		"SHELL=/bin/sh\nPATH=/usr/sbin:/usr/bin:/sbin:/bin\n" +
+		"17 * * * * root [ -d " + dir + " ] && find " + dir + " -xdev -type f \\( -name '*.partial' -o -path '*/.rsync-partial/*' \\) -mmin +" +
+		strconv.Itoa(PartialSweepMinutes) + " -delete\n"
 }

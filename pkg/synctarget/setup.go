@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -137,6 +138,7 @@ func Setup(ctx context.Context, run Runner, o Options) (Report, error) {
 			return s.file(l.CAFile(), string(ssh.MarshalAuthorizedKey(o.CA)), true)
 		},
 		s.revocations,
+		s.partialSweep,
 		s.dropIn,
 		s.verify,
 	}
@@ -324,6 +326,24 @@ func (s *setup) file(path, content string, sshd bool) error {
 		return nil
 	}
 	return s.write(path, content)
+}
+
+// partialSweep writes the cron file that removes old partial uploads, where
+// cron's directory exists (else it notes why not).
+func (s *setup) partialSweep() error {
+	if s.l.PartialSweep == "none" {
+		return nil
+	}
+	dir := filepath.Dir(s.l.PartialSweep)
+	out, err := s.sh("[ -d "+shellQuote(dir)+" ] && echo yes || echo no", nil)
+	if err != nil {
+		return err
+	}
+	if strings.TrimSpace(out) != "yes" {
+		s.note("file "+s.l.PartialSweep, "skipped", "no "+dir+" (cron not installed): remove old *.partial files under "+path.Join(s.l.ChrootDir, s.l.Incoming)+" yourself")
+		return nil
+	}
+	return s.file(s.l.PartialSweep, RenderPartialSweep(s.l), false)
 }
 
 // revocations keeps revoked_ids as it is (creating it empty) and makes the

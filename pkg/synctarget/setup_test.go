@@ -159,7 +159,11 @@ func rootEnv(t *testing.T) *env {
 	})
 	conf := t.TempDir()
 	o := sshtest.StartOpenSSHWith(t, sshtest.OpenSSHOptions{AllowUsers: []string{acct}, Extra: "Include " + filepath.Join(conf, "sshd_config.d", "*.conf") + "\n"})
+	if err := os.MkdirAll(filepath.Join(conf, "cron.d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	l := Layout{Account: acct, ChrootDir: filepath.Join(parent, "chroot"), ConfDir: filepath.Join(conf, "ringmesh-sync"),
+		PartialSweep: filepath.Join(conf, "cron.d", "ringmesh-sync-partials"),
 		DropIn: filepath.Join(conf, "sshd_config.d", "ringmesh-sync.conf"), SSHDConfig: o.ConfigPath, SSHD: sshtest.FindSSHD(),
 		Reload: "kill -HUP " + strconv.Itoa(o.Pid())}.WithDefaults()
 	iss, err := auth.Open(t.TempDir())
@@ -292,6 +296,45 @@ func TestSetupChrootedTarget(t *testing.T) {
 	got, err := os.ReadFile(filepath.Join(e.l.IncomingDir(), "vast-1/checkpoint/ckpt.pt"))
 	if err != nil || string(got) != string(data) {
 		t.Fatalf("copy on the target: %d bytes, %v", len(got), err)
+	}
+
+	// The partial-sweep cron file is in place; its command removes day-old
+	// partial uploads and nothing else (run here as cron would).
+	cron, err := os.ReadFile(e.l.PartialSweep)
+	if err != nil || string(cron) != RenderPartialSweep(e.l) {
+		t.Fatalf("partial-sweep cron file: %v\n%s", err, cron)
+	}
+	old := time.Now().Add(-25 * time.Hour)
+	inc := e.l.IncomingDir()
+	files := map[string]time.Time{"vast-1/a.pt.partial": old, "vast-1/fresh.pt.partial": time.Now(), "vast-1/.rsync-partial/b": old,
+		"vast-1/final.pt": old}
+	for rel, mt := range files {
+		p := filepath.Join(inc, rel)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(p, mt, mt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var line string
+	for _, l := range strings.Split(string(cron), "\n") {
+		if strings.HasPrefix(l, "17 * * * * root ") {
+			line = strings.TrimPrefix(l, "17 * * * * root ")
+		}
+	}
+	if out, err := exec.Command("sh", "-c", line).CombinedOutput(); line == "" || err != nil {
+		t.Fatalf("sweep command %q: %v\n%s", line, err, out)
+	}
+	for rel, wantGone := range map[string]bool{"vast-1/a.pt.partial": true, "vast-1/.rsync-partial/b": true, "vast-1/fresh.pt.partial": false, "vast-1/final.pt": false,
+		"vast-1/checkpoint/ckpt.pt": false} {
+		_, err := os.Stat(filepath.Join(inc, rel))
+		if gone := errors.Is(err, os.ErrNotExist); gone != wantGone {
+			t.Errorf("%s: gone %v after the sweep, want %v", rel, gone, wantGone)
+		}
 	}
 
 	t.Run("nothing outside the chroot", func(t *testing.T) {
