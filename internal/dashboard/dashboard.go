@@ -13,6 +13,8 @@
 //	                           health history and cost so far (?node=ID)
 //	GET /api/dashboard/audit   the node's newest MaxAudit audit entries,
 //	                           newest first (?node=ID)
+//	GET /api/dashboard/cost    the cluster's cost and billed instances per
+//	                           UTC day, the last CostDays days
 //	POST /api/dashboard/act    sync now, stop or terminate (Source.Call set)
 //
 // Source.Authorized guards the data (the same bearer-token check as
@@ -114,7 +116,7 @@ func New(src Source) http.Handler {
 		panic(err)
 	}
 	files := http.FileServerFS(sub)
-	summary, node, audit := SummaryHandler(src), NodeHandler(src), AuditHandler(src)
+	summary, node, audit, costs := SummaryHandler(src), NodeHandler(src), AuditHandler(src), CostHandler(src)
 	ok := func(r *http.Request) bool { return src.Authorized == nil || src.Authorized(r) }
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Content-Type-Options", "nosniff")
@@ -147,6 +149,8 @@ func New(src Source) http.Handler {
 			node.ServeHTTP(w, r)
 		case p == "/api/dashboard/audit":
 			audit.ServeHTTP(w, r)
+		case p == "/api/dashboard/cost":
+			costs.ServeHTTP(w, r)
 		case p == "/api/dashboard/act":
 			act(src, w, r)
 		default:

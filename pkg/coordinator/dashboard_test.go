@@ -156,6 +156,10 @@ func TestDashboardInBrowser(t *testing.T) {
 	_, _ = startAgent(t, []string{h.url}, fakeNode{id: "runpod-2", provider: "runpod", instance: "p2", root: t.TempDir()}, "")
 	waitJS(t, ctx, "runpod-2 joins", rowState("runpod-2"), "healthy")
 	waitJS(t, ctx, "summary counts", `document.getElementById("counts").textContent.startsWith("2 nodes") ? "ok" : document.getElementById("counts").textContent`, "ok")
+	// The cluster's cost per UTC day: 14 bars for USD, today's with runpod-2's instance.
+	waitJS(t, ctx, "cost chart", `(function(){const b=document.querySelectorAll('#cost-charts figure[data-currency="USD"] rect.bar');`+
+		`if(b.length!==14)return "bars "+b.length+": "+document.getElementById("cost-box").textContent;`+
+		`const last=b[13].querySelector("title").textContent;return last.startsWith(new Date().toISOString().slice(0,10)) && last.endsWith(" USD, 1 instances") ? "ok" : last;})()`, "ok")
 
 	// A node goes silent: suspect, without a reload.
 	a1.PauseHeartbeats(true)

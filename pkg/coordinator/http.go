@@ -123,7 +123,7 @@ func (c *Coordinator) httpHandlerWith(token string) http.Handler {
 		}
 	}
 	dash := dashboard.New(src)
-	for _, p := range []string{"GET /{$}", "GET /ui/", "GET /api/dashboard", "GET /api/dashboard/node", "GET /api/dashboard/audit", "POST /api/dashboard/act"} {
+	for _, p := range []string{"GET /{$}", "GET /ui/", "GET /api/dashboard", "GET /api/dashboard/node", "GET /api/dashboard/audit", "GET /api/dashboard/cost", "POST /api/dashboard/act"} {
 		mux.Handle(p, dash)
 	}
 	return mux

@@ -8,6 +8,8 @@
   let rows = [], summary = null, lastOK = 0, lastErr = "";
   let sortKey = "Node", sortDir = 1, page = 0;
   let auditNode = "", auditAt = 0;
+  let costs = null, costAt = 0;
+  const COST_MS = 30000;
 
   // #token=… (the fragment never reaches the server) is kept for this tab.
   function route() {
@@ -102,6 +104,7 @@
         off = s.next_offset;
       }
       summary = s; rows = all; lastOK = Date.now(); lastErr = "";
+      if (!node && Date.now() - costAt > COST_MS) { costs = await get("/api/dashboard/cost"); costAt = Date.now(); }
       if (node) renderNode(await get("/api/dashboard/node?node=" + encodeURIComponent(node)));
       if (!node) auditNode = "";
       else if (node !== auditNode || Date.now() - auditAt > AUDIT_MS) await loadAudit(node);
@@ -115,6 +118,7 @@
 
   function render(node) {
     $("nodes-view").hidden = !!node;
+    $("cost-box").hidden = !!node;
     $("node-view").hidden = !node;
     renderBanner();
     if (!summary) return;
@@ -126,7 +130,7 @@
     Object.keys(summary.counts || {}).sort().forEach((k) => c.appendChild(el("span", k + " " + summary.counts[k], k)));
     if (summary.quarantined) c.appendChild(el("span", "quarantined " + summary.quarantined, "dead"));
     renderVoters();
-    if (!node) renderTable();
+    if (!node) { renderTable(); renderCost(); }
   }
 
   function renderBanner() {
@@ -320,6 +324,41 @@
       g.temperature_c == null ? "?" : g.temperature_c + " °C", g.power_watts == null ? "?" : g.power_watts + " W",
       g.ecc_errors_uncorrected == null ? "?" : g.ecc_errors_uncorrected, g.xid_errors == null ? "?" : g.xid_errors]);
     table("n-disks", h.disks, (x) => [x.path, pct(x.used_percent), bytes(x.free_bytes), bytes(x.total_bytes), x.error || ""]);
+  }
+
+  // renderCost draws, per currency, one bar per UTC day of the cluster's
+  // accrued cost, with the number of billed instances under each bar; a day
+  // with billable hours at an unknown price is marked "≥" (a lower bound).
+  function renderCost() {
+    const box = $("cost-charts"), note = $("cost-note");
+    clear(box);
+    if (!costs || !costs.tracked) { note.textContent = costs ? "not tracked by this coordinator" : ""; return; }
+    note.textContent = costs.days.length ? "UTC days " + costs.days[0].day + " … " + costs.days[costs.days.length - 1].day : "";
+    if (!costs.currencies.length) { box.appendChild(el("p", "no billed hours in these days", "note")); return; }
+    const W = 28 * costs.days.length, H = 90, B = 20;
+    costs.currencies.forEach((cur) => {
+      const fig = el("figure", null, "chart"); fig.dataset.currency = cur; fig.style.margin = "0";
+      fig.appendChild(el("figcaption", cur));
+      const svg = document.createElementNS(SVG, "svg");
+      svg.setAttribute("width", W); svg.setAttribute("height", H + B); svg.setAttribute("viewBox", "0 0 " + W + " " + (H + B));
+      const max = Math.max(...costs.days.map((d) => d.amount[cur] || 0), 1e-9);
+      costs.days.forEach((d, i) => {
+        const v = d.amount[cur] || 0, h = Math.round(v / max * (H - 12));
+        const r = document.createElementNS(SVG, "rect");
+        r.setAttribute("x", i * 28 + 4); r.setAttribute("y", H - h); r.setAttribute("width", 20); r.setAttribute("height", h);
+        r.setAttribute("class", "bar");
+        const t = document.createElementNS(SVG, "title");
+        t.textContent = d.day + ": " + (d.unknown_hours > 0 ? "≥ " : "") + money(v) + " " + cur + ", " + d.instances + " instances" +
+          (d.unknown_hours > 0 ? " (" + hours(d.unknown_hours) + " at an unknown price)" : "");
+        r.appendChild(t); svg.appendChild(r);
+        const n = document.createElementNS(SVG, "text");
+        n.setAttribute("x", i * 28 + 14); n.setAttribute("y", H + 14); n.setAttribute("text-anchor", "middle");
+        n.textContent = String(d.instances); svg.appendChild(n);
+      });
+      fig.appendChild(svg);
+      fig.appendChild(el("figcaption", "max " + money(max) + " " + cur + " a day · numbers: instances billed", "note"));
+      box.appendChild(fig);
+    });
   }
 
   function start() {
