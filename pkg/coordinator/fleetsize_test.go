@@ -220,3 +220,53 @@ func TestFleetSizeStaleClaimAdoptedFromTheCloud(t *testing.T) {
 		t.Fatalf("no audit of B adopting A's instance:\n%s", out)
 	}
 }
+
+// TestNewLeaderKeepsAdmissionsOfThePrevious: the leader A launches a node
+// (admitted by name before it ever speaks); leadership moves to B, which
+// has not reconciled since (its listing does not name the instance yet).
+// When the node's agent speaks, B treats it as admitted, not quarantined:
+// B took over A's admissions from the stored launch record.
+func TestNewLeaderKeepsAdmissionsOfThePrevious(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	fakes, err := demo.StartFakes(ctx, demo.Options{Delay: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(fakes.Close)
+	var aLeads atomic.Bool
+	aLeads.Store(true)
+	mk := func(name string) coordinator.Config {
+		inv, err := config.Parse("demo.yaml", []byte(demo.DemoInventory))
+		if err != nil {
+			t.Fatal(err)
+		}
+		inv.Budget = config.Budget{}
+		cfg := launchConfig(t, fakes, inv)
+		cfg.Name, cfg.Leadership = "coord-"+name, flipLeader{aLeads: &aLeads, me: name}
+		return cfg
+	}
+	a := startCoordinator(t, mk("a"))
+	cfgB := mk("b")
+	cfgB.NATSURLs, cfgB.ReconcileInterval = []string{a.url}, time.Hour
+	b := startCoordinator(t, cfgB)
+
+	out, err := run(t, a.url, "", "launch", "--offer", "7001", "--provider", "vast", "--kind", "on-demand", "--name", "vast-handover-1",
+		"--request-id", "handover-1", "--yes", "--wait", "0")
+	if err != nil || !strings.Contains(out, "created vast instance") {
+		t.Fatalf("launch through A: %v\n%s", err, out)
+	}
+	id := vastByLabel(t, fakes, "vast-handover-1")
+	aLeads.Store(false)
+	startAgent(t, []string{a.url}, fakeNode{id: "vast-handover-1", provider: "vast", instance: strconv.FormatInt(id, 10), root: t.TempDir()}, "")
+	testutil.Eventually(t, 30*time.Second, func() error {
+		rec, ok := b.coord.Registry().Get("vast-handover-1")
+		if !ok || rec.LastSeen.IsZero() {
+			return fmt.Errorf("B has not heard the node yet")
+		}
+		if rec.Quarantined || !strings.HasPrefix(rec.Admitted, "launch:vast/") {
+			return fmt.Errorf("on the new leader the launched node is quarantined %v, admitted %q", rec.Quarantined, rec.Admitted)
+		}
+		return nil
+	})
+}
