@@ -17,8 +17,8 @@ import (
 	"github.com/ringmesh/ringmesh/pkg/fleet"
 	"github.com/ringmesh/ringmesh/pkg/meshctl"
 	"github.com/ringmesh/ringmesh/pkg/providers"
-	"github.com/ringmesh/ringmesh/pkg/registry"
 	"github.com/ringmesh/ringmesh/pkg/providers/demo"
+	"github.com/ringmesh/ringmesh/pkg/registry"
 )
 
 // startFleet runs a coordinator whose providers are the demo fakes of every cloud.

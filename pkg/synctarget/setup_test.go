@@ -164,7 +164,7 @@ func rootEnv(t *testing.T) *env {
 	}
 	l := Layout{Account: acct, ChrootDir: filepath.Join(parent, "chroot"), ConfDir: filepath.Join(conf, "ringmesh-sync"),
 		PartialSweep: filepath.Join(conf, "cron.d", "ringmesh-sync-partials"),
-		DropIn: filepath.Join(conf, "sshd_config.d", "ringmesh-sync.conf"), SSHDConfig: o.ConfigPath, SSHD: sshtest.FindSSHD(),
+		DropIn:       filepath.Join(conf, "sshd_config.d", "ringmesh-sync.conf"), SSHDConfig: o.ConfigPath, SSHD: sshtest.FindSSHD(),
 		Reload: "kill -HUP " + strconv.Itoa(o.Pid())}.WithDefaults()
 	iss, err := auth.Open(t.TempDir())
 	if err != nil {
