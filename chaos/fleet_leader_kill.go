@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -14,7 +13,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ringmesh/ringmesh/pkg/api"
-	"github.com/ringmesh/ringmesh/pkg/auth"
 	"github.com/ringmesh/ringmesh/pkg/bus"
 	"github.com/ringmesh/ringmesh/pkg/config"
 	"github.com/ringmesh/ringmesh/pkg/events"
@@ -57,27 +55,16 @@ policies:
 
 func runFleetLeaderKill(ctx context.Context, env Env) (res Result, err error) {
 	var ck checks
-	t0 := time.Now()
-	bin, err := buildCoordinator(ctx, env.Dir)
-	if err != nil {
-		return res, err
-	}
-	res.Add("build", time.Since(t0))
-
-	fakes, err := demo.StartFakes(ctx, demo.Options{Delay: -1})
+	bin, invPath, fakes, err := processRig(ctx, env, &res, writeFleetInventory)
 	if err != nil {
 		return res, err
 	}
 	defer fakes.Close()
-	invPath := filepath.Join(env.Dir, "distributed_hosts.yaml")
-	if err := writeFleetInventory(invPath, fakes); err != nil {
-		return res, err
-	}
 	// The first create is applied at the cloud and its answer held until
 	// the caller goes away: the leader dies with its call in the air.
 	fakes.Vast.Inject(vastfake.Fault{Kind: vastfake.Timeout, Method: "PUT", Path: "/api/v0/asks/", AfterApply: true, Delay: 5 * time.Minute})
 
-	t0 = time.Now()
+	t0 := time.Now()
 	vs, restarts, err := startVoters(ctx, env, bin, invPath, fakes, voterOptions{Reconcile: 2 * time.Second, Extra: func(_ int, port int) []string {
 		return []string{"--policy-interval", "1s", "--launch-claim-stale", fleetClaimWait.String(), "--launch-nats-url", "tls://127.0.0.1:" + strconv.Itoa(port)}
 	}})
@@ -105,19 +92,11 @@ func runFleetLeaderKill(ctx context.Context, env Env) (res Result, err error) {
 
 	// Kill the coordinator that claimed the request (read from its KV
 	// record, as a coordinator: operators have no KV access).
-	ccfg, err := vs.sec.conn(bus.ConnConfig{URLs: vs.urls, Name: "chaos-checker", ReconnectWait: 250 * time.Millisecond}, auth.RoleCoordinator, "coordinator-checker")
-	if err != nil {
-		return res, err
-	}
-	cnc, err := bus.Connect(ccfg, env.Log)
+	cnc, js, err := vs.checker(env)
 	if err != nil {
 		return res, err
 	}
 	defer cnc.Close()
-	js, err := jetstream.New(cnc)
-	if err != nil {
-		return res, err
-	}
 	var claim launchView
 	if err := poll(ctx, 30*time.Second, 100*time.Millisecond, func() error {
 		var err error

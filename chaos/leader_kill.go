@@ -6,16 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ringmesh/ringmesh/pkg/api"
-	"github.com/ringmesh/ringmesh/pkg/auth"
 	"github.com/ringmesh/ringmesh/pkg/bus"
 	"github.com/ringmesh/ringmesh/pkg/config"
 	"github.com/ringmesh/ringmesh/pkg/events"
@@ -57,29 +54,18 @@ func runLeaderKill(ctx context.Context, env Env) (res Result, err error) {
 	rng := env.Rand("leader-kill")
 	var ck checks
 
-	t0 := time.Now()
-	bin, err := buildCoordinator(ctx, env.Dir)
-	if err != nil {
-		return res, err
-	}
-	res.Add("build", time.Since(t0))
-
-	fakes, err := demo.StartFakes(ctx, demo.Options{Delay: -1})
+	bin, invPath, fakes, err := processRig(ctx, env, &res, writeFakeInventory)
 	if err != nil {
 		return res, err
 	}
 	defer fakes.Close()
-	invPath := filepath.Join(env.Dir, "distributed_hosts.yaml")
-	if err := writeFakeInventory(invPath, fakes); err != nil {
-		return res, err
-	}
 
-	t0 = time.Now()
+	t0 := time.Now()
 	vs, startRestarts, err := startVoters(ctx, env, bin, invPath, fakes, voterOptions{})
 	if err != nil {
 		return res, err
 	}
-	procs, byName, urls, sec := vs.procs, vs.byName, vs.urls, vs.sec
+	procs, byName := vs.procs, vs.byName
 	defer func() {
 		vs.stop()
 		if err != nil {
@@ -247,19 +233,11 @@ func runLeaderKill(ctx context.Context, env Env) (res Result, err error) {
 
 	// One provider_call result in MESH_AUDIT per applied request (read
 	// as a coordinator: operators have no stream access).
-	acfg, err := sec.conn(bus.ConnConfig{URLs: urls, Name: "chaos-checker"}, auth.RoleCoordinator, "coordinator-checker")
-	if err != nil {
-		return res, err
-	}
-	anc, err := bus.Connect(acfg, env.Log)
+	anc, js, err := vs.checker(env)
 	if err != nil {
 		return res, err
 	}
 	defer anc.Close()
-	js, err := jetstream.New(anc)
-	if err != nil {
-		return res, err
-	}
 	rctx, cancel := context.WithTimeout(ctx, time.Minute)
 	audits, err := readStream(rctx, js, bus.StreamAudit, bus.Prefix+".audit.provider_call")
 	cancel()

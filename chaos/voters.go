@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/ringmesh/ringmesh/pkg/api"
 	"github.com/ringmesh/ringmesh/pkg/auth"
 	"github.com/ringmesh/ringmesh/pkg/bus"
@@ -127,4 +129,43 @@ func (vs *voters) admin(env Env, name string) (*nats.Conn, api.Client, error) {
 		return nil, api.Client{}, err
 	}
 	return nc, api.Client{NC: nc, Sign: signer.Sign}, nil
+}
+
+// processRig builds cmd/coordinator (the build time goes into res) and
+// starts the cloud fakes with the inventory write makes for them at
+// <env.Dir>/distributed_hosts.yaml. The caller closes the fakes.
+func processRig(ctx context.Context, env Env, res *Result, write func(path string, f *demo.Fakes) error) (bin, invPath string, fakes *demo.Fakes, err error) {
+	t0 := time.Now()
+	if bin, err = buildCoordinator(ctx, env.Dir); err != nil {
+		return "", "", nil, err
+	}
+	res.Add("build", time.Since(t0))
+	if fakes, err = demo.StartFakes(ctx, demo.Options{Delay: -1}); err != nil {
+		return "", "", nil, err
+	}
+	invPath = filepath.Join(env.Dir, "distributed_hosts.yaml")
+	if err := write(invPath, fakes); err != nil {
+		fakes.Close()
+		return "", "", nil, err
+	}
+	return bin, invPath, fakes, nil
+}
+
+// checker connects as a coordinator (operators have no stream or KV
+// access) to read what the voters stored; close the connection when done.
+func (vs *voters) checker(env Env) (*nats.Conn, jetstream.JetStream, error) {
+	cfg, err := vs.sec.conn(bus.ConnConfig{URLs: vs.urls, Name: "chaos-checker", ReconnectWait: 250 * time.Millisecond}, auth.RoleCoordinator, "coordinator-checker")
+	if err != nil {
+		return nil, nil, err
+	}
+	nc, err := bus.Connect(cfg, env.Log)
+	if err != nil {
+		return nil, nil, err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	return nc, js, nil
 }

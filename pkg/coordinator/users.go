@@ -38,8 +38,10 @@ func (c *Coordinator) replicateUsers(ctx context.Context) {
 	for ctx.Err() == nil {
 		if err := c.replicateUsersOnce(ctx, kv); err != nil && ctx.Err() == nil {
 			c.log.Warn().Err(err).Msg("user replication: watch ended; starting again")
-			if sleepCtx(ctx, usersPushInterval) != nil {
+			select {
+			case <-ctx.Done():
 				return
+			case <-time.After(usersPushInterval):
 			}
 		}
 	}
@@ -133,17 +135,5 @@ func (c *Coordinator) pushUsers(ctx context.Context, kv jetstream.KeyValue, know
 			return
 		}
 		known[u.PublicKey] = u
-	}
-}
-
-// sleepCtx waits d or until ctx ends.
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
 	}
 }

@@ -14,7 +14,7 @@ import (
 func TestUnitFileVerifies(t *testing.T) {
 	sa, err := exec.LookPath("systemd-analyze")
 	if err != nil {
-		t.Skip("systemd-analyze not installed")
+		t.Skip("systemd-analyze not installed (apt-get install systemd to run this test)")
 	}
 	dir := t.TempDir()
 	l := layout{p: dir}
