@@ -251,9 +251,12 @@ func BenchmarkFlushFirstByte(b *testing.B) {
 
 // BenchmarkDBDelta100MB pushes a ~100 MB SQLite database over SFTP after
 // changing 1 % of its pages per cycle (rows rewritten in place, spread over
-// the file): bytes sent and push time per cycle with the page delta, and,
-// in the same run, a full copy of the same snapshot (the anchor).
-// RINGMESH_BENCH_DB_ROWS overrides the row count (1000-byte rows).
+// the file), the way the engine does: the shadow copy brought up to date
+// page by page, then a page delta verified by the target's sha256sum, and
+// the same delta to a second copy verified as on a chrooted target without
+// exec (only the written pages read back). The anchors, in the same run: a
+// snapshot with the online backup API (a full local copy) and a full push
+// of it. RINGMESH_BENCH_DB_ROWS overrides the row count (1000-byte rows).
 func BenchmarkDBDelta100MB(b *testing.B) {
 	srv := newBenchServer(b)
 	rowsN := 100000
@@ -269,21 +272,34 @@ func BenchmarkDBDelta100MB(b *testing.B) {
 	db := createGameDB(b, src, rowsN)
 	tr := NewSFTPTransport(SFTPOptions{DBStateDir: filepath.Join(dir, "dbdelta")})
 	defer tr.Close()
+	noExec := NewSFTPTransport(SFTPOptions{DBStateDir: filepath.Join(dir, "dbdelta-noexec"), ExecHashMinSize: 1 << 62})
+	defer noExec.Close()
 	ctx := context.Background()
-	snapshot := func() Snapshot {
-		s, err := SnapshotSQLite(ctx, src, filepath.Join(dir, "snaps"))
+	sh := newDBShadow(filepath.Join(dir, "snaps"), src)
+	shadow := func() Snapshot {
+		s, err := sh.snapshot(ctx, src)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if s.Method != "pages" {
+			b.Fatalf("shadow snapshot by %q", s.Method)
+		}
+		return s
+	}
+	backup := func() Snapshot {
+		s, err := SnapshotSQLite(ctx, src, filepath.Join(dir, "backups"))
 		if err != nil {
 			b.Fatal(err)
 		}
 		return s
 	}
-	push := func(s Snapshot, name string, pages bool) (Receipt, time.Duration) {
+	push := func(t *SFTPTransport, s Snapshot, name string, pages bool) (Receipt, time.Duration) {
 		lf := LocalFile{Path: s.Path, RemoteName: name, Size: s.Size, SHA256: s.SHA256}
 		if pages {
 			lf.Pages = s.Pages
 		}
 		start := time.Now()
-		rc, err := tr.Push(ctx, lf, srv.target)
+		rc, err := t.Push(ctx, lf, srv.target)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -291,20 +307,15 @@ func BenchmarkDBDelta100MB(b *testing.B) {
 	}
 	// Two full pushes fill <name> and its spare.
 	for i := 0; i < 2; i++ {
-		s := snapshot()
-		push(s, "vast-1/games/games.db", true)
-		os.Remove(s.Path)
+		s := shadow()
+		push(tr, s, "vast-1/games/games.db", true)
+		push(noExec, s, "vast-1/noexec/games.db", true)
 	}
-	var pages int
-	{
-		s := snapshot()
-		pages = s.Pages.Pages()
-		os.Remove(s.Path)
-	}
+	pages := shadow().Pages.Pages()
 	change := max(pages/100, 1)
 	buf := make([]byte, deltaRowBytes)
-	var deltaBytes, fullBytes, size int64
-	var deltaTime, fullTime, snapTime time.Duration
+	var deltaBytes, fullBytes, size, written int64
+	var deltaTime, noExecTime, fullTime, snapTime, backupTime time.Duration
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		tx, err := db.Begin()
@@ -322,19 +333,28 @@ func BenchmarkDBDelta100MB(b *testing.B) {
 			b.Fatal(err)
 		}
 		st := time.Now()
-		s := snapshot()
+		s := shadow()
 		snapTime += time.Since(st)
-		rc, d := push(s, "vast-1/games/games.db", true)
+		written += s.Written
+		rc, d := push(tr, s, "vast-1/games/games.db", true)
 		if !rc.Delta {
 			b.Fatalf("cycle %d: not a delta: %+v", i, rc)
 		}
 		deltaBytes += rc.BytesSent
 		deltaTime += d
-		rf, fd := push(s, fmt.Sprintf("vast-1/full/games-%d.db", i), false)
+		rn, dn := push(noExec, s, "vast-1/noexec/games.db", true)
+		if !rn.Delta || rn.VerifiedBy != "written pages" {
+			b.Fatalf("cycle %d without exec: %+v", i, rn)
+		}
+		noExecTime += dn
+		st = time.Now()
+		bk := backup()
+		backupTime += time.Since(st)
+		rf, fd := push(tr, bk, fmt.Sprintf("vast-1/full/games-%d.db", i), false)
 		fullBytes += rf.BytesSent
 		fullTime += fd
 		size = s.Size
-		os.Remove(s.Path)
+		os.Remove(bk.Path)
 	}
 	b.StopTimer()
 	n := float64(b.N)
@@ -344,7 +364,10 @@ func BenchmarkDBDelta100MB(b *testing.B) {
 	b.ReportMetric(float64(fullBytes)/n/1e6, "full-MB/cycle")
 	b.ReportMetric(float64(deltaBytes)/float64(fullBytes)*100, "delta/full-%")
 	b.ReportMetric(deltaTime.Seconds()/n, "delta-s/push")
+	b.ReportMetric(noExecTime.Seconds()/n, "delta-noexec-s/push")
 	b.ReportMetric(fullTime.Seconds()/n, "full-s/push")
-	b.ReportMetric(snapTime.Seconds()/n, "snapshot-s")
+	b.ReportMetric(snapTime.Seconds()/n, "shadow-snapshot-s")
+	b.ReportMetric(float64(written)/n/1e6, "shadow-written-MB")
+	b.ReportMetric(backupTime.Seconds()/n, "backup-snapshot-s")
 	b.Logf("server %s: %d pages, %d changed per cycle", srv.kind, pages, change)
 }

@@ -97,6 +97,10 @@ type deltaRig struct {
 	snaps  string
 	state  string
 	remote string // local path of the remote name.db
+	// shadow, when set, makes the snapshots the engine's way (dbShadow).
+	shadow *dbShadow
+	// opts are the transport's options (DBStateDir is set by the rig).
+	opts SFTPOptions
 }
 
 func newDeltaRig(t *testing.T, o *sshtest.OpenSSH, name string) *deltaRig {
@@ -113,7 +117,9 @@ func (r *deltaRig) newTransport() {
 	if r.tr != nil {
 		r.tr.Close()
 	}
-	r.tr = NewSFTPTransport(SFTPOptions{DBStateDir: r.state})
+	o := r.opts
+	o.DBStateDir = r.state
+	r.tr = NewSFTPTransport(o)
 	r.t.Cleanup(func() { r.tr.Close() })
 }
 
@@ -121,13 +127,25 @@ func (r *deltaRig) newTransport() {
 // snapshot and the push error.
 func (r *deltaRig) push(ctx context.Context) (Receipt, Snapshot, error) {
 	r.t.Helper()
-	snap, err := SnapshotSQLite(ctx, r.src, r.snaps)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	defer os.Remove(snap.Path)
-	if snap.Method != "backup" {
-		r.t.Fatalf("snapshot made by %q, want the backup API", snap.Method)
+	var (
+		snap Snapshot
+		err  error
+	)
+	if r.shadow != nil {
+		if snap, err = r.shadow.snapshot(ctx, r.src); err != nil {
+			r.t.Fatal(err)
+		}
+		if snap.Method != "pages" {
+			r.t.Fatalf("snapshot made by %q, want the shadow's pages", snap.Method)
+		}
+	} else {
+		if snap, err = SnapshotSQLite(ctx, r.src, r.snaps); err != nil {
+			r.t.Fatal(err)
+		}
+		defer os.Remove(snap.Path)
+		if snap.Method != "backup" {
+			r.t.Fatalf("snapshot made by %q, want the backup API", snap.Method)
+		}
 	}
 	rc, err := r.tr.Push(ctx, LocalFile{Path: snap.Path, RemoteName: "vast-1/games/" + filepath.Base(r.src),
 		Size: snap.Size, SHA256: snap.SHA256, Pages: snap.Pages}, r.target)

@@ -38,16 +38,18 @@
 //
 // # Databases
 //
-// SQLite databases (class "db") are never copied live. Each push first makes
-// a consistent snapshot with the SQLite online backup API through
-// modernc.org/sqlite (pure Go; all pages in one step, inside one read
-// transaction, writers keep going; VACUUM INTO only as a fallback) into the
-// state directory. The backup copies pages as they are, so page N of the
-// snapshot is page N of the database and unchanged pages are byte-identical
-// from one snapshot to the next. The snapshot is set to journal_mode=DELETE
-// (a standalone file), hashed whole (SHA-256) and per page (PageMap: page
-// size from the header, SHA-256 truncated to 128 bits per page) in one
-// read, sent, verified, and deleted afterwards. The receipt records the
+// SQLite databases (class "db") are never copied live. Each push first
+// brings the database's shadow copy up to date (dbShadow, in the state
+// directory, kept between cycles): all pages are read in one statement of
+// one read transaction through SQLite's sqlite_dbpage table
+// (modernc.org/sqlite, pure Go; writers keep going), hashed whole (SHA-256)
+// and per page (PageMap: SHA-256 truncated to 128 bits per page), and only
+// the pages that differ from the shadow's are written into it. Page 1's
+// file-format bytes are set to rollback journal, so the shadow is a
+// standalone file. Pages are kept as they are, so page N of the shadow is
+// page N of the database. Where sqlite_dbpage is missing, a temporary
+// snapshot is made with the online backup API (VACUUM INTO as a fallback),
+// set to journal_mode=DELETE and hashed. The receipt records the
 // snapshot's SHA-256 and the live database's size and mtime (and those of
 // its -wal file, where commits land in WAL mode) observed just before the
 // snapshot. A database receipt is valid while the live database still has
@@ -64,9 +66,11 @@
 // the pages in which the new snapshot differs from the spare's version into
 // the spare (SFTP writes at their offsets, several in flight, under the
 // target's bandwidth limit), truncates it to the new size, fsyncs it, and
-// verifies its whole SHA-256 against the snapshot's with the same remote
-// hash as any upload (sha256sum over exec for 8 MiB or more, else read
-// back). Then it swaps: hardlink <name> to <name>.prev
+// verifies it: its whole SHA-256 with sha256sum over exec (8 MiB or more),
+// else, while the whole copy was read back and verified within
+// SFTPOptions.DBFullVerifyInterval, by reading back only the pages written
+// and comparing them with the page map, and otherwise by reading the whole
+// copy back (Receipt.VerifiedBy). Then it swaps: hardlink <name> to <name>.prev
 // (hardlink@openssh.com), rename <name>.next over <name>
 // (posix-rename@openssh.com, atomic), rename <name>.prev to <name>.next. At
 // every moment <name> is a verified version; a crash between the steps
@@ -157,5 +161,5 @@
 // then the rest), then further copies. Files that cannot finish in the time
 // left at the measured throughput are not started, so smaller files behind
 // them still go. FlushResult lists each file as made (with its receipts) or
-// missed (deadline, error, no-target).
+// missed (deadline, error, no-target, changed).
 package meshsync

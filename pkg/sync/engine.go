@@ -32,8 +32,10 @@ type EngineConfig struct {
 	// called at the start of every cycle and flush, so updates apply at the
 	// next cycle. Call Trigger to apply them at once.
 	Targets func() []Target
-	// StateDir holds database snapshots while they are pushed and the
-	// flush manifest (the agent's state directory).
+	// StateDir holds, under snapshots/, each synced database's shadow copy
+	// (as big as the database; removed when the database leaves the
+	// manifest, and all of them at start) and the flush manifest (the
+	// agent's state directory).
 	StateDir string
 	// Interval between the end of one cycle and the start of the next;
 	// default 5 s.
@@ -126,6 +128,10 @@ const (
 	ReasonError = "error"
 	// ReasonNoTarget: no target receives the file's class.
 	ReasonNoTarget = "no-target"
+	// ReasonChanged: copies were made, but of a newer version than the
+	// flush's scan saw (a database committed to between the scan and its
+	// snapshot), so they do not count as copies of the file reported on.
+	ReasonChanged = "changed"
 )
 
 // FlushFile is one file's outcome in a flush.
@@ -211,8 +217,10 @@ type Engine struct {
 	busy         bool
 	targets      map[string]*targetState
 	lastSnapshot map[string]time.Time
-	lastCycle    *CycleReport
-	progress     Progress
+	// shadows are the databases' local copies (dbShadow), by path.
+	shadows   map[string]*dbShadow
+	lastCycle *CycleReport
+	progress  Progress
 
 	cycles    atomic.Int64
 	bytesSent atomic.Int64
@@ -272,6 +280,7 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 		wake:         make(chan struct{}, 1),
 		targets:      map[string]*targetState{},
 		lastSnapshot: map[string]time.Time{},
+		shadows:      map[string]*dbShadow{},
 	}
 	return e, nil
 }
@@ -410,6 +419,7 @@ func (e *Engine) cycle(ctx context.Context, o cycleOpts) (CycleReport, error) {
 		e.log.Warn().Str("error", msg).Msg("sync scan")
 	}
 
+	e.pruneShadows()
 	targets := e.usableTargets(e.cfg.Targets())
 	repl := e.cfg.Manifest.ReplicationTarget()
 	now := e.cfg.Now()
@@ -610,6 +620,8 @@ type job struct {
 	// outcome, for flush reporting
 	attempted bool
 	lastErr   error
+	// copiedTo lists the targets this job made a verified copy on.
+	copiedTo []string
 }
 
 // planned is the number of pushes the job is expected to make.
@@ -658,6 +670,47 @@ func (e *Engine) runJobs(ctx context.Context, jobs []*job, pr *progressTracker, 
 	return results
 }
 
+// shadow returns the database's shadow copy, made on first use.
+func (e *Engine) shadow(dbPath string) *dbShadow {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	sh := e.shadows[dbPath]
+	if sh == nil {
+		sh = newDBShadow(filepath.Join(e.cfg.StateDir, "snapshots"), dbPath)
+		e.shadows[dbPath] = sh
+	}
+	return sh
+}
+
+// pruneShadows removes the shadow copies of databases no longer in the
+// manifest (deleted, or no longer matched by a data class), unless a push
+// is reading one.
+func (e *Engine) pruneShadows() {
+	present := map[string]bool{}
+	for _, ent := range e.cfg.Manifest.Entries() {
+		if ent.Class == ClassDB {
+			present[ent.Path] = true
+		}
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for p, sh := range e.shadows {
+		if present[p] {
+			continue
+		}
+		select {
+		case sh.busy <- struct{}{}:
+		default:
+			continue // in use: the next cycle
+		}
+		if err := os.Remove(sh.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			e.log.Warn().Err(err).Str("shadow", sh.path).Msg("could not remove the shadow copy of a database no longer synced")
+		}
+		delete(e.shadows, p)
+		<-sh.busy
+	}
+}
+
 func (e *Engine) runJob(ctx context.Context, j *job, pr *progressTracker, hooks *jobHooks) []PushResult {
 	ent := j.entry
 	var results []PushResult
@@ -675,7 +728,15 @@ func (e *Engine) runJob(ctx context.Context, j *job, pr *progressTracker, hooks 
 			j.lastErr = ctx.Err()
 			return nil
 		}
-		snap, err := SnapshotSQLite(ctx, ent.Path, filepath.Join(e.cfg.StateDir, "snapshots"))
+		sh := e.shadow(ent.Path)
+		if err := sh.lock(ctx); err != nil {
+			j.lastErr = err
+			pr.unplanned(ent.Size, j.planned())
+			return nil
+		}
+		// The pushes below read the shadow: the next version waits for them.
+		defer sh.unlock()
+		snap, err := sh.snapshot(ctx, ent.Path)
 		e.mu.Lock()
 		e.lastSnapshot[ent.Path] = e.cfg.Now()
 		e.mu.Unlock()
@@ -685,7 +746,11 @@ func (e *Engine) runJob(ctx context.Context, j *job, pr *progressTracker, hooks 
 			pr.unplanned(ent.Size, j.planned())
 			return []PushResult{{Path: ent.Path, Class: ent.Class, Error: err.Error()}}
 		}
-		defer os.Remove(snap.Path)
+		if snap.Path != sh.path {
+			defer os.Remove(snap.Path)
+		}
+		e.log.Debug().Str("path", ent.Path).Str("method", snap.Method).Int64("size", snap.Size).
+			Int64("written", snap.Written).Dur("took", snap.Took).Msg("database snapshot")
 		e.cfg.Manifest.SetHash(ent.Path, snap.Source, snap.SHA256)
 		lf.Path, lf.Size, lf.ModTime, lf.SHA256 = snap.Path, snap.Size, time.Time{}, snap.SHA256
 		lf.Pages = snap.Pages
@@ -721,6 +786,7 @@ func (e *Engine) runJob(ctx context.Context, j *job, pr *progressTracker, hooks 
 			}
 			if o.ok {
 				got++
+				j.copiedTo = append(j.copiedTo, o.res.Target)
 			} else if o.err != nil {
 				j.lastErr = o.err
 				if errors.Is(o.err, ErrSourceChanged) {
@@ -755,6 +821,7 @@ func (e *Engine) runJob(ctx context.Context, j *job, pr *progressTracker, hooks 
 		results = append(results, res)
 		if ok {
 			got++
+			j.copiedTo = append(j.copiedTo, t.NodeID)
 			continue
 		}
 		j.lastErr = err
@@ -1049,7 +1116,24 @@ func (e *Engine) flushOutcome(res FlushResult, before map[string]bool, jobs map[
 			f.Reason, f.Detail = ReasonNoTarget, "no target receives class "+string(ent.Class)
 		default:
 			j := js[len(js)-1]
+			var copiedTo []string
+			for _, pj := range js {
+				for _, id := range pj.copiedTo {
+					if !slices.Contains(copiedTo, id) {
+						copiedTo = append(copiedTo, id)
+					}
+				}
+			}
 			switch {
+			case len(copiedTo) > 0:
+				// A database committed to between the flush's scan and its
+				// snapshot: the copy is of a version the scan did not see.
+				f.Reason = ReasonChanged
+				f.Detail = fmt.Sprintf("copied to %s, but it changed between the scan and the snapshot the copy was made from",
+					strings.Join(copiedTo, ", "))
+				if j.lastErr != nil {
+					f.Detail += "; then: " + j.lastErr.Error()
+				}
 			case j.lastErr == nil:
 				f.Reason, f.Detail = ReasonDeadline, "not started before the deadline"
 			case errors.Is(j.lastErr, context.DeadlineExceeded) || strings.HasPrefix(j.lastErr.Error(), "not attempted") ||

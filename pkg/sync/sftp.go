@@ -57,6 +57,15 @@ type SFTPOptions struct {
 	// reading them back over SFTP, which is cheaper than starting a remote
 	// process (OpenSSH forks a session and a shell per exec). Default 8 MiB.
 	ExecHashMinSize int64
+	// DBFullVerifyInterval: after a database page delta the spare is
+	// verified by reading back only the pages written when the target has no
+	// sha256sum (chrooted SFTP) and the whole copy of that database on that
+	// target was read back and verified within this interval; otherwise the
+	// whole copy is read back. Default 1 hour; negative = always the whole
+	// copy.
+	DBFullVerifyInterval time.Duration
+	// Now is the clock of DBFullVerifyInterval; default time.Now.
+	Now func() time.Time
 	// OnThrottle, when set, sees every bandwidth limiter reservation.
 	OnThrottle ThrottleFunc
 	// DBStateDir is where the per-page hashes of the database versions each
@@ -75,6 +84,9 @@ type SFTPTransport struct {
 	opts  SFTPOptions
 	lims  limiters
 	delta deltaStore
+	// fullVerified is when each database copy (deltaStore key) was last
+	// read back whole and verified (time.Time).
+	fullVerified sync.Map
 	// stepHook injects failures into database pushes (tests).
 	stepHook stepHook
 
@@ -107,6 +119,12 @@ func NewSFTPTransport(opts SFTPOptions) *SFTPTransport {
 	}
 	if opts.ExecHashMinSize <= 0 {
 		opts.ExecHashMinSize = 8 << 20
+	}
+	if opts.DBFullVerifyInterval == 0 {
+		opts.DBFullVerifyInterval = time.Hour
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
 	}
 	return &SFTPTransport{opts: opts, conns: map[string]*sftpConn{}, delta: deltaStore{dir: opts.DBStateDir}}
 }

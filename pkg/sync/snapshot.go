@@ -30,9 +30,13 @@ type Snapshot struct {
 	// just before the snapshot was taken: everything committed up to then is
 	// in the snapshot.
 	Source Version
-	// Method is how the copy was made: "backup" (the SQLite online backup
-	// API) or "vacuum" (VACUUM INTO, the fallback).
+	// Method is how the copy was made: "pages" (the agent's shadow copy,
+	// only changed pages rewritten; see dbShadow), "backup" (the SQLite
+	// online backup API) or "vacuum" (VACUUM INTO, the fallback).
 	Method string
+	// Written is the bytes written to make the copy: the changed pages for
+	// "pages", the whole file otherwise.
+	Written int64
 	// Took is how long the copy and hashing took.
 	Took time.Duration
 }
@@ -112,7 +116,7 @@ func SnapshotSQLite(ctx context.Context, dbPath, tmpDir string) (Snapshot, error
 		return Snapshot{}, fmt.Errorf("snapshot %s: hash: %w", dbPath, err)
 	}
 	ok = true
-	return Snapshot{Path: snapPath, SHA256: sum, Size: pm.Size, Pages: pm, Source: src, Method: method, Took: time.Since(start)}, nil
+	return Snapshot{Path: snapPath, SHA256: sum, Size: pm.Size, Pages: pm, Source: src, Method: method, Written: pm.Size, Took: time.Since(start)}, nil
 }
 
 // backupTo copies the database behind db into the file dst with the online

@@ -190,6 +190,12 @@ type Receipt struct {
 	// Delta: the copy was made by writing only the pages that changed
 	// since the version the target's spare held (databases, SFTP).
 	Delta bool `json:"delta,omitempty"`
+	// VerifiedBy says how a database copy was verified: "sha256sum" (run
+	// on the target), "read back" (the whole copy read back over SFTP) or
+	// "written pages" (only the pages of a delta read back; the whole copy
+	// is read back at least every SFTPOptions.DBFullVerifyInterval). Empty
+	// for other files.
+	VerifiedBy string `json:"verified_by,omitempty"`
 	// SourceSize and SourceModTime are the local file's size (bytes) and
 	// mtime the copy corresponds to. For databases they describe the live
 	// database file at snapshot time (SHA256 is the snapshot's), and
