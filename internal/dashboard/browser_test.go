@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/ringmesh/ringmesh/pkg/api"
 )
 
 // 10,000 nodes in a real browser: every page of rows arrives, the table
@@ -30,6 +32,7 @@ func TestTenThousandNodesInBrowser(t *testing.T) {
 	src := source(10000, true)
 	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
 	src.Audit, src.Cost = fakeAudit(now), fakeCost(t, now)
+	src.Events = fakeEvents(map[string][]api.EventEntry{"vast-00001": fakeSyncEvents(t, "vast-00001", now)}, 2)
 	srv := httptest.NewServer(New(src))
 	defer srv.Close()
 	actx, cancelA := chromedp.NewExecAllocator(context.Background(), chromedp.ExecPath(exe), chromedp.Headless, chromedp.NoSandbox,
@@ -93,10 +96,23 @@ func TestTenThousandNodesInBrowser(t *testing.T) {
 	wait("audit actor", `document.querySelector("#n-audit tbody tr:nth-child(2)").cells[4].textContent`, "admin:alice via coordinator:c1")
 	wait("audit note", `document.getElementById("n-audit-note").textContent`, "newest 3")
 
+	// Its sync history newest first, without the progress report and the
+	// RPO answer: the flush with the file that missed and why (markup in
+	// the reason shown as text), then the continuous sync.
+	wait("sync rows", `Array.from(document.querySelectorAll("#n-sync tbody tr")).map(r => Array.from(r.cells).map(c => c.textContent).join("|")).join(";")`,
+		`2026-12-01 11:58:00|flush (preempt:vast notice)|1 file, 4.0 KiB (4.0 KiB sent)|/data/train/c.npz (8.0 KiB): deadline passed <img src=x onerror="window.__pwned='yes'">error: 1 file missed the deadline|8.0 KiB in 1 file;`+
+			`2026-12-01 11:56:00|continuous sync|2 files, 3.0 KiB (3.0 KiB sent)|-|0 B in 0 files`)
+	wait("miss reason", `document.querySelector("#n-sync tbody tr td.missed div").textContent`,
+		`/data/train/c.npz (8.0 KiB): deadline passed <img src=x onerror="window.__pwned='yes'">`)
+	wait("sync note", `document.getElementById("n-sync-note").textContent`, "newest 2")
+	wait("no markup from the sync history", `(window.__pwned || "no") + "," + document.querySelectorAll("#node-view img").length`, "no,0")
+
 	// A billable node with no known price: unknown, never 0.
 	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/#node=vast-00002")); err != nil {
 		t.Fatal(err)
 	}
 	wait("unknown price", `document.getElementById("n-title").textContent + ": " + document.getElementById("n-cost").textContent`,
 		"vast-00002: accruedunknown for 0.3 h at an unknown priceprice nowunknowninstancevast/2 (running)")
+	wait("no sync history", `document.getElementById("n-sync-note").textContent + "," + document.querySelectorAll("#n-sync tbody tr").length`,
+		"no sync or flush results stored for this node,0")
 }

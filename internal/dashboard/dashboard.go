@@ -13,6 +13,8 @@
 //	                           health history and cost so far (?node=ID)
 //	GET /api/dashboard/audit   the node's newest MaxAudit audit entries,
 //	                           newest first (?node=ID)
+//	GET /api/dashboard/sync    the node's newest MaxSync sync and flush
+//	                           results, newest first (?node=ID)
 //	GET /api/dashboard/cost    the cluster's cost and billed instances per
 //	                           UTC day, the last CostDays days
 //	POST /api/dashboard/act    sync now, stop or terminate (Source.Call set)
@@ -83,6 +85,10 @@ type Source struct {
 	// node, newest first; partial reports that MESH_AUDIT holds older
 	// records than those searched.
 	Audit func(ctx context.Context, node string, limit int) (items []api.AuditEntry, partial bool, err error)
+	// Events, when set, reads one page of the agents' stored events (what
+	// api.OpEvents answers `meshctl events`): the node page lists the
+	// node's sync and flush results from it.
+	Events func(ctx context.Context, req api.EventsRequest) (api.Events, error)
 	// Cost, when set, is the coordinator's cost tracker: the node page
 	// shows the node's cost so far and its price per hour.
 	Cost *cost.Tracker
@@ -108,15 +114,16 @@ type ActReply struct {
 const FirstRows = 100
 
 // New returns the handler of GET /, GET /ui/*, GET /api/dashboard, GET
-// /api/dashboard/node, GET /api/dashboard/audit and POST
-// /api/dashboard/act (mount it on those patterns).
+// /api/dashboard/node, GET /api/dashboard/audit, GET /api/dashboard/sync,
+// GET /api/dashboard/cost and POST /api/dashboard/act (mount it on those
+// patterns).
 func New(src Source) http.Handler {
 	sub, err := fs.Sub(assets, "assets")
 	if err != nil {
 		panic(err)
 	}
 	files := http.FileServerFS(sub)
-	summary, node, audit, costs := SummaryHandler(src), NodeHandler(src), AuditHandler(src), CostHandler(src)
+	summary, node, audit, syncs, costs := SummaryHandler(src), NodeHandler(src), AuditHandler(src), SyncHandler(src), CostHandler(src)
 	ok := func(r *http.Request) bool { return src.Authorized == nil || src.Authorized(r) }
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Content-Type-Options", "nosniff")
@@ -149,6 +156,8 @@ func New(src Source) http.Handler {
 			node.ServeHTTP(w, r)
 		case p == "/api/dashboard/audit":
 			audit.ServeHTTP(w, r)
+		case p == "/api/dashboard/sync":
+			syncs.ServeHTTP(w, r)
 		case p == "/api/dashboard/cost":
 			costs.ServeHTTP(w, r)
 		case p == "/api/dashboard/act":

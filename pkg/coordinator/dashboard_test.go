@@ -190,6 +190,11 @@ func TestDashboardInBrowser(t *testing.T) {
 	waitJS(t, ctx, "audit newest first", `(function(){const t=Array.from(document.querySelectorAll("#n-audit tbody tr")).map(r=>r.cells[0].textContent);return t.length>0 && t.every((x,i)=>i===0||t[i-1]>=x)?"ok":t.join(",");})()`, "ok")
 	// Its health history comes from the agent's heartbeats (a disk is measured here; no GPU).
 	waitJS(t, ctx, "health charts", `document.querySelectorAll("#n-charts figure svg").length + ":" + ((document.querySelector('#n-charts figure[data-series="disk_used_percent"] figcaption') || {}).textContent || "").endsWith("%")`, "4:true")
+	// Its sync history, from MESH_EVT as `meshctl events --kind sync` reads it: a flush with the file that missed and why.
+	publishEvent(t, h.url, "runpod-2", bus.KindSync, bus.MessageID("runpod-2", "sync1", 1), events.Sync{Phase: "flush", Trigger: "stop:test", BytesSent: 100,
+		Missed: []events.FileRef{{Path: "/data/train/x.npz", Size: 2048, Reason: "target unreachable"}}})
+	waitJS(t, ctx, "sync history", `Array.from(document.querySelectorAll("#n-sync tbody tr")).map(r => r.cells[1].textContent + "|" + r.cells[3].textContent).join(";")`,
+		"flush (stop:test)|/data/train/x.npz (2.0 KiB): target unreachable")
 
 	// An action asks for confirmation; dismissed, nothing is done.
 	var dmu sync.Mutex

@@ -22,15 +22,21 @@ func (c *Coordinator) apiEvents(ctx context.Context, req []byte) (any, error) {
 			return nil, errors.New("bad request: " + err.Error())
 		}
 	}
+	return c.readEvents(ctx, r)
+}
+
+// readEvents reads one page of api.OpEvents; the dashboard's node page
+// reads a node's sync results through it, as meshctl events does.
+func (c *Coordinator) readEvents(ctx context.Context, r api.EventsRequest) (api.Events, error) {
 	node := "*"
 	if r.Node != "" {
 		if err := mesh.ValidateNodeID(r.Node); err != nil {
-			return nil, fmt.Errorf("bad request: node: %w", err)
+			return api.Events{}, fmt.Errorf("bad request: node: %w", err)
 		}
 		node = r.Node
 	}
 	if _, _, err := bus.ParseEventSubject(bus.Prefix + ".evt.x." + r.Kind); err != nil {
-		return nil, fmt.Errorf("bad request: kind %q: want one of hello, heartbeat, health, preempt, sync, bye", r.Kind)
+		return api.Events{}, fmt.Errorf("bad request: kind %q: want one of hello, heartbeat, health, preempt, sync, bye", r.Kind)
 	}
 	if r.Limit <= 0 {
 		r.Limit = api.EventsDefaultLimit

@@ -111,7 +111,7 @@ func (c *Coordinator) httpHandlerWith(token string) http.Handler {
 		quorum = len(c.cfg.Inventory.Voters)
 	}
 	src := dashboard.Source{Status: c.Status, Voters: c.voters, QuorumSize: quorum, Authorized: tokenOK(token), History: c.hist.Get,
-		Audit: c.nodeAudit, Cost: c.cfg.Cost}
+		Audit: c.nodeAudit, Events: c.readEvents, Cost: c.cfg.Cost}
 	if token != "" { // actions only for an admin the token authenticates, through the API meshctl calls
 		sign, err := c.dashboardSigner()
 		if err != nil {
@@ -123,7 +123,7 @@ func (c *Coordinator) httpHandlerWith(token string) http.Handler {
 		}
 	}
 	dash := dashboard.New(src)
-	for _, p := range []string{"GET /{$}", "GET /ui/", "GET /api/dashboard", "GET /api/dashboard/node", "GET /api/dashboard/audit", "GET /api/dashboard/cost", "POST /api/dashboard/act"} {
+	for _, p := range []string{"GET /{$}", "GET /ui/", "GET /api/dashboard", "GET /api/dashboard/node", "GET /api/dashboard/audit", "GET /api/dashboard/sync", "GET /api/dashboard/cost", "POST /api/dashboard/act"} {
 		mux.Handle(p, dash)
 	}
 	return mux

@@ -27,6 +27,27 @@ type WatchOptions struct {
 	FallbackInterval time.Duration
 	// Logger; the zero value logs nothing.
 	Logger zerolog.Logger
+
+	// newNotifier opens the watcher (nil = fsnotify's); tests set it to
+	// inject queue overflows and failed watch adds, which the kernel cannot
+	// be made to produce on demand.
+	newNotifier func() (notifier, error)
+}
+
+// notifier is what Watch uses of an fsnotify watcher.
+type notifier struct {
+	add    func(dir string) error
+	close  func() error
+	events <-chan fsnotify.Event
+	errors <-chan error
+}
+
+func newNotifier() (notifier, error) {
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return notifier{}, err
+	}
+	return notifier{add: w.Add, close: w.Close, events: w.Events, errors: w.Errors}, nil
 }
 
 // Watch keeps the manifest current between scans so that the RPO is never
@@ -47,12 +68,15 @@ func (m *Manifest) Watch(ctx context.Context, opts WatchOptions) error {
 		opts.FallbackInterval = time.Second
 	}
 	log := opts.Logger
-	w, err := fsnotify.NewWatcher()
+	if opts.newNotifier == nil {
+		opts.newNotifier = newNotifier
+	}
+	w, err := opts.newNotifier()
 	if err != nil {
 		log.Warn().Err(err).Dur("interval", opts.FallbackInterval).Msg("inotify unavailable; rescanning (stat only) on an interval instead")
 		return m.pollLoop(ctx, opts.FallbackInterval)
 	}
-	defer w.Close()
+	defer w.close()
 
 	watched := map[string]bool{}
 	// addTree watches dir and every directory below it; it returns the
@@ -73,7 +97,7 @@ func (m *Manifest) Watch(ctx context.Context, opts WatchOptions) error {
 			}
 			if d.IsDir() {
 				if !watched[p] {
-					if err := w.Add(p); err != nil {
+					if err := w.add(p); err != nil {
 						log.Warn().Err(err).Str("dir", p).Msg("cannot watch directory; falling back to periodic rescans")
 						complete = false
 						return nil
@@ -132,7 +156,7 @@ func (m *Manifest) Watch(ctx context.Context, opts WatchOptions) error {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case ev, ok := <-w.Events:
+		case ev, ok := <-w.events:
 			if !ok {
 				return m.pollLoop(ctx, opts.FallbackInterval)
 			}
@@ -155,7 +179,7 @@ func (m *Manifest) Watch(ctx context.Context, opts WatchOptions) error {
 			if ev.Has(fsnotify.Create) || ev.Has(fsnotify.Write) || ev.Has(fsnotify.Chmod) {
 				pending[ev.Name] = true
 			}
-		case err, ok := <-w.Errors:
+		case err, ok := <-w.errors:
 			if !ok {
 				return m.pollLoop(ctx, opts.FallbackInterval)
 			}

@@ -8,6 +8,8 @@
   let rows = [], summary = null, lastOK = 0, lastErr = "";
   let sortKey = "Node", sortDir = 1, page = 0;
   let auditNode = "", auditAt = 0;
+  let syncNode = "", syncAt = 0;
+  const SYNC_MS = 10000;
   let costs = null, costAt = 0;
   const COST_MS = 30000;
 
@@ -53,6 +55,7 @@
           return;
         }
         out.textContent = (await post("/api/dashboard/act", { node: node, op: "sync" })).message;
+        syncAt = 0; // its result shows in the sync history: look again soon
         return;
       }
       const dry = await post("/api/dashboard/act", { node: node, op: op, dry_run: true });
@@ -106,8 +109,12 @@
       summary = s; rows = all; lastOK = Date.now(); lastErr = "";
       if (!node && Date.now() - costAt > COST_MS) { costs = await get("/api/dashboard/cost"); costAt = Date.now(); }
       if (node) renderNode(await get("/api/dashboard/node?node=" + encodeURIComponent(node)));
-      if (!node) auditNode = "";
-      else if (node !== auditNode || Date.now() - auditAt > AUDIT_MS) await loadAudit(node);
+      if (!node) { auditNode = ""; syncNode = ""; } else {
+        const due = [];
+        if (node !== auditNode || Date.now() - auditAt > AUDIT_MS) due.push(loadAudit(node));
+        if (node !== syncNode || Date.now() - syncAt > SYNC_MS) due.push(loadSync(node));
+        await Promise.all(due);
+      }
     } catch (e) {
       lastErr = String(e && e.message ? e.message : e);
     } finally {
@@ -276,6 +283,49 @@
     table("n-audit", items, (e) => [utc(e.at), e.kind, what(e), e.cause, e.actor]);
     $("n-audit-note").textContent = items.length === 0 ? "no audit entries for this node" + (a.partial ? " among the newest audit records" : "") :
       "newest " + items.length + (a.partial ? ", searched among the newest audit records only" : "");
+  }
+
+  // The sync history (what meshctl events --kind sync --node shows) is
+  // read as often as the audit; a failure shows in its own note.
+  async function loadSync(node) {
+    if (node !== syncNode) { clear($("n-sync").tBodies[0]); $("n-sync-note").textContent = "loading…"; }
+    syncNode = node; syncAt = Date.now();
+    try {
+      const s = await get("/api/dashboard/sync?node=" + encodeURIComponent(node));
+      if (node === syncNode) renderSync(s);
+    } catch (e) {
+      if (node === syncNode) $("n-sync-note").textContent = "cannot read the sync history: " + String(e && e.message ? e.message : e);
+    }
+  }
+
+  function files(n) { return n + (n === 1 ? " file" : " files"); }
+  // renderSync lists each result newest first: what made it (files, their
+  // bytes, bytes sent), each file that did not with its reason, the error,
+  // and the data at risk after it ("?" when unknown, never 0).
+  function renderSync(s) {
+    const items = s.items || [], tb = $("n-sync").tBodies[0];
+    clear(tb);
+    items.forEach((x) => {
+      const tr = el("tr"); tr.dataset.seq = String(x.seq);
+      tr.appendChild(el("td", utc(x.at)));
+      tr.appendChild(el("td", x.kind + (x.trigger && x.trigger !== "continuous" ? " (" + x.trigger + ")" : "")));
+      const made = el("td", files(x.made_files) + ", " + bytes(x.made_bytes) + " (" + bytes(x.bytes_sent) + " sent)");
+      made.title = (x.made || []).map((f) => f.path + " → " + (f.targets || []).join(", ")).join("\n");
+      tr.appendChild(made);
+      const missed = el("td", null, "missed"), list = x.missed || [];
+      list.forEach((f) => missed.appendChild(el("div", f.path + " (" + bytes(f.size) + "): " + (f.reason || "no reason given"))));
+      if (x.missed_files > list.length) missed.appendChild(el("div", "… and " + (x.missed_files - list.length) + " more"));
+      if (x.error) missed.appendChild(el("div", "error: " + x.error));
+      if (!missed.firstChild) missed.textContent = "-";
+      tr.appendChild(missed);
+      const rpo = x.rpo || {};
+      tr.appendChild(el("td", rpo.unsynced_bytes == null ? "?" : bytes(rpo.unsynced_bytes) + (rpo.unsynced_files != null ? " in " + files(rpo.unsynced_files) : "")));
+      tb.appendChild(tr);
+    });
+    let note = items.length === 0 ? "no sync or flush results stored for this node" : "newest " + items.length;
+    if (s.unreadable) note += " · " + s.unreadable + " sync events not shown (invalid or too large; meshctl events --invalid)";
+    if (s.partial) note += " · more sync events than one read covers: newer results may be missing";
+    $("n-sync-note").textContent = note;
   }
 
   function money(v) { return v.toFixed(Math.abs(v) < 1 ? 4 : 2); }
