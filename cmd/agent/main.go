@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ringmesh/ringmesh/internal/syncserve"
 	"github.com/ringmesh/ringmesh/pkg/agent"
 	"github.com/ringmesh/ringmesh/pkg/agentmetrics"
 	"github.com/ringmesh/ringmesh/pkg/bootstrap"
@@ -27,6 +28,11 @@ import (
 )
 
 func main() {
+	if filepath.Base(os.Args[0]) == syncserve.ShellName {
+		// The sync account's login shell on a target: sshd runs the
+		// certificate's force-command through it (internal/syncserve).
+		os.Exit(syncserve.RunShell(os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr))
+	}
 	if err := run(os.Args[1:]); err != nil {
 		fmt.Fprintln(os.Stderr, "agent:", err)
 		os.Exit(1)

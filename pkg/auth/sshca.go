@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -114,9 +115,45 @@ type SyncCertRequest struct {
 	Now time.Time
 }
 
+// SyncShellName is the name of the agent binary inside a sync target's
+// chroot, where it is the sync account's login shell (/bin/<name>) and
+// serves SFTP confined to the node's own directory (internal/syncserve).
+const SyncShellName = "ringmesh-sync-sftp"
+
+// SyncForceCommand is the force-command critical option of node's sync
+// certificate: "ringmesh-sync-sftp --node=<node>". On a target set up by
+// `meshctl target setup` sshd runs it through the account's shell, the
+// agent binary, which serves only <incoming>/<node>; on a target whose
+// sshd configuration forces internal-sftp, that configuration wins.
+func SyncForceCommand(node string) string { return SyncShellName + " --node=" + node }
+
+// ParseSyncForceCommand returns the node of a SyncForceCommand string; an
+// error for anything else or an invalid node ID.
+func ParseSyncForceCommand(cmd string) (string, error) {
+	node, ok := strings.CutPrefix(cmd, SyncShellName+" --node=")
+	if !ok {
+		return "", fmt.Errorf("forced command %q: want %q", cmd, SyncForceCommand("<node>"))
+	}
+	if err := ValidSyncNode(node); err != nil {
+		return "", fmt.Errorf("forced command %q: %w", cmd, err)
+	}
+	return node, nil
+}
+
+// ValidSyncNode checks a node ID that names a directory on a sync target.
+func ValidSyncNode(node string) error {
+	if err := mesh.ValidateNodeID(node); err != nil {
+		return err
+	}
+	if node == "." || node == ".." || strings.ContainsAny(node, "/\\") {
+		return fmt.Errorf("node ID %q cannot name a directory", node)
+	}
+	return nil
+}
+
 // SignSyncCert signs a short-lived SSH user certificate for a node's sync
 // key: KeyId = node ID, ValidPrincipals = [Principal], ValidBefore = now +
-// Validity, the critical option force-command=internal-sftp and no
+// Validity, the critical option force-command=SyncForceCommand(node) and no
 // extensions (so no pty, no port, agent or X11 forwarding, no user rc). It
 // refuses a node whose bus credentials are all revoked (users.json), an invalid
 // node ID or account name, a key that is not ed25519 or is a certificate
@@ -180,7 +217,7 @@ func (iss *Issuer) SignSyncCert(r SyncCertRequest) (*ssh.Certificate, error) {
 		ValidAfter:      uint64(r.Now.Add(-syncCertBackdate).Unix()),
 		ValidBefore:     uint64(r.Now.Add(r.Validity).Unix()),
 		Permissions: ssh.Permissions{
-			CriticalOptions: map[string]string{"force-command": "internal-sftp"},
+			CriticalOptions: map[string]string{"force-command": SyncForceCommand(r.Node)},
 			Extensions:      map[string]string{},
 		},
 	}

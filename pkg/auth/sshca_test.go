@@ -59,8 +59,17 @@ func TestSSHCAAndSyncCert(t *testing.T) {
 		cert.CertType != ssh.UserCert || cert.ValidBefore != uint64(now.Add(DefaultSyncCertValidity).Unix()) {
 		t.Fatalf("cert %+v", cert)
 	}
-	if len(cert.Extensions) != 0 || cert.CriticalOptions["force-command"] != "internal-sftp" {
-		t.Fatalf("permissions %+v: want no extensions (no pty, forwarding) and force-command internal-sftp", cert.Permissions)
+	if len(cert.Extensions) != 0 || cert.CriticalOptions["force-command"] != "ringmesh-sync-sftp --node=vast-1" {
+		t.Fatalf("permissions %+v: want no extensions (no pty, forwarding) and force-command ringmesh-sync-sftp --node=vast-1", cert.Permissions)
+	}
+	if node, err := ParseSyncForceCommand(cert.CriticalOptions["force-command"]); err != nil || node != "vast-1" {
+		t.Fatalf("ParseSyncForceCommand = %q, %v", node, err)
+	}
+	for _, bad := range []string{"internal-sftp", "ringmesh-sync-sftp --node=", "ringmesh-sync-sftp --node=../x",
+		"ringmesh-sync-sftp --node=a b", "ringmesh-sync-sftp --node=vast-1; sh", "x ringmesh-sync-sftp --node=vast-1"} {
+		if node, err := ParseSyncForceCommand(bad); err == nil {
+			t.Errorf("ParseSyncForceCommand(%q) = %q, want an error", bad, node)
+		}
 	}
 
 	// What sshd checks, with x/crypto's CertChecker: signed by the CA,

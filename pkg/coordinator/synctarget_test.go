@@ -77,7 +77,7 @@ func TestSyncIntoSetUpTarget(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer client.Close()
-	if _, err := synctarget.Setup(ctx, synctarget.SSHRunner{Client: client}, synctarget.Options{Layout: l, CA: ca}); err != nil {
+	if _, err := synctarget.Setup(ctx, synctarget.SSHRunner{Client: client}, synctarget.Options{Layout: l, CA: ca, Binary: testutil.AgentBinaryFor(t)}); err != nil {
 		t.Fatalf("setup: %v\n%s", err, o.Log())
 	}
 	if err := synctarget.SaveRecord(iss.Dir(), synctarget.Record{Node: "hetzner-cpu2", Addr: "127.0.0.1:" + strconv.Itoa(o.Port), AdminUser: o.User,

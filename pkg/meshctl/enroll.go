@@ -155,22 +155,11 @@ func (o *Options) runEnroll(cmd *cobra.Command, args []string, f enrollFlags) er
 		}
 	}
 
-	var bins enroll.Binaries
-	if f.agentBinary != "" {
-		bins = enroll.File{Path: f.agentBinary}
-	} else {
-		wd, _ := os.Getwd()
-		root := enroll.FindSourceTree(wd)
-		if root == "" {
-			return errors.New("no agent binary: pass --agent-binary (ringmesh-agent from the release archive for the node's architecture), or run meshctl enroll inside a ringmesh source tree to build it")
-		}
-		dir, err := os.MkdirTemp("", "ringmesh-enroll-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(dir)
-		bins = &enroll.SourceBuild{Dir: root, Version: version.String(), OutDir: dir}
+	bins, cleanup, err := agentBinaries(f.agentBinary, "meshctl enroll")
+	if err != nil {
+		return err
 	}
+	defer cleanup()
 	ecfg := &enroll.Config{
 		Prefix: f.prefix, Pins: enroll.NewPins(expandHome(f.knownHosts)), AcceptHostKey: f.acceptHostKey,
 		Binaries: bins, Creds: enroll.APICreds{Client: c}, Waiter: &enroll.StatusWaiter{Client: c},
@@ -346,4 +335,23 @@ func forgetCmd(o *Options) *cobra.Command {
 			return nil
 		},
 	}
+}
+
+// agentBinaries gives the agent binaries to upload: the file given with
+// --agent-binary, else builds of ./cmd/agent when cmd runs inside a
+// ringmesh source tree (removed by cleanup).
+func agentBinaries(flag, cmd string) (enroll.Binaries, func(), error) {
+	if flag != "" {
+		return enroll.File{Path: flag}, func() {}, nil
+	}
+	wd, _ := os.Getwd()
+	root := enroll.FindSourceTree(wd)
+	if root == "" {
+		return nil, nil, fmt.Errorf("no agent binary: pass --agent-binary (ringmesh-agent from the release archive for the node's architecture), or run %s inside a ringmesh source tree to build it", cmd)
+	}
+	dir, err := os.MkdirTemp("", "ringmesh-agent-build-")
+	if err != nil {
+		return nil, nil, err
+	}
+	return &enroll.SourceBuild{Dir: root, Version: version.String(), OutDir: dir}, func() { os.RemoveAll(dir) }, nil
 }

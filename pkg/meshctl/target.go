@@ -52,6 +52,7 @@ func targetCmd(o *Options) *cobra.Command {
 func targetSetupCmd(o *Options, store *string) *cobra.Command {
 	var (
 		invPath, identity, user, host, fingerprint string
+		agentBinary                                string
 		port                                       int
 		allowVoter, dryRun                         bool
 		l                                          synctarget.Layout
@@ -60,11 +61,14 @@ func targetSetupCmd(o *Options, store *string) *cobra.Command {
 		Use:   "setup NODE",
 		Short: "Create the sync account, chroot and sshd drop-in on a persistent target over SSH, idempotently, and pin its host key",
 		Long: `Connects to NODE (a persistent host of the inventory) as an administrator over SSH and makes sure that:
-  - a system account (--account, default ringmesh-sync; never root) exists without shell or password;
+  - a system account (--account, default ringmesh-sync; never root) exists without password;
   - --chroot (default /srv/ringmesh-sync) is root-owned 0755, and <chroot>/incoming belongs to the account (0750);
+  - <chroot>/ringmesh/ringmesh-sync-sftp is the agent binary (--agent-binary) and the account's login shell:
+    it serves SFTP confined to <chroot>/incoming/<node>, the node named by the certificate's force-command,
+    so a node can neither read nor overwrite another node's copies;
   - /etc/ssh/ringmesh-sync holds the ringmesh SSH CA (user_ca.pub), revoked_ids and the KRL revoked.krl;
-  - /etc/ssh/sshd_config.d/ringmesh-sync.conf matches the account: ForceCommand internal-sftp, ChrootDirectory,
-    TrustedUserCAKeys, RevokedKeys, no password, no authorized_keys, no TTY, no forwarding;
+  - /etc/ssh/sshd_config.d/ringmesh-sync.conf matches the account: ChrootDirectory, TrustedUserCAKeys,
+    RevokedKeys, no ForceCommand (the certificate's applies), no password, no authorized_keys, no TTY, no forwarding;
 then validates with sshd -t (the previous drop-in comes back when it fails), checks with sshd -T that the settings
 apply, and reloads sshd only if its configuration changed. Re-running changes nothing ("unchanged").
 The host key is accepted only with --fingerprint (or the one pinned by an earlier setup) and recorded in the
@@ -148,7 +152,17 @@ issuer store: agents syncing to NODE log in as the account, in /incoming, and ve
 				return err
 			}
 			l.SSHD = strings.TrimSpace(l.SSHD)
-			rep, err := synctarget.Setup(ctx, synctarget.SSHRunner{Client: client, Sudo: user != "root"}, synctarget.Options{Layout: l, CA: ca, DryRun: dryRun, AllowVoter: allowVoter})
+			bins, cleanup, err := agentBinaries(agentBinary, "meshctl target setup")
+			if err != nil {
+				return err
+			}
+			defer cleanup()
+			binary := func(ctx context.Context, arch string) (string, error) {
+				p, _, err := bins.Binary(ctx, arch)
+				return p, err
+			}
+			rep, err := synctarget.Setup(ctx, synctarget.SSHRunner{Client: client, Sudo: user != "root"},
+				synctarget.Options{Layout: l, CA: ca, DryRun: dryRun, AllowVoter: allowVoter, Binary: binary})
 			printChanges(o, rep, dryRun)
 			if err != nil {
 				return err
@@ -186,6 +200,7 @@ issuer store: agents syncing to NODE log in as the account, in /incoming, and ve
 	f.StringVar(&host, "host", "", "override the inventory's ssh_host")
 	f.IntVar(&port, "port", 0, "override the inventory's ssh_port")
 	f.StringVar(&fingerprint, "fingerprint", "", "the target's SSH host key fingerprint, checked out of band (SHA256:...); needed the first time")
+	f.StringVar(&agentBinary, "agent-binary", "", "static linux agent binary for the target's architecture, installed in the chroot as the sync account's SFTP server (default: build ./cmd/agent when run in a ringmesh source tree)")
 	f.BoolVar(&allowVoter, "allow-voter", false, "set up a voter/coordinator (which holds the cloud API keys) anyway")
 	f.BoolVar(&dryRun, "dry-run", false, "connect and inspect, print what would be written, change nothing")
 	f.StringVar(&l.Account, "account", synctarget.DefaultAccount, "sync account (never root)")

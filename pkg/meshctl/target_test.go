@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ringmesh/ringmesh/internal/testutil"
 	"github.com/ringmesh/ringmesh/pkg/auth"
 	"github.com/ringmesh/ringmesh/pkg/sync/sshtest"
 	"github.com/ringmesh/ringmesh/pkg/synctarget"
@@ -77,9 +78,10 @@ func TestTargetSetupCommand(t *testing.T) {
 	r := sshtest.StartOpenSSHWith(t, sshtest.OpenSSHOptions{AllowUsers: []string{acct}, Extra: "Include " + filepath.Join(conf, "d", "*.conf") + "\n"})
 	flags := []string{"--host", r.Host, "--port", strconv.Itoa(r.Port), "--user", r.User, "--identity", r.ClientKeyPath, "--fingerprint", r.Fingerprint(),
 		"--account", acct, "--chroot", filepath.Join(parent, "chroot"), "--conf-dir", filepath.Join(conf, "ringmesh-sync"),
-		"--drop-in", filepath.Join(conf, "d", "ringmesh-sync.conf"), "--partial-sweep", "none", "--sshd-config", r.ConfigPath, "--reload-command", "kill -HUP " + strconv.Itoa(r.Pid()), "hetzner-store"}
+		"--drop-in", filepath.Join(conf, "d", "ringmesh-sync.conf"), "--partial-sweep", "none", "--agent-binary", testutil.AgentBinary(t), "--sshd-config", r.ConfigPath, "--reload-command", "kill -HUP " + strconv.Itoa(r.Pid()), "hetzner-store"}
 	out, err := runMeshctl(append(append(base, "--dry-run"), flags...)...)
-	if err != nil || !strings.Contains(out, "would create  account "+acct) || !strings.Contains(out, "ForceCommand internal-sftp") {
+	if err != nil || !strings.Contains(out, "would create  account "+acct) || !strings.Contains(out, "ChrootDirectory ") ||
+		!strings.Contains(out, "/ringmesh/ringmesh-sync-sftp") || strings.Contains(out, "ForceCommand") {
 		t.Fatalf("dry run: %v\n%s", err, out)
 	}
 	out, err = runMeshctl(append(base, flags...)...)

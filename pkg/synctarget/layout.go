@@ -142,6 +142,43 @@ func checkAbs(p string) error {
 	return nil
 }
 
+// Inside the chroot, /ringmesh holds the sync account's login shell, the
+// agent binary as ServerName (internal/syncserve: SFTP confined to
+// <incoming>/<node>, the node named by the certificate's force-command),
+// and its configuration.
+const (
+	ServerDir        = "/ringmesh"
+	ServerName       = auth.SyncShellName
+	ServerShell      = ServerDir + "/" + ServerName
+	ServerConfigPath = ServerDir + "/sftp.conf"
+)
+
+// RenderServerConfig is the content of ServerConfigPath for the incoming
+// directory remoteDir (as the account sees it, e.g. "/incoming").
+func RenderServerConfig(remoteDir string) string { return "incoming " + remoteDir + "\n" }
+
+// ParseServerConfig returns the incoming directory a ServerConfigPath file
+// names: "/<one directory name>".
+func ParseServerConfig(b []byte) (string, error) {
+	for _, ln := range strings.Split(string(b), "\n") {
+		f := strings.Fields(ln)
+		if len(f) == 2 && f[0] == "incoming" {
+			d := f[1]
+			if !path.IsAbs(d) || path.Clean(d) != d || d == "/" || strings.Count(d, "/") != 1 || !events.ValidPath(d) {
+				return "", fmt.Errorf("%s: incoming %q: want /<one directory name>", ServerConfigPath, d)
+			}
+			return d, nil
+		}
+	}
+	return "", fmt.Errorf("%s: no \"incoming\" line", ServerConfigPath)
+}
+
+// ShellPath is the account's login shell, a path inside the chroot.
+func (l Layout) ShellPath() string { return ServerShell }
+
+// ServerDir is the directory of the shell on the target's file system.
+func (l Layout) ServerDir() string { return path.Join(l.ChrootDir, ServerDir) }
+
 // RemoteDir is the directory agents write to, as the account sees it
 // inside the chroot ("/incoming").
 func (l Layout) RemoteDir() string { return "/" + l.Incoming }
@@ -161,18 +198,20 @@ func (l Layout) KRLFile() string { return path.Join(l.ConfDir, "revoked.krl") }
 // RenderDropIn is the sshd drop-in for l: for the sync account only, no
 // password or keyboard-interactive login, no authorized_keys (only
 // certificates of the CA in CAFile whose principals name the account and
-// which RevokedKeys does not list), ForceCommand internal-sftp chrooted to
-// ChrootDir, and no TTY, forwarding of any kind, tunnels or user rc. It ends
-// with "Match all" so that nothing after it in sshd_config falls under the
-// Match block.
+// which RevokedKeys does not list), chrooted to ChrootDir, and no TTY,
+// forwarding of any kind, tunnels or user rc. It sets no ForceCommand: the
+// certificate's force-command (auth.SyncForceCommand) runs through the
+// account's login shell, the SFTP server in the chroot (ShellPath), which
+// serves only the node's own directory. It ends with "Match all" so that
+// nothing after it in sshd_config falls under the Match block.
 func RenderDropIn(l Layout) string {
 	var b strings.Builder
 	b.WriteString("# Written by `meshctl target setup` (ringmesh); re-running it rewrites this file.\n")
-	b.WriteString("# The sync account may only use SFTP inside its chroot, with a ringmesh SSH certificate.\n")
+	b.WriteString("# The sync account may only use SFTP inside its chroot, with a ringmesh SSH certificate whose\n")
+	b.WriteString("# force-command names the node; its shell, the ringmesh SFTP server, serves only that node's directory.\n")
 	fmt.Fprintf(&b, "Match User %s\n", l.Account)
 	for _, kv := range [][2]string{
 		{"ChrootDirectory", l.ChrootDir},
-		{"ForceCommand", "internal-sftp"},
 		{"AuthenticationMethods", "publickey"},
 		{"PubkeyAuthentication", "yes"},
 		{"PasswordAuthentication", "no"},
@@ -200,7 +239,9 @@ func RenderDropIn(l Layout) string {
 func effective(l Layout) [][2]string {
 	return [][2]string{
 		{"chrootdirectory", l.ChrootDir},
-		{"forcecommand", "internal-sftp"},
+		// No ForceCommand: the certificate's force-command picks the node,
+		// and a configured one would override it.
+		{"forcecommand", "none"},
 		{"trustedusercakeys", l.CAFile()},
 		{"revokedkeys", l.KRLFile()},
 		{"permittty", "no"},

@@ -3,8 +3,11 @@ package synctarget
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"os"
 	"path"
 	"path/filepath"
 	"strconv"
@@ -94,6 +97,12 @@ type Options struct {
 	// AllowVoter sets up a host that holds coordinator secrets anyway
 	// (VoterSecrets found on it); otherwise that is an error.
 	AllowVoter bool
+	// Binary returns the local path of the static linux agent binary for
+	// the target's architecture ("amd64" or "arm64", from uname -m): it is
+	// installed in the chroot as the sync account's login shell, the SFTP
+	// server that confines each node to its own directory
+	// (internal/syncserve). Required.
+	Binary func(ctx context.Context, arch string) (string, error)
 }
 
 // VoterSecrets are the files whose presence marks a host holding cloud API
@@ -109,6 +118,7 @@ type setup struct {
 	sshdCfg bool // the sshd configuration changed: validate and reload
 
 	allowVoter bool
+	binary     func(ctx context.Context, arch string) (string, error)
 }
 
 // Setup makes the target match the layout, idempotently: it creates what is
@@ -127,12 +137,16 @@ func Setup(ctx context.Context, run Runner, o Options) (Report, error) {
 	if o.CA == nil {
 		return Report{}, errors.New("sync target: no SSH CA key")
 	}
-	s := &setup{ctx: ctx, run: run, l: l, dry: o.DryRun, allowVoter: o.AllowVoter, rep: Report{DryRun: o.DryRun}}
+	if o.Binary == nil {
+		return Report{}, errors.New("sync target: no agent binary to install as the sync account's SFTP server")
+	}
+	s := &setup{ctx: ctx, run: run, l: l, dry: o.DryRun, allowVoter: o.AllowVoter, rep: Report{DryRun: o.DryRun}, binary: o.Binary}
 	steps := []func() error{
 		s.preflight,
 		s.account,
 		s.chroot,
 		s.incoming,
+		s.server,
 		func() error { return s.dir(l.ConfDir, "0", "755") },
 		func() error {
 			return s.file(l.CAFile(), string(ssh.MarshalAuthorizedKey(o.CA)), true)
@@ -202,22 +216,87 @@ func (s *setup) account() error {
 	if err != nil {
 		return err
 	}
+	shell := s.l.ShellPath()
 	switch uid := strings.TrimSpace(out); {
 	case uid == "0":
 		return fmt.Errorf("sync target: account %s exists with uid 0; refusing to use a privileged account for sync", acc)
 	case uid != "none":
-		s.note("account "+acc, "unchanged", "uid "+uid)
-		return nil
+		cur, err := s.sh("getent passwd "+q(acc)+" | cut -d: -f7", nil)
+		if err != nil {
+			return err
+		}
+		if cur = strings.TrimSpace(cur); cur == shell {
+			s.note("account "+acc, "unchanged", "uid "+uid)
+			return nil
+		}
+		s.note("account "+acc, "updated", "login shell "+cur+" -> "+shell+" (the SFTP server inside the chroot)")
+		if s.dry {
+			return nil
+		}
+		_, err = s.sh("usermod --shell "+q(shell)+" "+q(acc), nil)
+		return err
 	}
-	s.note("account "+acc, "created", "system account, no shell (nologin), no password, home "+s.l.ChrootDir)
+	s.note("account "+acc, "created", "system account, no password, home "+s.l.ChrootDir+", login shell "+shell+" (the SFTP server inside the chroot)")
 	if s.dry {
 		return nil
 	}
 	// -p '*': no password that could ever match, but not "locked", which
-	// sshd without PAM would refuse even for certificates.
-	_, err = s.sh("nologin=$(command -v nologin || echo /usr/sbin/nologin); useradd --system --no-create-home --home-dir "+q(s.l.ChrootDir)+
-		" --shell \"$nologin\" -p '*' "+q(acc), nil)
+	// sshd without PAM would refuse even for certificates. The shell is a
+	// path inside the chroot (sshd checks it only there).
+	_, err = s.sh("useradd --system --no-create-home --home-dir "+q(s.l.ChrootDir)+
+		" --shell "+q(shell)+" -p '*' "+q(acc)+" 2>&1", nil)
 	return err
+}
+
+// server installs the agent binary for the target's architecture in the
+// chroot as the account's shell (root-owned 0755, replaced when its
+// SHA-256 differs) and its configuration naming the incoming directory.
+func (s *setup) server() error {
+	q := shellQuote
+	out, err := s.sh("uname -m", nil)
+	if err != nil {
+		return err
+	}
+	arch, ok := map[string]string{"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}[strings.TrimSpace(out)]
+	if !ok {
+		return fmt.Errorf("sync target: architecture %q: want x86_64 or aarch64", strings.TrimSpace(out))
+	}
+	local, err := s.binary(s.ctx, arch)
+	if err != nil {
+		return fmt.Errorf("sync target: agent binary for %s: %w", arch, err)
+	}
+	bin, err := os.ReadFile(local)
+	if err != nil {
+		return fmt.Errorf("sync target: agent binary: %w", err)
+	}
+	sum := sha256.Sum256(bin)
+	want := hex.EncodeToString(sum[:])
+	if err := s.dir(s.l.ServerDir(), "0", "755"); err != nil {
+		return err
+	}
+	dst := path.Join(s.l.ChrootDir, ServerShell)
+	cur, err := s.sh("sha256sum "+q(dst)+" 2>/dev/null || true", nil)
+	if err != nil {
+		return err
+	}
+	item := "file " + dst
+	switch f := strings.Fields(cur); {
+	case len(f) > 0 && f[0] == want:
+		s.note(item, "unchanged", "")
+	default:
+		action := "created"
+		if len(f) > 0 {
+			action = "updated"
+		}
+		s.note(item, action, fmt.Sprintf("agent binary %s (%d bytes, SHA-256 %s) as the sync account's SFTP server", filepath.Base(local), len(bin), want))
+		if !s.dry {
+			tmp := q(dst + ".ringmesh-new")
+			if _, err := s.sh("umask 022; cat > "+tmp+" && chown 0:0 "+tmp+" && chmod 0755 "+tmp+" && mv -f "+tmp+" "+q(dst), bin); err != nil {
+				return err
+			}
+		}
+	}
+	return s.file(path.Join(s.l.ChrootDir, ServerConfigPath), RenderServerConfig(s.l.RemoteDir()), false)
 }
 
 // chroot checks every directory from the chroot up to / (root-owned, not

@@ -1,6 +1,7 @@
 package synctarget
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -33,7 +34,6 @@ func TestRenderDropIn(t *testing.T) {
 	for _, want := range []string{
 		"Match User ringmesh-sync\n",
 		"    ChrootDirectory /srv/ringmesh-sync\n",
-		"    ForceCommand internal-sftp\n",
 		"    AllowTcpForwarding no\n",
 		"    X11Forwarding no\n",
 		"    PermitTTY no\n",
@@ -45,6 +45,9 @@ func TestRenderDropIn(t *testing.T) {
 		if !strings.Contains(got, want) {
 			t.Errorf("drop-in lacks %q:\n%s", want, got)
 		}
+	}
+	if strings.Contains(got, "ForceCommand") {
+		t.Errorf("drop-in sets ForceCommand, which would override the certificate's force-command (the node):\n%s", got)
 	}
 	if !strings.HasSuffix(got, "Match all\n") {
 		t.Errorf("drop-in must end the Match block with \"Match all\":\n%s", got)
@@ -130,6 +133,8 @@ type env struct {
 	iss    *auth.Issuer
 	caPub  ssh.PublicKey
 	parent string
+	// bin gives the agent binary setup installs as the SFTP server.
+	bin func(context.Context, string) (string, error)
 }
 
 // rootEnv starts a root sshd whose configuration includes the drop-in
@@ -174,7 +179,7 @@ func rootEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{o: o, l: l, iss: iss, caPub: caPub, parent: parent,
+	return &env{o: o, l: l, iss: iss, caPub: caPub, parent: parent, bin: testutil.AgentBinaryFor(t),
 		admin: Admin{Node: "hetzner-cpu1", Host: o.Host, Port: o.Port, User: o.User, Signers: []ssh.Signer{o.ClientKey.Signer}}}
 }
 
@@ -238,13 +243,13 @@ func TestSetupChrootedTarget(t *testing.T) {
 	}
 	saved := VoterSecrets
 	VoterSecrets = []string{secret}
-	_, err = Setup(ctx, run, Options{Layout: e.l, CA: e.caPub, DryRun: true})
+	_, err = Setup(ctx, run, Options{Layout: e.l, CA: e.caPub, Binary: e.bin, DryRun: true})
 	VoterSecrets = saved
 	if err == nil || !strings.Contains(err.Error(), "--allow-voter") || !strings.Contains(err.Error(), secret) {
 		t.Fatalf("host with voter secrets: %v", err)
 	}
 
-	dry, err := Setup(ctx, run, Options{Layout: e.l, CA: e.caPub, DryRun: true})
+	dry, err := Setup(ctx, run, Options{Layout: e.l, CA: e.caPub, Binary: e.bin, DryRun: true})
 	if err != nil {
 		t.Fatalf("dry run: %v", err)
 	}
@@ -255,14 +260,14 @@ func TestSetupChrootedTarget(t *testing.T) {
 		t.Fatalf("dry run wrote the drop-in: %v", err)
 	}
 
-	rep, err := Setup(ctx, run, Options{Layout: e.l, CA: e.caPub})
+	rep, err := Setup(ctx, run, Options{Layout: e.l, CA: e.caPub, Binary: e.bin})
 	if err != nil {
 		t.Fatalf("setup: %v\n%s", err, e.o.Log())
 	}
 	if !rep.Changed() || rep.Changes[len(rep.Changes)-1].Action != "reloaded" {
 		t.Fatalf("first setup %+v", rep)
 	}
-	again, err := Setup(ctx, run, Options{Layout: e.l, CA: e.caPub})
+	again, err := Setup(ctx, run, Options{Layout: e.l, CA: e.caPub, Binary: e.bin})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -278,7 +283,7 @@ func TestSetupChrootedTarget(t *testing.T) {
 	pin := ssh.FingerprintSHA256(key)
 	node := e.agentCert(t, "vast-1", e.l.Account, time.Now(), time.Hour)
 	local := filepath.Join(t.TempDir(), "ckpt.pt")
-	data := make([]byte, 9<<20+3) // over ExecHashMinSize: exec is replaced by internal-sftp, read-back verifies
+	data := make([]byte, 9<<20+3) // over ExecHashMinSize: exec gets the SFTP server, read-back verifies
 	_, _ = rand.Read(data)
 	if err := os.WriteFile(local, data, 0o600); err != nil {
 		t.Fatal(err)
@@ -385,6 +390,65 @@ func TestSetupChrootedTarget(t *testing.T) {
 		}
 	})
 
+	t.Run("each node only its own directory", func(t *testing.T) {
+		// vast-2 syncs into its own directory with the same transport.
+		other := e.agentCert(t, "vast-2", e.l.Account, time.Now(), time.Hour)
+		t2 := target
+		t2.Signer = other
+		tr := meshsync.NewSFTPTransport(meshsync.SFTPOptions{})
+		defer tr.Close()
+		if _, err := tr.Push(ctx, meshsync.LocalFile{Path: local, RemoteName: "vast-2/checkpoint/ckpt.pt"}, t2); err != nil {
+			t.Fatalf("vast-2 syncs into its own directory: %v", err)
+		}
+		if _, err := tr.Push(ctx, meshsync.LocalFile{Path: local, RemoteName: "vast-1/checkpoint/other.pt"}, t2); err == nil {
+			t.Fatal("vast-2 pushed a file into vast-1's directory")
+		}
+		c, err := e.dialSync(other)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		sc, err := sftp.NewClient(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sc.Close()
+		victim := "/incoming/vast-1/checkpoint/ckpt.pt"
+		for _, p := range []string{victim, "/incoming/vast-2/../vast-1/checkpoint/ckpt.pt", "/incoming/./vast-1/checkpoint/ckpt.pt",
+			"incoming/vast-1/checkpoint/ckpt.pt", "/incoming/vast-1"} {
+			if _, err := sc.Stat(p); err == nil {
+				t.Errorf("vast-2 stats %q", p)
+			}
+			if f, err := sc.Open(p); err == nil {
+				f.Close()
+				t.Errorf("vast-2 opens %q", p)
+			}
+			if f, err := sc.OpenFile(p, os.O_WRONLY|os.O_TRUNC); err == nil {
+				f.Close()
+				t.Errorf("vast-2 opens %q for writing", p)
+			}
+			if err := sc.Remove(p); err == nil {
+				t.Errorf("vast-2 removes %q", p)
+			}
+		}
+		if err := sc.Link(victim, "/incoming/vast-2/stolen"); err == nil {
+			t.Error("vast-2 hard-links vast-1's copy")
+		}
+		if err := sc.PosixRename(victim, "/incoming/vast-2/moved"); err == nil {
+			t.Error("vast-2 moves vast-1's copy")
+		}
+		if ents, err := sc.ReadDir("/incoming"); err != nil || len(ents) != 1 || ents[0].Name() != "vast-2" {
+			t.Errorf("vast-2 lists /incoming as %v (%v), want only its own directory", ents, err)
+		}
+		got, err := os.ReadFile(filepath.Join(e.l.IncomingDir(), "vast-1/checkpoint/ckpt.pt"))
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("vast-1's copy after vast-2's attempts: %d bytes, %v", len(got), err)
+		}
+		if got, err := os.ReadFile(filepath.Join(e.l.IncomingDir(), "vast-2/checkpoint/ckpt.pt")); err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("vast-2's own copy: %d bytes, %v", len(got), err)
+		}
+	})
+
 	t.Run("no shell, no pty, no forwarding", func(t *testing.T) {
 		c, err := e.dialSync(node)
 		if err != nil {
@@ -468,7 +532,7 @@ func TestSetupChrootedTarget(t *testing.T) {
 		if changed, err := RevokeNode(ctx, run, e.l, "vast-1"); err != nil || changed {
 			t.Fatalf("second revoke: %v %v", changed, err)
 		}
-		rep, err := Setup(ctx, run, Options{Layout: e.l, CA: e.caPub})
+		rep, err := Setup(ctx, run, Options{Layout: e.l, CA: e.caPub, Binary: e.bin})
 		if err != nil || rep.Changed() {
 			t.Fatalf("setup after revoke: %+v %v", rep, err)
 		}
