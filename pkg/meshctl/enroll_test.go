@@ -108,19 +108,29 @@ type enrollRig struct {
 	sb     *testutil.SecureBus
 	url    string
 	node   string
-	prefix string
-	known  string
-	client api.Client
+	prefix string // the install directory on this machine
+	// flagPrefix is what --prefix says (prefix, or ~/DIR of the SSH user).
+	flagPrefix string
+	known      string
+	client     api.Client
 }
 
 func startEnrollRig(t *testing.T) *enrollRig {
 	t.Helper()
 	sshd := sshtest.StartOpenSSH(t)
-	r := &enrollRig{t: t, sshd: sshd, node: "runpod-enroll1", prefix: filepath.Join(sshd.Dir, "ringmesh"),
+	p := filepath.Join(sshd.Dir, "ringmesh")
+	return startEnrollRigAs(t, sshd, sshd.User, p, p)
+}
+
+// startEnrollRigAs is startEnrollRig with the node reached as user over
+// sshd and installed in prefix (flagPrefix on the command line).
+func startEnrollRigAs(t *testing.T, sshd *sshtest.OpenSSH, user, prefix, flagPrefix string) *enrollRig {
+	t.Helper()
+	r := &enrollRig{t: t, sshd: sshd, node: "runpod-enroll1", prefix: prefix, flagPrefix: flagPrefix,
 		known: filepath.Join(t.TempDir(), "ringmesh_known_hosts")}
 	invPath := filepath.Join(t.TempDir(), "hosts.yaml")
 	inv := fmt.Sprintf("auto_sync:\n  data_classes:\n    checkpoints: [\"**/*.pt\"]\nhosts:\n  %s:\n    provider: runpod\n    ssh_host: 127.0.0.1\n    ssh_port: %d\n    ssh_user: %s\n    ssh_key: %s\n    is_ephemeral: true\n",
-		r.node, sshd.Port, sshd.User, sshd.ClientKeyPath)
+		r.node, sshd.Port, user, sshd.ClientKeyPath)
 	if err := os.WriteFile(invPath, []byte(inv), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +199,7 @@ func (r *enrollRig) enroll(bin string, extra ...string) (string, error) {
 	}
 	// The two test builds are stamped with versions of their own, not the
 	// coordinator's ("dev" in a test binary): the skew is what this test is about.
-	args := []string{"enroll", r.node, "--prefix", r.prefix, "--agent-binary", bin, "--known-hosts", r.known,
+	args := []string{"enroll", r.node, "--prefix", r.flagPrefix, "--agent-binary", bin, "--known-hosts", r.known,
 		"--mode", mode, "--metrics-listen", "", "--deadline", "2m", "--allow-version-skew"}
 	return r.meshctl(append(args, extra...)...)
 }
