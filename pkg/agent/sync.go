@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -13,12 +14,14 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
 
 	"github.com/ringmesh/ringmesh/pkg/bus"
 	"github.com/ringmesh/ringmesh/pkg/events"
 	"github.com/ringmesh/ringmesh/pkg/mesh"
 	"github.com/ringmesh/ringmesh/pkg/paths"
 	meshsync "github.com/ringmesh/ringmesh/pkg/sync"
+	"github.com/ringmesh/ringmesh/pkg/synctarget"
 	"github.com/ringmesh/ringmesh/pkg/wire"
 )
 
@@ -507,6 +510,8 @@ func (a *Agent) handleCommand(ctx context.Context, m jetstream.Msg) {
 		_ = m.InProgress()
 		log.Warn().Time("deadline", deadline).Str("reason", cmd.Reason).Msg("provider termination notice: flushing now")
 		a.flush(deadline, "preempt:"+cmd.Reason)
+	case events.VerbSyncRevoke:
+		a.applySyncRevoke(ctx, log, cmd.Args)
 	default:
 		log.Warn().Msg("unknown command terminated")
 		_ = m.TermWithReason(fmt.Sprintf("unknown verb %q", cmd.Verb))
@@ -515,6 +520,29 @@ func (a *Agent) handleCommand(ctx context.Context, m jetstream.Msg) {
 	if err := m.Ack(); err != nil && !errors.Is(err, context.Canceled) {
 		log.Debug().Err(err).Msg("ack command")
 	}
+}
+
+// applySyncRevoke applies a sync_revoke command; what it could not do is
+// logged (the certificate still expires within auth.DefaultSyncCertValidity).
+func (a *Agent) applySyncRevoke(ctx context.Context, log zerolog.Logger, args map[string]string) {
+	node := args["node"]
+	l := synctarget.Layout{Account: args["account"], ChrootDir: args["chroot"], ConfDir: args["conf_dir"]}.WithDefaults()
+	if err := l.Validate(); err != nil {
+		log.Warn().Err(err).Msg("sync_revoke refused")
+		return
+	}
+	if os.Geteuid() != 0 {
+		log.Warn().Str("node", events.StripControl(node)).Msg("sync_revoke: the agent does not run as root and cannot update this target's KRL; the node's certificate expires by itself")
+		return
+	}
+	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	changed, err := synctarget.RevokeNode(rctx, synctarget.LocalRunner{}, l, node)
+	if err != nil {
+		log.Warn().Err(err).Str("node", events.StripControl(node)).Msg("sync_revoke failed")
+		return
+	}
+	log.Info().Str("node", node).Bool("changed", changed).Str("krl", l.KRLFile()).Msg("sync credential revoked on this target")
 }
 
 // rpoCommandMaxAge: an "rpo" request older than this is not answered (the

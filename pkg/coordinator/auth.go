@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/nats-io/nats.go"
@@ -15,6 +17,7 @@ import (
 	"github.com/ringmesh/ringmesh/pkg/auth"
 	"github.com/ringmesh/ringmesh/pkg/events"
 	"github.com/ringmesh/ringmesh/pkg/mesh"
+	"github.com/ringmesh/ringmesh/pkg/synctarget"
 )
 
 type identityKey struct{}
@@ -87,7 +90,11 @@ func (c *Coordinator) apiRevoke(ctx context.Context, req []byte) (any, error) {
 		out.PublicKeys = append(out.PublicKeys, u.PublicKey)
 	}
 	if len(revoked) > 0 {
-		c.audit(ctx, "revoke", "revoke:"+r.Name+":"+revoked[len(revoked)-1].PublicKey, auditRevoke(ctx, r.Name, out.PublicKeys, err))
+		a := auditRevoke(ctx, r.Name, out.PublicKeys, err)
+		if err == nil {
+			c.revokeSyncOnTargets(ctx, r.Name, "credentials revoked by "+a.Actor, &a)
+		}
+		c.audit(ctx, "revoke", "revoke:"+r.Name+":"+revoked[len(revoked)-1].PublicKey, a)
 	}
 	if err != nil {
 		return nil, err
@@ -101,4 +108,47 @@ func auditRevoke(ctx context.Context, name string, keys []string, err error) eve
 		d["error"] = err.Error()
 	}
 	return events.Audit{Kind: "revoke", Node: name, Cause: "credentials revoked", Actor: actor(ctx, ""), Detail: d}
+}
+
+// revokeSyncOnTargets sends every sync target set up from this voter's
+// issuer store (sync-targets.json) a sync_revoke command for node, so that
+// the target's own agent adds it to the target's KRL at once
+// (events.VerbSyncRevoke); a target whose agent cannot (not root, down
+// longer than the command stream keeps it) still refuses the node once its
+// last certificate expires, since none is signed for a revoked node. The
+// targets sent to, and those that could not be, go into a's Detail.
+func (c *Coordinator) revokeSyncOnTargets(ctx context.Context, node, why string, a *events.Audit) {
+	if c.cfg.Auth == nil || c.isVoter(node) {
+		return
+	}
+	recs, err := synctarget.LoadRecords(c.cfg.Auth.Dir())
+	if err != nil {
+		c.log.Warn().Err(err).Str("node", node).Msg("sync revocation: reading the sync target records")
+		return
+	}
+	var sent, failed []string
+	for _, name := range slices.Sorted(maps.Keys(recs)) {
+		rec := recs[name]
+		if name == node {
+			continue
+		}
+		err := c.command(ctx, name, events.VerbSyncRevoke, map[string]string{
+			"node": node, "account": rec.Account, "chroot": rec.ChrootDir, "conf_dir": rec.ConfDir,
+		}, why)
+		if err != nil {
+			c.log.Warn().Err(err).Str("node", node).Str("target", name).Msg("sync revocation not sent")
+			failed = append(failed, name)
+			continue
+		}
+		sent = append(sent, name)
+	}
+	if a.Detail == nil {
+		a.Detail = map[string]string{}
+	}
+	if len(sent) > 0 {
+		a.Detail["sync_revoke_sent"] = strings.Join(sent, ",")
+	}
+	if len(failed) > 0 {
+		a.Detail["sync_revoke_failed"] = strings.Join(failed, ",")
+	}
 }

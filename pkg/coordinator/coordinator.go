@@ -718,6 +718,9 @@ func (c *Coordinator) revokeNode(ctx context.Context, node, why string) {
 	if len(keys) > 0 {
 		a := auditRevoke(ctx, node, keys, err)
 		a.Cause, a.Actor = "credentials revoked: "+why, "coordinator:"+c.cfg.Name
+		if err == nil {
+			c.revokeSyncOnTargets(ctx, node, "credentials revoked: "+why, &a)
+		}
 		c.audit(ctx, "revoke", "revoke:"+node+":"+keys[len(keys)-1], a)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"os/user"
@@ -19,6 +20,8 @@ import (
 
 	"github.com/ringmesh/ringmesh/internal/testutil"
 	"github.com/ringmesh/ringmesh/pkg/agent"
+	"github.com/ringmesh/ringmesh/pkg/api"
+	"github.com/ringmesh/ringmesh/pkg/auth"
 	"github.com/ringmesh/ringmesh/pkg/config"
 	"github.com/ringmesh/ringmesh/pkg/coordinator"
 	"github.com/ringmesh/ringmesh/pkg/detect"
@@ -133,5 +136,53 @@ func TestSyncIntoSetUpTarget(t *testing.T) {
 	}
 	if !strings.Contains(o.Log(), "ID vast-77 (serial") {
 		t.Errorf("sshd did not log a certificate with key ID vast-77:\n%s", o.Log())
+	}
+
+	// Revoking vast-77 takes its sync credential back on the target at
+	// once: the coordinator sends the target's agent (root here) a
+	// sync_revoke, which puts vast-77 in the target's KRL; a certificate
+	// signed just before the revocation is refused by sshd from then on.
+	k, err := sshtest.NewKeyPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := iss.SignSyncCert(auth.SyncCertRequest{Node: "vast-77", Key: k.Signer.PublicKey(), Principal: acct})
+	if err != nil {
+		t.Fatal(err)
+	}
+	certSigner, err := ssh.NewCertSigner(cert, k.Signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	login := func() error {
+		c, err := ssh.Dial("tcp", net.JoinHostPort(o.Host, strconv.Itoa(o.Port)), &ssh.ClientConfig{User: acct,
+			Auth: []ssh.AuthMethod{ssh.PublicKeys(certSigner)}, HostKeyCallback: ssh.FixedHostKey(o.HostKey.Signer.PublicKey()), Timeout: 10 * time.Second})
+		if err == nil {
+			c.Close()
+		}
+		return err
+	}
+	if err := login(); err != nil {
+		t.Fatalf("vast-77's certificate before the revocation: %v", err)
+	}
+	nc, err := testutil.Lookup(h.url).Connect(t, []string{h.url}, auth.RoleAdmin, "test-admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel2()
+	if err := testutil.Lookup(h.url).Client(t, nc).Call(ctx2, api.OpRevoke, api.RevokeRequest{Name: "vast-77"}, nil); err != nil {
+		t.Fatalf("revoke vast-77: %v", err)
+	}
+	testutil.Eventually(t, 60*time.Second, func() error {
+		b, _ := os.ReadFile(l.RevokedIDsFile())
+		if !strings.Contains(string(b), "id: vast-77\n") {
+			return fmt.Errorf("revoked_ids on the target: %q", b)
+		}
+		return nil
+	})
+	if err := login(); err == nil {
+		t.Fatal("the target still accepts vast-77's certificate after the revocation")
 	}
 }

@@ -142,6 +142,15 @@ type Command struct {
 	Reason      string            `json:"reason"`
 }
 
+// VerbSyncRevoke is the command a coordinator sends a sync target's agent
+// when it revokes a node (meshctl revoke, or the node retired or
+// terminated): Args "node" (the revoked node), "account", "chroot" and
+// "conf_dir" (the target's layout from its setup record). The agent, when
+// it runs as root on a host set up with `meshctl target setup`, adds the
+// node to the target's KRL, so sshd refuses the node's sync certificate at
+// once instead of when it expires.
+const VerbSyncRevoke = "sync_revoke"
+
 // Audit records a decision, transition or provider call on mesh.v1.audit.<kind>.
 type Audit struct {
 	Kind   string `json:"kind"` // "transition", "provider_call", "command", "policy", "lease"

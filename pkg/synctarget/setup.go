@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path"
 	"path/filepath"
 	"strconv"
@@ -21,6 +22,23 @@ import (
 // An error carries the command's standard error.
 type Runner interface {
 	Run(ctx context.Context, cmd string, stdin []byte) (string, error)
+}
+
+// LocalRunner runs commands on this host with /bin/sh (the target's own
+// agent, running as root, applying a revocation the coordinator sent).
+type LocalRunner struct{}
+
+// Run runs cmd with sh -c, stdin on its standard input; the output is
+// stdout, and a failure's error carries stderr.
+func (LocalRunner) Run(ctx context.Context, cmd string, stdin []byte) (string, error) {
+	c := exec.CommandContext(ctx, "/bin/sh", "-c", cmd)
+	c.Stdin = bytes.NewReader(stdin)
+	var stdout, stderr bytes.Buffer
+	c.Stdout, c.Stderr = &stdout, &stderr
+	if err := c.Run(); err != nil {
+		return stdout.String(), fmt.Errorf("%w: %s", err, strings.TrimSpace(stderr.String()))
+	}
+	return stdout.String(), nil
 }
 
 // SSHRunner runs commands over an administrator's SSH connection. With Sudo,
