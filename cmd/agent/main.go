@@ -28,7 +28,8 @@ import (
 )
 
 func main() {
-	if filepath.Base(os.Args[0]) == syncserve.ShellName {
+	// A login shell is started as "-<name>".
+	if strings.TrimPrefix(filepath.Base(os.Args[0]), "-") == syncserve.ShellName {
 		// The sync account's login shell on a target: sshd runs the
 		// certificate's force-command through it (internal/syncserve).
 		os.Exit(syncserve.RunShell(os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr))

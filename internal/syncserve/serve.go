@@ -73,6 +73,38 @@ func RunShell(args []string, getenv func(string) string, stdin io.Reader, stdout
 	return 0
 }
 
+// openNodeRoot opens <incoming>/<node> as an os.Root, creating it: it must
+// be a real directory, and the directory opened must be the one checked
+// (the same inode): a symlink swapped in between by anything that can
+// write incoming/ does not redirect the session.
+func openNodeRoot(incoming, node string) (*os.Root, error) {
+	in, err := os.OpenRoot(incoming)
+	if err != nil {
+		return nil, err
+	}
+	defer in.Close()
+	if err := in.Mkdir(node, 0o750); err != nil && !errors.Is(err, fs.ErrExist) {
+		return nil, err
+	}
+	before, err := in.Lstat(node)
+	if err != nil {
+		return nil, err
+	}
+	if !before.IsDir() {
+		return nil, fmt.Errorf("%s is not a directory (%s)", filepath.Join(incoming, node), before.Mode().Type())
+	}
+	root, err := in.OpenRoot(node)
+	if err != nil {
+		return nil, err
+	}
+	after, err := root.Stat(".")
+	if err != nil || !os.SameFile(before, after) {
+		root.Close()
+		return nil, fmt.Errorf("%s changed while it was opened", filepath.Join(incoming, node))
+	}
+	return root, nil
+}
+
 // Serve serves SFTP on rw for node until the client goes away. incoming is
 // the incoming directory on this host's file system ("/incoming" inside
 // the chroot when sshd runs it); the client sees "/", "/<base of incoming>"
@@ -85,17 +117,7 @@ func Serve(rw io.ReadWriteCloser, incoming, node string) error {
 		return err
 	}
 	dir := filepath.Join(incoming, node)
-	if err := os.Mkdir(dir, 0o750); err != nil && !errors.Is(err, fs.ErrExist) {
-		return err
-	}
-	fi, err := os.Lstat(dir)
-	if err != nil {
-		return err
-	}
-	if !fi.IsDir() {
-		return fmt.Errorf("%s is not a directory", dir)
-	}
-	root, err := os.OpenRoot(dir)
+	root, err := openNodeRoot(incoming, node)
 	if err != nil {
 		return err
 	}
@@ -179,7 +201,26 @@ func (h *handler) open(r *sftp.Request) (*syncedFile, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := singleLink(f); err != nil {
+		f.Close()
+		return nil, err
+	}
 	return &syncedFile{File: f}, nil
+}
+
+// singleLink refuses writes to a file with more than one name: a hard link
+// made from elsewhere (by anything that could write there before) must
+// not carry this node's writes to another name. The sync protocol itself
+// never writes a file while it has two names.
+func singleLink(f *os.File) error {
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Nlink > 1 && fi.Mode().IsRegular() {
+		return fmt.Errorf("%s has %d names: not written: %w", fi.Name(), st.Nlink, fs.ErrPermission)
+	}
+	return nil
 }
 
 // syncedFile is a file opened for writing: it is fsynced when closed (the
@@ -208,6 +249,10 @@ func (h *handler) Filecmd(r *sftp.Request) error {
 			if err != nil {
 				return err
 			}
+			if err := singleLink(f); err != nil {
+				f.Close()
+				return err
+			}
 			terr := f.Truncate(int64(attrs.Size))
 			if err := f.Close(); terr == nil {
 				terr = err
@@ -216,7 +261,9 @@ func (h *handler) Filecmd(r *sftp.Request) error {
 				return terr
 			}
 		}
-		if flags.Permissions {
+		// The node's own directory keeps its mode (a node must not lock
+		// itself out); elsewhere no bits beyond 0750.
+		if flags.Permissions && rel != "." {
 			if err := h.root.Chmod(rel, attrs.FileMode().Perm()&0o750); err != nil {
 				return err
 			}

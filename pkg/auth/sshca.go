@@ -120,6 +120,15 @@ type SyncCertRequest struct {
 // serves SFTP confined to the node's own directory (internal/syncserve).
 const SyncShellName = "ringmesh-sync-sftp"
 
+// SyncNodePrincipal is the second principal of every sync certificate for
+// account, next to the account itself: "<account>+sftp" ('+' is not in an
+// account name, so it names no login). A target set up by `meshctl target
+// setup` accepts only certificates naming it (AuthorizedPrincipalsFile), so
+// certificates signed before the per-node SFTP server existed (the account
+// as the only principal, force-command=internal-sftp) are refused there at
+// once, and a certificate for another account is refused as before.
+func SyncNodePrincipal(account string) string { return account + "+sftp" }
+
 // SyncForceCommand is the force-command critical option of node's sync
 // certificate: "ringmesh-sync-sftp --node=<node>". On a target set up by
 // `meshctl target setup` sshd runs it through the account's shell, the
@@ -152,7 +161,7 @@ func ValidSyncNode(node string) error {
 }
 
 // SignSyncCert signs a short-lived SSH user certificate for a node's sync
-// key: KeyId = node ID, ValidPrincipals = [Principal], ValidBefore = now +
+// key: KeyId = node ID, ValidPrincipals = [Principal, SyncNodePrincipal(Principal)], ValidBefore = now +
 // Validity, the critical option force-command=SyncForceCommand(node) and no
 // extensions (so no pty, no port, agent or X11 forwarding, no user rc). It
 // refuses a node whose bus credentials are all revoked (users.json), an invalid
@@ -213,7 +222,7 @@ func (iss *Issuer) SignSyncCert(r SyncCertRequest) (*ssh.Certificate, error) {
 		Serial:          uint64(serial[0])<<56 | uint64(serial[1])<<48 | uint64(serial[2])<<40 | uint64(serial[3])<<32 | uint64(serial[4])<<24 | uint64(serial[5])<<16 | uint64(serial[6])<<8 | uint64(serial[7]),
 		CertType:        ssh.UserCert,
 		KeyId:           r.Node,
-		ValidPrincipals: []string{r.Principal},
+		ValidPrincipals: []string{r.Principal, SyncNodePrincipal(r.Principal)},
 		ValidAfter:      uint64(r.Now.Add(-syncCertBackdate).Unix()),
 		ValidBefore:     uint64(r.Now.Add(r.Validity).Unix()),
 		Permissions: ssh.Permissions{

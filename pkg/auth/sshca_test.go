@@ -55,7 +55,7 @@ func TestSSHCAAndSyncCert(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cert.KeyId != "vast-1" || len(cert.ValidPrincipals) != 1 || cert.ValidPrincipals[0] != "ringmesh-sync" ||
+	if cert.KeyId != "vast-1" || len(cert.ValidPrincipals) != 2 || cert.ValidPrincipals[0] != "ringmesh-sync" || cert.ValidPrincipals[1] != "ringmesh-sync+sftp" ||
 		cert.CertType != ssh.UserCert || cert.ValidBefore != uint64(now.Add(DefaultSyncCertValidity).Unix()) {
 		t.Fatalf("cert %+v", cert)
 	}

@@ -51,13 +51,18 @@ func TestSyncIntoSetUpTarget(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The sync account reads the principals file below it (as sshd does
+	// for AuthorizedPrincipalsFile): searchable, as /etc/ssh is.
+	if err := os.Chmod(parent, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
 		_ = exec.Command("userdel", acct).Run()
 		_ = os.RemoveAll(parent)
 	})
 	conf := t.TempDir()
 	o := sshtest.StartOpenSSHWith(t, sshtest.OpenSSHOptions{AllowUsers: []string{acct}, Extra: "Include " + filepath.Join(conf, "sshd_config.d", "*.conf") + "\n"})
-	l := synctarget.Layout{Account: acct, ChrootDir: filepath.Join(parent, "chroot"), ConfDir: filepath.Join(conf, "ringmesh-sync"), PartialSweep: "none",
+	l := synctarget.Layout{Account: acct, ChrootDir: filepath.Join(parent, "chroot"), ConfDir: filepath.Join(parent, "ringmesh-sync"), PartialSweep: "none",
 		DropIn: filepath.Join(conf, "sshd_config.d", "ringmesh-sync.conf"), SSHDConfig: o.ConfigPath, SSHD: sshtest.FindSSHD(),
 		Reload: "kill -HUP " + strconv.Itoa(o.Pid())}.WithDefaults()
 

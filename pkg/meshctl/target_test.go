@@ -70,6 +70,11 @@ func TestTargetSetupCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The sync account reads the principals file below it (as sshd does
+	// for AuthorizedPrincipalsFile): searchable, as /etc/ssh is.
+	if err := os.Chmod(parent, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
 		_ = exec.Command("userdel", acct).Run()
 		_ = os.RemoveAll(parent)
@@ -77,7 +82,7 @@ func TestTargetSetupCommand(t *testing.T) {
 	conf := t.TempDir()
 	r := sshtest.StartOpenSSHWith(t, sshtest.OpenSSHOptions{AllowUsers: []string{acct}, Extra: "Include " + filepath.Join(conf, "d", "*.conf") + "\n"})
 	flags := []string{"--host", r.Host, "--port", strconv.Itoa(r.Port), "--user", r.User, "--identity", r.ClientKeyPath, "--fingerprint", r.Fingerprint(),
-		"--account", acct, "--chroot", filepath.Join(parent, "chroot"), "--conf-dir", filepath.Join(conf, "ringmesh-sync"),
+		"--account", acct, "--chroot", filepath.Join(parent, "chroot"), "--conf-dir", filepath.Join(parent, "ringmesh-sync"),
 		"--drop-in", filepath.Join(conf, "d", "ringmesh-sync.conf"), "--partial-sweep", "none", "--agent-binary", testutil.AgentBinary(t), "--sshd-config", r.ConfigPath, "--reload-command", "kill -HUP " + strconv.Itoa(r.Pid()), "hetzner-store"}
 	out, err := runMeshctl(append(append(base, "--dry-run"), flags...)...)
 	if err != nil || !strings.Contains(out, "would create  account "+acct) || !strings.Contains(out, "ChrootDirectory ") ||
@@ -106,7 +111,7 @@ func TestTargetSetupCommand(t *testing.T) {
 	if err != nil || !strings.Contains(out, "hetzner-store now refuses vast-1") {
 		t.Fatalf("revoke: %v\n%s", err, out)
 	}
-	if b, _ := os.ReadFile(filepath.Join(conf, "ringmesh-sync", "revoked_ids")); string(b) != "id: vast-1\n" {
+	if b, _ := os.ReadFile(filepath.Join(parent, "ringmesh-sync", "revoked_ids")); string(b) != "id: vast-1\n" {
 		t.Fatalf("revoked_ids %q", b)
 	}
 }

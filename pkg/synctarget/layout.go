@@ -192,13 +192,23 @@ func (l Layout) CAFile() string { return path.Join(l.ConfDir, "user_ca.pub") }
 // RevokedIDsFile lists the revoked certificate key IDs (ssh-keygen KRL spec).
 func (l Layout) RevokedIDsFile() string { return path.Join(l.ConfDir, "revoked_ids") }
 
+// PrincipalsFile is the AuthorizedPrincipalsFile: auth.SyncNodePrincipal(Account) only.
+func (l Layout) PrincipalsFile() string { return path.Join(l.ConfDir, "principals") }
+
+// NoClientEnv is the only variable name the drop-in's AcceptEnv lets a
+// client send: none, in effect (inside the Match block it replaces the
+// global list, e.g. Debian's LANG LC_*), so nothing the client sends can
+// reach the SFTP server's environment (SSH_ORIGINAL_COMMAND among them).
+const NoClientEnv = "RINGMESH_SYNC_NO_CLIENT_ENV"
+
 // KRLFile is the RevokedKeys file (an OpenSSH KRL).
 func (l Layout) KRLFile() string { return path.Join(l.ConfDir, "revoked.krl") }
 
 // RenderDropIn is the sshd drop-in for l: for the sync account only, no
 // password or keyboard-interactive login, no authorized_keys (only
-// certificates of the CA in CAFile whose principals name the account and
-// which RevokedKeys does not list), chrooted to ChrootDir, and no TTY,
+// certificates of the CA in CAFile with the principal auth.SyncNodePrincipal(Account),
+// the one line of PrincipalsFile, which RevokedKeys does not list), no
+// client environment (AcceptEnv NoClientEnv), chrooted to ChrootDir, and no TTY,
 // forwarding of any kind, tunnels or user rc. It sets no ForceCommand: the
 // certificate's force-command (auth.SyncForceCommand) runs through the
 // account's login shell, the SFTP server in the chroot (ShellPath), which
@@ -218,6 +228,8 @@ func RenderDropIn(l Layout) string {
 		{"KbdInteractiveAuthentication", "no"},
 		{"AuthorizedKeysFile", "none"},
 		{"TrustedUserCAKeys", l.CAFile()},
+		{"AuthorizedPrincipalsFile", l.PrincipalsFile()},
+		{"AcceptEnv", NoClientEnv},
 		{"RevokedKeys", l.KRLFile()},
 		{"DisableForwarding", "yes"},
 		{"AllowTcpForwarding", "no"},
@@ -243,6 +255,8 @@ func effective(l Layout) [][2]string {
 		// and a configured one would override it.
 		{"forcecommand", "none"},
 		{"trustedusercakeys", l.CAFile()},
+		{"authorizedprincipalsfile", l.PrincipalsFile()},
+		{"acceptenv", NoClientEnv},
 		{"revokedkeys", l.KRLFile()},
 		{"permittty", "no"},
 		{"allowtcpforwarding", "no"},

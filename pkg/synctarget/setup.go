@@ -15,6 +15,9 @@ import (
 	"strings"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/ringmesh/ringmesh/pkg/auth"
+	"github.com/ringmesh/ringmesh/pkg/events"
 )
 
 // Runner runs a shell command on the target as root (or through sudo) and
@@ -165,10 +168,11 @@ func Setup(ctx context.Context, run Runner, o Options) (Report, error) {
 		s.chroot,
 		s.incoming,
 		s.server,
-		func() error { return s.dir(l.ConfDir, "0", "755") },
+		s.confDir,
 		func() error {
 			return s.file(l.CAFile(), string(ssh.MarshalAuthorizedKey(o.CA)), true)
 		},
+		func() error { return s.file(l.PrincipalsFile(), auth.SyncNodePrincipal(l.Account)+"\n", true) },
 		s.revocations,
 		s.partialSweep,
 		s.dropIn,
@@ -321,28 +325,87 @@ func (s *setup) server() error {
 // group- or world-writable: sshd refuses a ChrootDirectory otherwise) and
 // creates or corrects the chroot itself.
 func (s *setup) chroot() error {
-	q := shellQuote
-	out, err := s.sh("p="+q(s.l.ChrootDir)+"; while :; do if [ -e \"$p\" ]; then stat -L -c '%u %a %n' \"$p\"; else echo \"missing - $p\"; fi; "+
-		"[ \"$p\" = / ] && break; p=$(dirname \"$p\"); done", nil)
-	if err != nil {
+	if bad, uid, mode, err := s.unsafeParent(s.l.ChrootDir); err != nil {
 		return err
-	}
-	for _, ln := range strings.Split(strings.TrimSpace(out), "\n") {
-		f := strings.SplitN(ln, " ", 3)
-		if len(f) != 3 || f[2] == s.l.ChrootDir || f[0] == "missing" {
-			continue
-		}
-		mode, _ := strconv.ParseUint(f[1], 8, 32)
-		if f[0] != "0" || mode&0o022 != 0 {
-			return fmt.Errorf("sync target: %s (above the chroot %s) is owned by uid %s with mode %s; sshd requires every directory of a ChrootDirectory to be root-owned and not group/world-writable: choose another --chroot",
-				f[2], s.l.ChrootDir, f[0], f[1])
-		}
+	} else if bad != "" {
+		return fmt.Errorf("sync target: %s (above the chroot %s) is owned by uid %s with mode %s; sshd requires every directory of a ChrootDirectory to be root-owned and not group/world-writable: choose another --chroot",
+			bad, s.l.ChrootDir, uid, mode)
 	}
 	return s.dir(s.l.ChrootDir, "0", "755")
 }
 
+// confDir checks the directories above the configuration directory as
+// sshd checks an AuthorizedPrincipalsFile's (StrictModes: root-owned, not
+// group/world-writable, up to /), then creates it.
+func (s *setup) confDir() error {
+	if bad, uid, mode, err := s.unsafeParent(s.l.ConfDir); err != nil {
+		return err
+	} else if bad != "" {
+		return fmt.Errorf("sync target: %s (above the configuration directory %s) is owned by uid %s with mode %s; sshd refuses an AuthorizedPrincipalsFile below a directory that is not root-owned or is group/world-writable: choose another --conf-dir",
+			bad, s.l.ConfDir, uid, mode)
+	}
+	// sshd opens the principals file as the sync account.
+	out, err := s.sh("p="+shellQuote(s.l.ConfDir)+"; while p=$(dirname \"$p\"); [ -e \"$p\" ] && stat -L -c '%a %n' \"$p\"; [ \"$p\" != / ]; do :; done", nil)
+	if err != nil {
+		return err
+	}
+	for _, ln := range strings.Split(strings.TrimSpace(out), "\n") {
+		f := strings.SplitN(ln, " ", 2)
+		if m, perr := strconv.ParseUint(f[0], 8, 32); perr == nil && len(f) == 2 && m&0o001 == 0 {
+			return fmt.Errorf("sync target: %s (above the configuration directory %s) has mode %s: the sync account cannot reach the principals file below it (sshd reads it as that account): choose another --conf-dir",
+				f[1], s.l.ConfDir, f[0])
+		}
+	}
+	return s.dir(s.l.ConfDir, "0", "755")
+}
+
+// unsafeParent returns the first existing directory above dir (dir itself
+// excluded) that is not root-owned or is group- or world-writable, with its
+// owner and mode; "" when there is none.
+func (s *setup) unsafeParent(dir string) (bad, uid, mode string, err error) {
+	q := shellQuote
+	out, err := s.sh("p="+q(dir)+"; while :; do if [ -e \"$p\" ]; then stat -L -c '%u %a %n' \"$p\"; else echo \"missing - $p\"; fi; "+
+		"[ \"$p\" = / ] && break; p=$(dirname \"$p\"); done", nil)
+	if err != nil {
+		return "", "", "", err
+	}
+	for _, ln := range strings.Split(strings.TrimSpace(out), "\n") {
+		f := strings.SplitN(ln, " ", 3)
+		if len(f) != 3 || f[2] == dir || f[0] == "missing" {
+			continue
+		}
+		m, _ := strconv.ParseUint(f[1], 8, 32)
+		if f[0] != "0" || m&0o022 != 0 {
+			return f[2], f[0], f[1], nil
+		}
+	}
+	return "", "", "", nil
+}
+
+// incoming makes the incoming directory and removes whatever at its top
+// level is not a directory: only node directories belong there, and a
+// symlink or file put there (by a session before the per-node server, or
+// any process of the account) could stand in for a node's directory.
 func (s *setup) incoming() error {
-	return s.dir(s.l.IncomingDir(), s.l.Account, "750")
+	if err := s.dir(s.l.IncomingDir(), s.l.Account, "750"); err != nil {
+		return err
+	}
+	q := shellQuote
+	list := "find " + q(s.l.IncomingDir()) + " -mindepth 1 -maxdepth 1 ! -type d"
+	out, err := s.sh("[ ! -d "+q(s.l.IncomingDir())+" ] || "+list, nil)
+	if err != nil {
+		return err
+	}
+	stray := strings.Fields(strings.TrimSpace(out))
+	if len(stray) == 0 {
+		return nil
+	}
+	s.note("incoming "+s.l.IncomingDir(), "updated", fmt.Sprintf("removed %d entries that are not node directories: %s", len(stray), events.StripControl(strings.Join(stray, " "))))
+	if s.dry {
+		return nil
+	}
+	_, err = s.sh(list+" -delete", nil)
+	return err
 }
 
 // dir makes path a directory owned by owner (a uid "0" or an account name,

@@ -158,6 +158,11 @@ func rootEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The sync account reads the principals file below it (as sshd does
+	// for AuthorizedPrincipalsFile): searchable, as /etc/ssh is.
+	if err := os.Chmod(parent, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
 		_ = exec.Command("userdel", acct).Run()
 		_ = os.RemoveAll(parent)
@@ -167,7 +172,7 @@ func rootEnv(t *testing.T) *env {
 	if err := os.MkdirAll(filepath.Join(conf, "cron.d"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	l := Layout{Account: acct, ChrootDir: filepath.Join(parent, "chroot"), ConfDir: filepath.Join(conf, "ringmesh-sync"),
+	l := Layout{Account: acct, ChrootDir: filepath.Join(parent, "chroot"), ConfDir: filepath.Join(parent, "ringmesh-sync"),
 		PartialSweep: filepath.Join(conf, "cron.d", "ringmesh-sync-partials"),
 		DropIn:       filepath.Join(conf, "sshd_config.d", "ringmesh-sync.conf"), SSHDConfig: o.ConfigPath, SSHD: sshtest.FindSSHD(),
 		Reload: "kill -HUP " + strconv.Itoa(o.Pid())}.WithDefaults()
