@@ -1042,19 +1042,30 @@ func (e *Engine) Flush(ctx context.Context, deadline time.Time) FlushResult {
 	if !expired() {
 		for _, ent := range e.ordered() {
 			have := ent.VerifiedCopies()
-			if have >= repl {
+			// A target that took a copy in the first pass that does not
+			// count (a database committed to after the scan: the copy is
+			// newer than what the scan saw) would only get the same again.
+			var copied []string
+			for _, pj := range jobsByPath[ent.Path] {
+				for _, id := range pj.copiedTo {
+					if !hasValid(ent, id) && !slices.Contains(copied, id) {
+						copied = append(copied, id)
+					}
+				}
+			}
+			if have+len(copied) >= repl {
 				continue
 			}
 			var cands []Target
 			for _, t := range targets {
-				if t.Accepts(ent.Class) && !hasValid(ent, t.NodeID) {
+				if t.Accepts(ent.Class) && !hasValid(ent, t.NodeID) && !slices.Contains(copied, t.NodeID) {
 					cands = append(cands, t)
 				}
 			}
 			if len(cands) == 0 {
 				continue
 			}
-			j := &job{entry: ent, targets: cands, need: repl - have}
+			j := &job{entry: ent, targets: cands, need: repl - have - len(copied)}
 			pass2 = append(pass2, j)
 			jobsByPath[ent.Path] = append(jobsByPath[ent.Path], j)
 		}

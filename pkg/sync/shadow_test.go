@@ -264,6 +264,19 @@ func TestFlushReportsDatabaseChangedAfterCopy(t *testing.T) {
 	if got.Reason != ReasonChanged || !strings.Contains(got.Detail, "copied to hetzner-cpu1, but") {
 		t.Fatalf("database missed with %q: %q, want %q with the copy made", got.Reason, got.Detail, ReasonChanged)
 	}
+	// The second pass does not send the same target the database again:
+	// the copy would be just as new.
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	pushes := 0
+	for _, l := range tr.log {
+		if strings.HasSuffix(l, "selfplay.db") {
+			pushes++
+		}
+	}
+	if pushes != 1 {
+		t.Fatalf("the database was pushed %d times to the one target, want once: %q", pushes, tr.log)
+	}
 }
 
 // TestEngineKeepsAndPrunesShadows: the engine's pushes of a database go
